@@ -1,0 +1,209 @@
+"""SparkSession factory with capability detection *before* the session starts.
+
+Jar-backed extensions (Delta's Spark side, GraphFrames, Spark NLP) are enabled only when their
+jar is found on disk, or when config names Maven coordinates in ``spark.packages``. Setting the
+Delta catalog without its jar breaks every query, and ``spark.jars.packages`` with no network
+kills the JVM gateway, so neither is ever set by default.
+
+Where jars are looked for, in order: ``spark.jars_dir`` from config, the paths in a configured
+``spark.jars``, ``$SPARK_HOME/jars``, and the jars folder of the installed pyspark.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from mktpipe.config import Config
+
+log = logging.getLogger(__name__)
+
+# file-name patterns of each extension's jar
+JAR_PATTERNS = {
+    "delta_spark": re.compile(r"^delta-spark_2\.1[23]-[\d.]+.*\.jar$"),
+    "graphframes": re.compile(r"^graphframes.*\.jar$"),
+    "spark_nlp": re.compile(r"^spark-nlp.*\.jar$"),
+}
+# Maven coordinate prefixes that provide each capability through spark.packages
+PACKAGE_PREFIXES = {
+    "delta_spark": "io.delta:delta-spark",
+    "graphframes": "io.graphframes:graphframes",
+    "spark_nlp": "com.johnsnowlabs.nlp:spark-nlp",
+}
+_CONF_PREFIX = "spark.mktpipe.capability."
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which jar-backed backends this session can use, and why (or why not)."""
+
+    delta_spark: bool = False
+    graphframes: bool = False
+    spark_nlp: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _jar_dirs(config: Config) -> list[Path]:
+    dirs = []
+    if config.spark.jars_dir:
+        dirs.append(Path(config.spark.jars_dir).expanduser())
+    spark_home = os.environ.get("SPARK_HOME")
+    if spark_home:
+        dirs.append(Path(spark_home) / "jars")
+    import pyspark
+
+    dirs.append(Path(pyspark.__file__).parent / "jars")
+    return dirs
+
+
+def _configured_jars(config: Config) -> list[Path]:
+    listed = config.spark.conf.get("spark.jars", "")
+    return [Path(p.strip()) for p in listed.split(",") if p.strip()]
+
+
+def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
+    """Find extension jars on disk before start-up.
+
+    Returns the capabilities and the jar paths to add to ``spark.jars`` (those found in a jars
+    folder that Spark does not load by itself).
+    """
+    found: dict[str, bool] = {}
+    reasons: dict[str, str] = {}
+    extra_jars: list[str] = []
+    spark_home_jars = [d for d in _jar_dirs(config)[1:]]  # Spark loads these itself
+    candidates: list[tuple[Path, bool]] = [(p, True) for p in _configured_jars(config)]
+    for folder in _jar_dirs(config):
+        loaded_by_spark = folder in spark_home_jars
+        for path in sorted(glob.glob(str(folder / "*.jar"))):
+            candidates.append((Path(path), loaded_by_spark))
+    for name, pattern in JAR_PATTERNS.items():
+        hits = [(p, auto) for p, auto in candidates if pattern.match(p.name) and p.exists()]
+        package = next(
+            (c for c in config.spark.packages if c.startswith(PACKAGE_PREFIXES[name])), None
+        )
+        if hits:
+            path, auto = hits[0]
+            found[name] = True
+            reasons[name] = f"jar found: {path}"
+            if not auto:
+                extra_jars.append(str(path))
+        elif package:
+            found[name] = True
+            reasons[name] = f"Maven package requested in spark.packages: {package}"
+        else:
+            found[name] = False
+            searched = ", ".join(str(d) for d in _jar_dirs(config)) or "(none)"
+            reasons[name] = (
+                f"no jar matching {pattern.pattern} in spark.jars or {searched}; "
+                f"using the embedded default"
+            )
+    if found["delta_spark"] and not config.spark.packages:
+        # the delta-spark jar needs delta-storage beside it
+        storage = [p for p, _ in candidates if p.name.startswith("delta-storage")]
+        if not storage:
+            found["delta_spark"] = False
+            reasons["delta_spark"] = (
+                "delta-spark jar found but no delta-storage jar beside it; using delta-rs"
+            )
+        else:
+            extra_jars += [str(p) for p, auto in candidates if p.name.startswith("delta-storage")
+                           and not auto and str(p) not in extra_jars]
+    return Capabilities(reasons=reasons, **found), extra_jars
+
+
+def _python_env() -> None:
+    # Spark's Python workers start whatever python3 is first on PATH; pin them to ours so
+    # pandas UDFs can import mktpipe even when the virtualenv is not activated.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dict[str, str]:
+    """The Spark settings for a session: defaults, capability settings, then config's own."""
+    conf = {
+        "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
+        "spark.driver.memory": config.spark.driver_memory,
+        "spark.ui.enabled": str(config.spark.ui_enabled).lower(),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
+    if config.spark.packages:
+        conf["spark.jars.packages"] = ",".join(config.spark.packages)
+    jars = [j for j in config.spark.conf.get("spark.jars", "").split(",") if j] + extra_jars
+    if jars:
+        conf["spark.jars"] = ",".join(dict.fromkeys(jars))
+    use_delta_spark = caps.delta_spark and config.storage.backend in ("auto", "delta-spark")
+    if use_delta_spark:
+        conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
+        conf["spark.sql.catalog.spark_catalog"] = (
+            "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+    for key, value in config.spark.conf.items():
+        if key != "spark.jars":
+            conf[key] = value
+    for name, ok in (
+        ("delta_spark", caps.delta_spark),
+        ("graphframes", caps.graphframes),
+        ("spark_nlp", caps.spark_nlp),
+    ):
+        conf[_CONF_PREFIX + name] = str(ok).lower()
+        conf[_CONF_PREFIX + name + ".reason"] = caps.reasons.get(name, "")
+    return conf
+
+
+def get_spark(config: Config) -> SparkSession:
+    """Build (or return the running) SparkSession for ``config``.
+
+    Capability detection runs first; the chosen settings are logged.
+    """
+    _python_env()
+    caps, extra_jars = detect_capabilities(config)
+    conf = build_conf(config, caps, extra_jars)
+    builder = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info(
+        "spark %s master=%s shuffle_partitions=%s capabilities=%s",
+        spark.version,
+        config.spark.master,
+        config.spark.shuffle_partitions,
+        {k: v for k, v in caps.to_dict().items() if k != "reasons"},
+    )
+    return spark
+
+
+def capabilities(spark: SparkSession) -> Capabilities:
+    """The capabilities detected when ``spark`` was built (all False for a foreign session)."""
+    conf = spark.conf
+
+    def flag(name: str) -> bool:
+        return (conf.get(_CONF_PREFIX + name, "false") or "false").lower() == "true"
+
+    reasons = {
+        name: conf.get(_CONF_PREFIX + name + ".reason", "session not built by mktpipe") or ""
+        for name in ("delta_spark", "graphframes", "spark_nlp")
+    }
+    return Capabilities(
+        delta_spark=flag("delta_spark"),
+        graphframes=flag("graphframes"),
+        spark_nlp=flag("spark_nlp"),
+        reasons=reasons,
+    )

@@ -1,0 +1,60 @@
+"""Delta table storage behind one interface; see ``open_store``."""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import SparkSession
+
+from mktpipe.config import Config
+from mktpipe.storage.base import (
+    SchemaMismatchError,
+    TableNotFoundError,
+    TableStore,
+    WriteStats,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "open_store",
+    "choose_backend",
+    "TableStore",
+    "TableNotFoundError",
+    "SchemaMismatchError",
+    "WriteStats",
+]
+
+
+def choose_backend(spark: SparkSession, config: Config) -> tuple[str, str]:
+    """The storage backend to use and why."""
+    from mktpipe.session import capabilities
+
+    caps = capabilities(spark)
+    wanted = config.storage.backend
+    if wanted == "delta-spark" and not caps.delta_spark:
+        raise RuntimeError(
+            "storage.backend is delta-spark but the Delta jar is not available: "
+            + caps.reasons.get("delta_spark", "")
+            + ". Put delta-spark and delta-storage jars in spark.jars_dir, or use delta-rs."
+        )
+    if wanted == "delta-rs":
+        return "delta-rs", "storage.backend is delta-rs"
+    if caps.delta_spark:
+        return "delta-spark", caps.reasons.get("delta_spark", "jar present")
+    return "delta-rs", "embedded default (" + caps.reasons.get("delta_spark", "no Delta jar") + ")"
+
+
+def open_store(spark: SparkSession, config: Config) -> TableStore:
+    """The TableStore for ``config.paths.warehouse`` on the backend this session supports."""
+    backend, why = choose_backend(spark, config)
+    raw = config.paths.warehouse
+    warehouse = raw if "://" in raw else str(config.resolve_path("warehouse"))
+    log.debug("table store %s at %s: %s", backend, warehouse, why)
+    if backend == "delta-spark":
+        from mktpipe.storage.delta_spark import DeltaSparkStore
+
+        return DeltaSparkStore(spark, warehouse)
+    from mktpipe.storage.delta_rs import DeltaRsStore
+
+    return DeltaRsStore(spark, warehouse, target_file_rows=config.storage.target_file_rows)

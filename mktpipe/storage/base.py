@@ -1,0 +1,177 @@
+"""The TableStore interface: Delta tables addressed as ``layer.name``."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+WRITE_MODES = ("append", "overwrite")
+
+
+class TableNotFoundError(LookupError):
+    """A table that has not been written yet."""
+
+
+class SchemaMismatchError(ValueError):
+    """Data whose columns or types differ from the table's."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What the last write or merge committed (from file metadata, never from the data)."""
+
+    table: str
+    version: int | None  # None when nothing was committed
+    rows: int
+    files: int
+    bytes: int
+    operation: str
+
+
+ReplaceWhere = Mapping[str, Any]
+
+
+def replace_where_sql(replace_where: ReplaceWhere) -> str:
+    """``{"d": "2024-01-01", "s": ["a", "b"]}`` -> ``d = '2024-01-01' AND s IN ('a', 'b')``."""
+
+    def lit(value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    parts = []
+    for column, value in replace_where.items():
+        if isinstance(value, (list, tuple, set)):
+            parts.append(f"`{column}` IN ({', '.join(lit(v) for v in sorted(value))})")
+        else:
+            parts.append(f"`{column}` = {lit(value)}")
+    return " AND ".join(parts)
+
+
+def schema_differences(expected: StructType, actual: StructType) -> list[str]:
+    """Human-readable differences in column names and types (nullability ignored)."""
+    exp = {f.name: f.dataType for f in expected.fields}
+    act = {f.name: f.dataType for f in actual.fields}
+    problems = []
+    missing = [c for c in exp if c not in act]
+    extra = [c for c in act if c not in exp]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    for name in exp.keys() & act.keys():
+        if _strip_nullability(exp[name]) != _strip_nullability(act[name]):
+            problems.append(
+                f"column '{name}' is {act[name].simpleString()}, "
+                f"table has {exp[name].simpleString()}"
+            )
+    return problems
+
+
+def _strip_nullability(dtype):
+    from pyspark.sql.types import ArrayType, MapType, StructField
+
+    if isinstance(dtype, ArrayType):
+        return ArrayType(_strip_nullability(dtype.elementType), True)
+    if isinstance(dtype, MapType):
+        return MapType(
+            _strip_nullability(dtype.keyType), _strip_nullability(dtype.valueType), True
+        )
+    if isinstance(dtype, StructType):
+        return StructType(
+            [StructField(f.name, _strip_nullability(f.dataType), True) for f in dtype.fields]
+        )
+    return dtype
+
+
+class TableStore(ABC):
+    """Delta tables under ``<warehouse>/<layer>/<name>``.
+
+    Subclasses implement one backend; the contract (tests/unit/test_storage_contract.py) is the
+    same for all of them.
+    """
+
+    backend: str = "abstract"
+
+    def __init__(self, spark: SparkSession, warehouse: str | Path):
+        self.spark = spark
+        self.warehouse = str(warehouse)
+        self.last_write: WriteStats | None = None
+
+    # --- naming --------------------------------------------------------------------------
+    def path(self, table: str) -> str:
+        """The folder of ``layer.name``; raises ValueError for a malformed name."""
+        if not _TABLE_NAME.match(table):
+            raise ValueError(
+                f"table name {table!r} must be 'layer.name' in lower case (e.g. bronze.events)"
+            )
+        layer, name = table.split(".")
+        return str(Path(self.warehouse) / layer / name)
+
+    @staticmethod
+    def _check_mode(mode: str, replace_where: ReplaceWhere | None) -> None:
+        if mode not in WRITE_MODES:
+            raise ValueError(f"write mode {mode!r} is not one of {WRITE_MODES}")
+        if replace_where and mode != "overwrite":
+            raise ValueError("replace_where needs mode='overwrite'")
+
+    # --- the contract --------------------------------------------------------------------
+    @abstractmethod
+    def write(
+        self,
+        df: DataFrame,
+        table: str,
+        mode: str = "append",
+        partition_by: Sequence[str] | None = None,
+        replace_where: ReplaceWhere | None = None,
+    ) -> int:
+        """Commit ``df`` to ``table`` as one transaction; return the new version.
+
+        ``mode="overwrite"`` replaces the table, or only the partitions matched by
+        ``replace_where`` (a mapping of partition column -> value or list of values); every
+        written row must fall inside ``replace_where``. The table is created on first write.
+        """
+
+    @abstractmethod
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        """The table at its latest (or the given) version."""
+
+    @abstractmethod
+    def merge_insert(self, df: DataFrame, table: str, keys: Sequence[str]) -> int:
+        """Insert the rows of ``df`` whose ``keys`` are absent from ``table``.
+
+        Rows of ``df`` that share a key with each other are inserted once. Returns the new
+        version, or the current one when there was nothing to insert (no empty commit).
+        """
+
+    @abstractmethod
+    def history(self, table: str) -> list[dict]:
+        """Commit history, newest first (version, timestamp, operation, parameters)."""
+
+    @abstractmethod
+    def exists(self, table: str) -> bool:
+        """Whether ``table`` has been created."""
+
+    @abstractmethod
+    def version(self, table: str) -> int:
+        """The latest version of ``table``."""
+
+    @abstractmethod
+    def schema(self, table: str) -> StructType:
+        """The table's Spark schema."""
+
+    def _require(self, table: str) -> str:
+        path = self.path(table)
+        if not self.exists(table):
+            raise TableNotFoundError(
+                f"table {table} does not exist at {path}; run the stage that writes it first "
+                f"(e.g. `mktpipe ingest` for bronze tables)"
+            )
+        return path

@@ -1,0 +1,137 @@
+"""Parquet file metadata for Delta add actions: per-file stats, schema, partition values.
+
+Only footers are read (on the driver): metadata, never rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import posixpath
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+# string stats longer than this are left out (Delta readers treat missing stats as unknown)
+MAX_STRING_STAT = 64
+
+
+def partition_values(relative_path: str) -> dict[str, str | None]:
+    """``d=2024-01-01/s=a%3Ab/part-0.parquet`` -> ``{"d": "2024-01-01", "s": "a:b"}``."""
+    values: dict[str, str | None] = {}
+    for segment in relative_path.split("/")[:-1]:
+        if "=" not in segment:
+            continue
+        key, raw = segment.split("=", 1)
+        values[unquote(key)] = None if raw == HIVE_NULL else unquote(raw)
+    return values
+
+
+def _ms_iso(value: dt.datetime, round_up: bool) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    value = value.astimezone(dt.timezone.utc)
+    micros = value.microsecond
+    ms = micros // 1000
+    if round_up and micros % 1000:
+        value = value.replace(microsecond=0) + dt.timedelta(milliseconds=ms + 1)
+    else:
+        value = value.replace(microsecond=ms * 1000)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _stat_value(value: Any, round_up: bool) -> Any:
+    """A JSON-able Delta stats value, or None when the value should be left out."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return _ms_iso(value, round_up)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STRING_STAT else None
+    return None
+
+
+def file_stats(metadata: pq.FileMetaData) -> dict[str, Any]:
+    """Delta stats (numRecords, minValues, maxValues, nullCount) from a Parquet footer.
+
+    Only top-level primitive columns get min/max/nullCount; a column is left out of
+    minValues/maxValues when any row group lacks statistics for it.
+    """
+    num_rows = metadata.num_rows
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    if metadata.num_row_groups:
+        names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+        for idx, path in enumerate(names):
+            if "." in path:  # nested (lists, structs): no per-column stats
+                continue
+            lo = hi = None
+            null_count = 0
+            complete = True
+            for rg in range(metadata.num_row_groups):
+                stats = metadata.row_group(rg).column(idx).statistics
+                if stats is None:
+                    complete = False
+                    break
+                null_count += stats.null_count if stats.has_null_count else 0
+                if stats.has_min_max:
+                    lo = stats.min if lo is None else min(lo, stats.min)
+                    hi = stats.max if hi is None else max(hi, stats.max)
+            if not complete:
+                continue
+            nulls[path] = null_count
+            lo_v, hi_v = _stat_value(lo, False), _stat_value(hi, True)
+            if lo_v is not None and hi_v is not None:
+                mins[path] = lo_v
+                maxs[path] = hi_v
+    return {"numRecords": num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path for a local path or a URI (s3://, hdfs://, file:)."""
+    if "://" in uri or uri.startswith("file:"):
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), uri
+
+
+def list_parquet(fs: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:
+    """Every ``*.parquet`` file below ``root`` (sorted by path)."""
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    files = [
+        info
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.path.endswith(".parquet")
+    ]
+    return sorted(files, key=lambda info: info.path)
+
+
+def read_footer(fs: pafs.FileSystem, path: str) -> pq.FileMetaData:
+    with fs.open_input_file(path) as fh:
+        return pq.read_metadata(fh)
+
+
+def relpath(path: str, root: str) -> str:
+    return posixpath.relpath(path, root)
+
+
+def stats_json(metadata: pq.FileMetaData) -> str:
+    return json.dumps(file_stats(metadata), separators=(",", ":"))
+
+
+def arrow_schema(metadata: pq.FileMetaData) -> pa.Schema:
+    return metadata.schema.to_arrow_schema().remove_metadata()
