@@ -240,6 +240,7 @@ BRONZE_PARTITIONS: dict[str, list[str] | None] = {
     "orders": None,
 }
 
+QUARANTINE_KEYS = (SOURCE_FILE, "record_sha256", "occurrence")
 QUARANTINE_SCHEMA = StructType(
     [
         StructField("source", StringType(), False),
@@ -247,6 +248,9 @@ QUARANTINE_SCHEMA = StructType(
         StructField(SOURCE_FILE, StringType(), True),
         StructField("reason_code", StringType(), False),
         StructField("reason_detail", StringType(), True),
+        # identity of the record: a re-run quarantines the same (file, hash, occurrence) once
+        StructField("record_sha256", StringType(), False),
+        StructField("occurrence", LongType(), False),
         StructField(RUN_ID, StringType(), False),
         StructField(INGESTED_AT, TimestampType(), False),
         StructField(INGEST_DATE, DateType(), False),

@@ -144,11 +144,16 @@ class TableStore(ABC):
         """The table at its latest (or the given) version."""
 
     @abstractmethod
-    def merge_insert(self, df: DataFrame, table: str, keys: Sequence[str]) -> int:
+    def merge_insert(
+        self, df: DataFrame, table: str, keys: Sequence[str], existing_filter: str | None = None
+    ) -> int:
         """Insert the rows of ``df`` whose ``keys`` are absent from ``table``.
 
-        Rows of ``df`` that share a key with each other are inserted once. Returns the new
-        version, or the current one when there was nothing to insert (no empty commit).
+        Rows of ``df`` that share a key with each other are inserted once (which one is
+        unspecified: dedupe first when it matters). ``existing_filter`` (a SQL predicate on
+        the table, columns in backticks, typically on partition columns) limits which existing rows are compared,
+        so a daily batch does not scan all history. Returns the new version, or the current
+        one when there was nothing to insert (no empty commit).
         """
 
     @abstractmethod

@@ -156,14 +156,19 @@ class DeltaRsStore(TableStore):
         )
         return version
 
-    def merge_insert(self, df: DataFrame, table: str, keys: Sequence[str]) -> int:
+    def merge_insert(
+        self, df: DataFrame, table: str, keys: Sequence[str], existing_filter: str | None = None
+    ) -> int:
         keys = list(keys)
         missing = [k for k in keys if k not in df.columns]
         if missing:
             raise ValueError(f"merge_insert into {table}: keys {missing} not in {df.columns}")
         new_rows = df.dropDuplicates(keys)
         if self.exists(table):
-            current = self.read(table).select(*keys)
+            current = self.read(table)
+            if existing_filter:
+                current = current.filter(existing_filter)
+            current = current.select(*keys)
             new_rows = new_rows.join(current, on=keys, how="left_anti")
         return self.write(new_rows, table, mode="append")
 

@@ -7,6 +7,7 @@ Same contract as the delta-rs store; tables written by either are read by the ot
 from __future__ import annotations
 
 import logging
+import re
 from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -88,13 +89,18 @@ class DeltaSparkStore(TableStore):
         self.last_write = WriteStats(table, version, rows, files, 0, mode)
         return version
 
-    def merge_insert(self, df: DataFrame, table: str, keys: Sequence[str]) -> int:
+    def merge_insert(
+        self, df: DataFrame, table: str, keys: Sequence[str], existing_filter: str | None = None
+    ) -> int:
         keys = list(keys)
         new_rows = df.dropDuplicates(keys)
         if not self.exists(table):
             return self.write(new_rows, table)
         before = self.version(table)
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        if existing_filter:
+            # qualify the filter's `backticked` columns with the target alias
+            condition += " AND (" + re.sub(r"`([^`]+)`", r"t.`\1`", existing_filter) + ")"
         (
             self._dt(table).alias("t")
             .merge(new_rows.alias("s"), condition)

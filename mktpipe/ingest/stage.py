@@ -1,0 +1,289 @@
+"""The ingest stage: one landing date -> ``bronze.<source>`` + ``quarantine.<source>``.
+
+Per source: read the date's files line by line, parse and classify every line (valid or a
+reason code), check user references against ``bronze.users``, drop duplicates within the
+batch, quarantine the bad rows (partition overwrite for the date: a re-run replaces, never
+adds), and insert the valid rows whose natural key is not yet in bronze.
+
+Nothing is lost: for every source ``read == written + quarantined + duplicates`` is checked,
+from independent counts (lines read, rows in committed files, duplicates found), and
+recorded in the run manifest; a mismatch fails the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from mktpipe import schemas as S
+from mktpipe.config import Config
+from mktpipe.errors import CountMismatchError
+from mktpipe.ingest import landing
+from mktpipe.ingest.validate import DETAIL, REASON, Rules, classify, parse_raw, typed_columns
+from mktpipe.quality.manifest import StageResult
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+# users first: the other sources' user references are checked against bronze.users
+INGEST_ORDER = ("users", "videos", "follows", "events", "comments", "orders")
+USER_REFERENCES = {
+    "events": (S.USER_ID,),
+    "comments": (S.USER_ID,),
+    "orders": (S.USER_ID,),
+    "follows": (S.FOLLOWER_ID, S.FOLLOWEE_ID),
+}
+_RANK = "_rank"
+
+
+def bronze_table(source: str) -> str:
+    return f"bronze.{source}"
+
+
+def quarantine_table(source: str) -> str:
+    return f"quarantine.{source}"
+
+
+def rules_from_config(config: Config, run_date: dt.date, now: dt.datetime) -> Rules:
+    ing = config.ingest
+    return Rules(
+        run_date=run_date,
+        now=now,
+        future_tolerance_hours=ing.future_tolerance_hours,
+        max_order_amount=ing.max_order_amount,
+        max_watch_time_s=ing.max_watch_time_s,
+        currencies=tuple(sorted(ing.fx_to_usd)),
+    )
+
+
+def with_derived_columns(df: DataFrame, source: str, fx_to_usd: dict[str, float]) -> DataFrame:
+    """Columns bronze adds to the raw fields (USD amount, event dates)."""
+    if source == "orders":
+        rates = F.create_map(*[x for k, v in sorted(fx_to_usd.items()) for x in (F.lit(k), F.lit(v))])
+        return df.withColumn("amount_usd", F.round(F.col("amount") * rates[F.col("currency")], 4))
+    if source == "events":
+        return df.withColumn("event_date", F.to_date(S.TS))
+    if source == "comments":
+        return df.withColumn("comment_date", F.to_date(S.TS))
+    return df
+
+
+def flag_unknown_users(df: DataFrame, source: str, known_users: DataFrame | None) -> DataFrame:
+    """Valid rows whose user reference is not a known user get UNKNOWN_USER."""
+    refs = USER_REFERENCES.get(source, ())
+    if not refs:
+        return df
+    for i, ref in enumerate(refs):
+        flag = f"_known_{i}"
+        if known_users is None:
+            df = df.withColumn(flag, F.lit(None).cast("boolean"))
+        else:
+            known = known_users.select(F.col(S.USER_ID).alias(ref), F.lit(True).alias(flag))
+            df = df.join(known, on=ref, how="left")
+        unknown = F.col(REASON).isNull() & F.col(flag).isNull()
+        df = (
+            df.withColumn(DETAIL, F.when(unknown, F.concat(F.lit(f"{ref}="), F.col(ref),
+                                                           F.lit(" is not a known user")))
+                          .otherwise(F.col(DETAIL)))
+            .withColumn(REASON, F.when(unknown, F.lit(S.REASON_UNKNOWN_USER))
+                        .otherwise(F.col(REASON)))
+            .drop(flag)
+        )
+    return df
+
+
+def rank_within_key(valid: DataFrame, source: str) -> DataFrame:
+    """``_rank`` 1 for the first row of each natural key (by file, then text), 2.. for repeats."""
+    keys = list(S.NATURAL_KEYS[source])
+    order = Window.partitionBy(*keys).orderBy(S.SOURCE_FILE, landing.RAW)
+    return valid.withColumn(_RANK, F.row_number().over(order))
+
+
+def _prepare(spark, store, config, source, files, run_date, run_id, ingested_at, rules):
+    parsed = classify(parse_raw(landing.read_lines(spark, source, files), source), source, rules)
+    typed = parsed.select(
+        landing.RAW, S.SOURCE_FILE, REASON, DETAIL, *typed_columns(source)
+    )
+    known = None
+    if source in USER_REFERENCES and store.exists(bronze_table("users")):
+        known = store.read(bronze_table("users")).select(S.USER_ID).distinct()
+    typed = flag_unknown_users(typed, source, known)
+    return (
+        typed.transform(with_derived_columns, source, config.ingest.fx_to_usd)
+        .withColumn(S.RUN_ID, F.lit(run_id))
+        .withColumn(S.INGESTED_AT, F.lit(ingested_at))
+        .withColumn(S.INGEST_DATE, F.lit(run_date))
+    )
+
+
+def _existing_filter(source: str, batch: DataFrame) -> str | None:
+    """Restrict the duplicate lookup to the bronze partitions the batch can collide with."""
+    part = (S.BRONZE_PARTITIONS.get(source) or [None])[0]
+    if part is None:
+        return None
+    bounds = batch.agg(F.min(part).alias("lo"), F.max(part).alias("hi")).first()
+    if bounds.lo is None:
+        return None
+    return f"`{part}` BETWEEN DATE'{bounds.lo.isoformat()}' AND DATE'{bounds.hi.isoformat()}'"
+
+
+def ingest_source(
+    spark: SparkSession,
+    store: TableStore,
+    config: Config,
+    source: str,
+    run_date: dt.date,
+    run_id: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Ingest one source for one date; return its counts (see module docstring)."""
+    started = time.monotonic()
+    files = landing.landing_files(config.paths.landing, source, run_date)
+    if not files:
+        log.info("%s %s: no landing files, nothing to ingest", source, run_date)
+        return {"status": "no_files", "files": 0, "read": 0, "written": 0,
+                "quarantined": 0, "quarantine_reasons": {}, "duplicates_in_batch": 0,
+                "duplicates_existing": 0}
+    if landing.file_format(source) == "csv":
+        landing.check_csv_headers(source, files)
+    rules = rules_from_config(config, run_date, now)
+    rows = _prepare(spark, store, config, source, files, run_date, run_id, now, rules)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # read by 4 actions below
+    try:
+        result = _write_source(store, source, run_date, rows)
+    finally:
+        rows.unpersist()
+    result.update(status="ok", files=len(files), elapsed_s=round(time.monotonic() - started, 2))
+    _check_balance(source, run_date, result)
+    return result
+
+
+def _write_source(store, source, run_date, rows) -> dict[str, Any]:
+    reasons = {
+        r[REASON]: r["count"]
+        for r in rows.groupBy(REASON).count().collect()  # a handful of rows: one per reason
+    }
+    read = sum(reasons.values())
+    valid_count = reasons.pop(None, 0)
+
+    q_table = quarantine_table(source)
+    q_new, q_existing = _quarantine(store, q_table, source, run_date, rows)
+    if q_new + q_existing != read - valid_count:
+        raise CountMismatchError(
+            f"ingest {source} {run_date}: {read - valid_count} rows failed validation but "
+            f"{q_new} were quarantined now and {q_existing} before — please report this bug"
+        )
+    quarantined = q_new + q_existing
+
+    bronze_cols = S.BRONZE_SCHEMAS[source].fieldNames()
+    ranked = rank_within_key(rows.filter(F.col(REASON).isNull()), source)
+    first = ranked.filter(F.col(_RANK) == 1).select(*bronze_cols)
+    in_batch = valid_count - first.count()
+    table, keys = bronze_table(source), list(S.NATURAL_KEYS[source])
+    existing = 0
+    condition = _existing_filter(source, first) if store.exists(table) else None
+    if store.exists(table):
+        current = store.read(table)
+        if condition:
+            current = current.filter(condition)
+        existing = first.join(current.select(*keys), on=keys, how="left_semi").count()
+    store.merge_insert(first, table, keys, existing_filter=condition)
+    return {
+        "read": read,
+        "written": store.last_write.rows,
+        "quarantined": quarantined,
+        "quarantine_reasons": dict(sorted(reasons.items())),
+        "duplicates_in_batch": in_batch,
+        "duplicates_existing": existing,
+        "bronze_version": store.version(table),
+        "quarantine_version": store.version(q_table),
+        "quarantine_new": q_new,
+    }
+
+
+def _quarantine(store, table, source, run_date, rows) -> tuple[int, int]:
+    """Insert the rows that failed validation; return (newly quarantined, already there).
+
+    A record's identity is (file, SHA-256 of its raw bytes, occurrence among identical lines
+    of that file), so re-running a date quarantines nothing twice.
+    """
+    digest = F.sha2(F.col(landing.RAW).cast("binary"), 256)
+    same_line = Window.partitionBy(S.SOURCE_FILE, "record_sha256").orderBy(REASON)
+    bad = (
+        rows.filter(F.col(REASON).isNotNull())
+        .withColumn("record_sha256", digest)
+        .withColumn("occurrence", F.row_number().over(same_line).cast("long"))
+        .select(
+            F.lit(source).alias("source"),
+            F.make_valid_utf8(F.col(landing.RAW)).alias("raw_record"),  # Parquet needs UTF-8
+            S.SOURCE_FILE, REASON, DETAIL, "record_sha256", "occurrence",
+            S.RUN_ID, S.INGESTED_AT, S.INGEST_DATE,
+        )
+    )
+    keys = list(S.QUARANTINE_KEYS)
+    same_date = f"`{S.INGEST_DATE}` = DATE'{run_date.isoformat()}'"
+    existing = 0
+    if store.exists(table):
+        current = store.read(table).filter(same_date).select(*keys)
+        existing = bad.join(current, on=keys, how="left_semi").count()
+        store.merge_insert(bad, table, keys, existing_filter=same_date)
+    else:
+        store.write(bad, table, partition_by=[S.INGEST_DATE])
+    return store.last_write.rows, existing
+
+
+def _check_balance(source: str, run_date: dt.date, counts: dict[str, Any]) -> None:
+    accounted = (counts["written"] + counts["quarantined"] + counts["duplicates_in_batch"]
+                 + counts["duplicates_existing"])
+    counts["balanced"] = accounted == counts["read"]
+    if not counts["balanced"]:
+        raise CountMismatchError(
+            f"ingest {source} {run_date}: read {counts['read']} rows but accounted for "
+            f"{accounted} (written {counts['written']}, quarantined {counts['quarantined']}, "
+            f"duplicates {counts['duplicates_in_batch']}+{counts['duplicates_existing']}); "
+            f"nothing was committed after the mismatch was found — please report this bug"
+        )
+
+
+def run_ingest(
+    spark: SparkSession,
+    config: Config,
+    run_date: dt.date,
+    store: TableStore | None = None,
+    now: dt.datetime | None = None,
+    run_id: str | None = None,
+) -> StageResult:
+    """Ingest every source for ``run_date``; raise InputError when its folder is missing."""
+    landing.require_landing(config.paths.landing, run_date)
+    store = store or open_store(spark, config)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    result = StageResult(stage="ingest", run_date=run_date.isoformat(),
+                         started_at=now.isoformat(timespec="seconds"),
+                         backend={"storage": store.backend})
+    run_id = run_id or f"ingest-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    started = time.monotonic()
+    for source in INGEST_ORDER:
+        counts = ingest_source(spark, store, config, source, run_date, run_id, now)
+        result.details[source] = counts
+        result.rows_in += counts["read"]
+        result.rows_out += counts["written"]
+        result.rows_quarantined += counts["quarantined"]
+        result.rows_deduplicated += counts["duplicates_in_batch"] + counts["duplicates_existing"]
+        if counts["status"] == "ok":
+            result.tables_written[bronze_table(source)] = counts["bronze_version"]
+            result.tables_written[quarantine_table(source)] = counts["quarantine_version"]
+        log.info(
+            "ingest %s %s: read %d, written %d, quarantined %d %s, duplicates %d",
+            run_date, source, counts["read"], counts["written"], counts["quarantined"],
+            counts["quarantine_reasons"], counts["duplicates_in_batch"]
+            + counts["duplicates_existing"],
+        )
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    return result
+

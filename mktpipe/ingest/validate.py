@@ -1,0 +1,198 @@
+"""Parse raw record lines and classify every row: valid, or a quarantine reason code.
+
+Every field is parsed as text first and cast with ``try_cast``, so a wrong type is told apart
+from a missing field and from a malformed record. Rules run in precedence order (the first
+failing rule names the reason; see ``schemas.REASON_CODES``):
+
+    BAD_ENCODING      the line held bytes that are not UTF-8 (decoded as U+FFFD)
+    MALFORMED_RECORD  not a JSON object / wrong CSV field count / blank line
+    MISSING_REQUIRED  a required field absent, null or empty
+    WRONG_TYPE        a field that does not parse as its type (or a non-finite number)
+    UNKNOWN_ENUM      a value outside its enum (event type, currency, device, ...)
+    OUT_OF_RANGE      negative amounts, negative or impossible watch time, duration <= 0
+    FUTURE_TIMESTAMP  event time after the landing date's end plus tolerance, or after now
+    UNKNOWN_USER      (referential check, applied later) a user id never ingested
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+
+from mktpipe import schemas as S
+from mktpipe.ingest.landing import RAW, file_format
+
+REASON = "reason_code"
+DETAIL = "reason_detail"
+CORRUPT = "_corrupt"
+PARSED = "_parsed"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Validation settings (from config.ingest)."""
+
+    run_date: dt.date
+    now: dt.datetime
+    future_tolerance_hours: int = 24
+    max_order_amount: float = 100_000.0
+    max_watch_time_s: float = 10_800.0
+    max_video_duration_s: float = 3_600.0
+    currencies: tuple[str, ...] = S.CURRENCIES
+
+    @property
+    def latest_valid_ts(self) -> dt.datetime:
+        end_of_day = dt.datetime.combine(
+            self.run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc
+        )
+        bound = end_of_day + dt.timedelta(hours=self.future_tolerance_hours)
+        return min(bound, self.now)
+
+
+def enum_fields(source: str, rules: Rules) -> dict[str, tuple[str, ...]]:
+    """Fields checked against a closed set of values (null allowed unless required)."""
+    return {
+        "users": {
+            "language": S.LANGUAGES,
+            "age_band": S.AGE_BANDS,
+            "gender": S.GENDERS,
+            "device": S.DEVICES,
+            "acquisition_channel": S.ACQUISITION_CHANNELS,
+        },
+        "videos": {"category": S.CATEGORIES},
+        "events": {S.EVENT_TYPE: S.EVENT_TYPES, "device": S.DEVICES},
+        "comments": {},
+        "follows": {},
+        "orders": {"currency": rules.currencies, "category": S.CATEGORIES},
+    }[source]
+
+
+def _raw_schema(source: str) -> StructType:
+    fields = [StructField(name, StringType(), True) for name, _ in S.RAW_FIELDS[source]]
+    return StructType(fields + [StructField(CORRUPT, StringType(), True)])
+
+
+def parse_raw(lines: DataFrame, source: str) -> DataFrame:
+    """``value`` -> one string column per raw field plus ``_corrupt`` (malformed records)."""
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    schema = _raw_schema(source)
+    if file_format(source) == "csv":
+        parsed = F.from_csv(F.col(RAW), schema.simpleString(), options)
+    else:
+        parsed = F.from_json(F.col(RAW), schema, options)
+    return lines.withColumn(PARSED, parsed)
+
+
+def _raw(name: str) -> Column:
+    return F.col(f"{PARSED}.{name}")
+
+
+def _is_blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def _typed(name: str, kind: str) -> Column:
+    raw = F.trim(_raw(name))
+    if kind == "string":
+        return _raw(name)
+    if kind == "array<string>":
+        return F.from_json(raw, ArrayType(StringType()))
+    if kind == "timestamp":
+        return raw.try_cast("timestamp")
+    return raw.try_cast(kind)
+
+
+def _type_failure(name: str, kind: str) -> Column:
+    present = ~_is_blank(_raw(name))
+    typed = _typed(name, kind)
+    bad = present & typed.isNull()
+    if kind == "double":
+        bad = bad | (present & (F.isnan(typed) | (F.abs(typed) == float("inf"))))
+    return bad
+
+
+def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
+    """(failing condition, reason code, detail) in precedence order."""
+    checks: list[tuple[Column, str, Column]] = [
+        (~F.is_valid_utf8(F.col(RAW)) | F.col(RAW).contains("\ufffd"), S.REASON_BAD_ENCODING,
+         F.lit("invalid UTF-8 bytes")),
+        (_is_blank(F.col(RAW)), S.REASON_MALFORMED, F.lit("blank line")),
+        (
+            F.col(PARSED).isNull() | _raw(CORRUPT).isNotNull(),
+            S.REASON_MALFORMED,
+            F.lit("not a valid JSON object" if file_format(source) == "json"
+                  else "wrong number of CSV fields"),
+        ),
+    ]
+    for name in S.REQUIRED_FIELDS[source]:
+        checks.append((_is_blank(_raw(name)), S.REASON_MISSING_REQUIRED, F.lit(f"{name} missing")))
+    for name, kind in S.RAW_FIELDS[source]:
+        if kind != "string":
+            detail = F.concat(F.lit(f"{name}="), F.substring(_raw(name), 1, 40),
+                              F.lit(f" is not a {kind}"))
+            checks.append((_type_failure(name, kind), S.REASON_WRONG_TYPE, detail))
+    for name, allowed in enum_fields(source, rules).items():
+        value = _raw(name)
+        bad = value.isNotNull() & ~value.isin(list(allowed))
+        detail = F.concat(F.lit(f"{name}="), F.substring(value, 1, 40), F.lit(" unknown"))
+        checks.append((bad, S.REASON_UNKNOWN_ENUM, detail))
+    checks += _range_rules(source, rules)
+    time_col, kind = S.EVENT_TIME[source], dict(S.RAW_FIELDS[source])[S.EVENT_TIME[source]]
+    limit = rules.latest_valid_ts
+    if kind == "date":
+        future = _typed(time_col, kind) > F.lit(limit.date())
+    else:
+        future = _typed(time_col, kind) > F.lit(limit)
+    checks.append(
+        (future, S.REASON_FUTURE_TIMESTAMP,
+         F.concat(F.lit(f"{time_col}="), _raw(time_col), F.lit(f" after {limit.isoformat()}")))
+    )
+    return checks
+
+
+def _range_rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
+    def rule(name: str, bad: Column, text: str) -> tuple[Column, str, Column]:
+        detail = F.concat(F.lit(f"{name}="), _raw(name), F.lit(f" {text}"))
+        return bad, S.REASON_OUT_OF_RANGE, detail
+
+    if source == "orders":
+        amount = _typed("amount", "double")
+        return [rule("amount", (amount <= 0) | (amount > rules.max_order_amount),
+                     f"outside (0, {rules.max_order_amount}]")]
+    if source == "events":
+        watch = _typed("watch_time_s", "double")
+        return [rule("watch_time_s", (watch < 0) | (watch > rules.max_watch_time_s),
+                     f"outside [0, {rules.max_watch_time_s}]")]
+    if source == "videos":
+        duration = _typed("duration_s", "double")
+        return [rule("duration_s", (duration <= 0) | (duration > rules.max_video_duration_s),
+                     f"outside (0, {rules.max_video_duration_s}]")]
+    if source == "follows":
+        return [rule(S.FOLLOWER_ID, _raw(S.FOLLOWER_ID) == _raw(S.FOLLOWEE_ID),
+                     "follows itself")]
+    return []
+
+
+def classify(parsed: DataFrame, source: str, rules: Rules) -> DataFrame:
+    """Add ``reason_code`` / ``reason_detail`` (null for valid rows) by the first failing rule."""
+    checks = [(F.coalesce(cond, F.lit(False)), reason, text)
+              for cond, reason, text in _rules(source, rules)]
+    code = F.coalesce(*[F.when(cond, F.lit(reason)) for cond, reason, _ in checks])
+    detail = F.coalesce(*[F.when(cond, F.coalesce(text, F.lit(reason)))
+                          for cond, reason, text in checks])
+    return parsed.withColumn(REASON, code).withColumn(DETAIL, detail)
+
+
+def typed_columns(source: str) -> list[Column]:
+    """The raw fields cast to their types (valid rows only: casts are known to succeed)."""
+    out = []
+    for name, kind in S.RAW_FIELDS[source]:
+        col = _typed(name, kind)
+        if kind == "string":
+            col = F.when(_is_blank(_raw(name)), F.lit(None)).otherwise(F.trim(_raw(name)))
+        out.append(col.cast(S.spark_type(kind)).alias(name))
+    return out

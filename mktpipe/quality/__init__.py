@@ -1,0 +1,1 @@
+"""Data-quality checks and the run manifest."""
