@@ -31,6 +31,11 @@ JAR_PATTERNS = {
     "graphframes": re.compile(r"^graphframes.*\.jar$"),
     "spark_nlp": re.compile(r"^spark-nlp.*\.jar$"),
 }
+JAR_NAMES = {
+    "delta_spark": "delta-spark_2.13-<version>.jar (+ delta-storage-<version>.jar)",
+    "graphframes": "graphframes-spark4_2.13-<version>.jar",
+    "spark_nlp": "spark-nlp_2.13-<version>.jar",
+}
 # Maven coordinate prefixes that provide each capability through spark.packages
 PACKAGE_PREFIXES = {
     "delta_spark": "io.delta:delta-spark",
@@ -104,8 +109,8 @@ def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
             found[name] = False
             searched = ", ".join(str(d) for d in _jar_dirs(config)) or "(none)"
             reasons[name] = (
-                f"no jar matching {pattern.pattern} in spark.jars or {searched}; "
-                f"using the embedded default"
+                f"no {JAR_NAMES[name]} in spark.jars or {searched}, and no Maven "
+                f"coordinate in spark.packages; using the embedded default"
             )
     if found["delta_spark"] and not config.spark.packages:
         # the delta-spark jar needs delta-storage beside it
@@ -175,7 +180,13 @@ def get_spark(config: Config) -> SparkSession:
     _python_env()
     caps, extra_jars = detect_capabilities(config)
     conf = build_conf(config, caps, extra_jars)
-    builder = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
+    builder = SparkSession.builder.appName(config.spark.app_name)
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # launched by spark-submit: its --master and --driver-memory already apply
+        conf.pop("spark.driver.memory", None)
+        log.info("running under spark-submit; master comes from spark-submit")
+    else:
+        builder = builder.master(config.spark.master)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

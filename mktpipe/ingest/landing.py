@@ -14,9 +14,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe.errors import InputError
-from mktpipe.schemas import CSV_SOURCES, RAW_FIELDS, SOURCE_FILE, SOURCES
+from mktpipe.schemas import CSV_SOURCES, INGEST_DATE, RAW_FIELDS, SOURCE_FILE, SOURCES
 
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_DATE_IN_PATH = r"/date=(\d{4}-\d{2}-\d{2})/[^/]*$"
 EXTENSIONS = {
     "json": (".json", ".jsonl", ".json.gz", ".jsonl.gz"),
     "csv": (".csv", ".csv.gz"),
@@ -91,7 +92,7 @@ def check_csv_headers(source: str, files: list[Path]) -> None:
 
 
 def read_lines(spark: SparkSession, source: str, files: list[Path]) -> DataFrame:
-    """One row per record line: ``value`` (the raw text) and ``_source_file``.
+    """One row per record line: ``value`` (raw text), ``_source_file``, ``_ingest_date``.
 
     CSV header lines are dropped (they are not records). Blank lines are kept: validation
     quarantines them, so the count of lines read is the count of records accounted for.
@@ -99,6 +100,7 @@ def read_lines(spark: SparkSession, source: str, files: list[Path]) -> DataFrame
     lines = (
         spark.read.text([str(p) for p in files])
         .select(F.col(RAW), F.col("_metadata.file_path").alias(SOURCE_FILE))
+        .withColumn(INGEST_DATE, F.to_date(F.regexp_extract(SOURCE_FILE, _DATE_IN_PATH, 1)))
     )
     if file_format(source) == "csv":
         header = csv_header(source)

@@ -50,10 +50,13 @@ def quarantine_table(source: str) -> str:
     return f"quarantine.{source}"
 
 
-def rules_from_config(config: Config, run_date: dt.date, now: dt.datetime) -> Rules:
+def _span(dates: list[dt.date]) -> str:
+    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+
+
+def rules_from_config(config: Config, now: dt.datetime) -> Rules:
     ing = config.ingest
     return Rules(
-        run_date=run_date,
         now=now,
         future_tolerance_hours=ing.future_tolerance_hours,
         max_order_amount=ing.max_order_amount,
@@ -75,25 +78,29 @@ def with_derived_columns(df: DataFrame, source: str, fx_to_usd: dict[str, float]
 
 
 def flag_unknown_users(df: DataFrame, source: str, known_users: DataFrame | None) -> DataFrame:
-    """Valid rows whose user reference is not a known user get UNKNOWN_USER."""
+    """Valid rows whose user reference is not a user landed on or before them: UNKNOWN_USER.
+
+    ``known_users`` has ``user_id`` and ``_ingest_date`` (bronze.users).
+    """
     refs = USER_REFERENCES.get(source, ())
-    if not refs:
-        return df
     for i, ref in enumerate(refs):
-        flag = f"_known_{i}"
+        seen = f"_user_seen_{i}"
         if known_users is None:
-            df = df.withColumn(flag, F.lit(None).cast("boolean"))
+            df = df.withColumn(seen, F.lit(None).cast("date"))
         else:
-            known = known_users.select(F.col(S.USER_ID).alias(ref), F.lit(True).alias(flag))
+            known = known_users.select(F.col(S.USER_ID).alias(ref),
+                                       F.col(S.INGEST_DATE).alias(seen))
             df = df.join(known, on=ref, how="left")
-        unknown = F.col(REASON).isNull() & F.col(flag).isNull()
+        unknown = F.col(REASON).isNull() & (
+            F.col(seen).isNull() | (F.col(seen) > F.col(S.INGEST_DATE))
+        )
         df = (
             df.withColumn(DETAIL, F.when(unknown, F.concat(F.lit(f"{ref}="), F.col(ref),
                                                            F.lit(" is not a known user")))
                           .otherwise(F.col(DETAIL)))
             .withColumn(REASON, F.when(unknown, F.lit(S.REASON_UNKNOWN_USER))
                         .otherwise(F.col(REASON)))
-            .drop(flag)
+            .drop(seen)
         )
     return df
 
@@ -105,20 +112,20 @@ def rank_within_key(valid: DataFrame, source: str) -> DataFrame:
     return valid.withColumn(_RANK, F.row_number().over(order))
 
 
-def _prepare(spark, store, config, source, files, run_date, run_id, ingested_at, rules):
-    parsed = classify(parse_raw(landing.read_lines(spark, source, files), source), source, rules)
+def _prepare(spark, store, config, source, files, run_id, ingested_at, rules):
+    lines = landing.read_lines(spark, source, files)
+    parsed = classify(parse_raw(lines, source), source, rules)
     typed = parsed.select(
-        landing.RAW, S.SOURCE_FILE, REASON, DETAIL, *typed_columns(source)
+        landing.RAW, S.SOURCE_FILE, S.INGEST_DATE, REASON, DETAIL, *typed_columns(source)
     )
     known = None
     if source in USER_REFERENCES and store.exists(bronze_table("users")):
-        known = store.read(bronze_table("users")).select(S.USER_ID).distinct()
-    typed = flag_unknown_users(typed, source, known)
+        known = store.read(bronze_table("users")).select(S.USER_ID, S.INGEST_DATE)
     return (
-        typed.transform(with_derived_columns, source, config.ingest.fx_to_usd)
+        typed.transform(flag_unknown_users, source, known)
+        .transform(with_derived_columns, source, config.ingest.fx_to_usd)
         .withColumn(S.RUN_ID, F.lit(run_id))
         .withColumn(S.INGESTED_AT, F.lit(ingested_at))
-        .withColumn(S.INGEST_DATE, F.lit(run_date))
     )
 
 
@@ -138,42 +145,47 @@ def ingest_source(
     store: TableStore,
     config: Config,
     source: str,
-    run_date: dt.date,
+    dates: list[dt.date],
     run_id: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """Ingest one source for one date; return its counts (see module docstring)."""
+    """Ingest one source for the given landing dates; return its counts (module docstring)."""
     started = time.monotonic()
-    files = landing.landing_files(config.paths.landing, source, run_date)
+    files = [f for d in dates for f in landing.landing_files(config.paths.landing, source, d)]
     if not files:
-        log.info("%s %s: no landing files, nothing to ingest", source, run_date)
+        log.info("%s %s: no landing files, nothing to ingest", source, _span(dates))
         return {"status": "no_files", "files": 0, "read": 0, "written": 0,
                 "quarantined": 0, "quarantine_reasons": {}, "duplicates_in_batch": 0,
                 "duplicates_existing": 0}
     if landing.file_format(source) == "csv":
         landing.check_csv_headers(source, files)
-    rules = rules_from_config(config, run_date, now)
-    rows = _prepare(spark, store, config, source, files, run_date, run_id, now, rules)
+    rules = rules_from_config(config, now)
+    rows = _prepare(spark, store, config, source, files, run_id, now, rules)
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)  # read by 4 actions below
     try:
-        result = _write_source(store, source, run_date, rows)
+        result = _write_source(store, source, dates, rows)
     finally:
         rows.unpersist()
     result.update(status="ok", files=len(files), elapsed_s=round(time.monotonic() - started, 2))
-    _check_balance(source, run_date, result)
+    _check_balance(source, _span(dates), result)
     return result
 
 
-def _write_source(store, source, run_date, rows) -> dict[str, Any]:
-    reasons = {
-        r[REASON]: r["count"]
-        for r in rows.groupBy(REASON).count().collect()  # a handful of rows: one per reason
-    }
+def _write_source(store, source, dates, rows) -> dict[str, Any]:
+    by_date_reason = rows.groupBy(S.INGEST_DATE, REASON).count().collect()  # small aggregate
+    reasons: dict[str | None, int] = {}
+    by_date: dict[str, dict[str, int]] = {}
+    for r in by_date_reason:
+        reasons[r[REASON]] = reasons.get(r[REASON], 0) + r["count"]
+        day = by_date.setdefault(str(r[S.INGEST_DATE]), {"read": 0, "quarantined": 0})
+        day["read"] += r["count"]
+        day["quarantined"] += r["count"] if r[REASON] is not None else 0
     read = sum(reasons.values())
     valid_count = reasons.pop(None, 0)
+    run_date = _span(dates)
 
     q_table = quarantine_table(source)
-    q_new, q_existing = _quarantine(store, q_table, source, run_date, rows)
+    q_new, q_existing = _quarantine(store, q_table, source, dates, rows)
     if q_new + q_existing != read - valid_count:
         raise CountMismatchError(
             f"ingest {source} {run_date}: {read - valid_count} rows failed validation but "
@@ -204,10 +216,11 @@ def _write_source(store, source, run_date, rows) -> dict[str, Any]:
         "bronze_version": store.version(table),
         "quarantine_version": store.version(q_table),
         "quarantine_new": q_new,
+        "by_date": dict(sorted(by_date.items())),
     }
 
 
-def _quarantine(store, table, source, run_date, rows) -> tuple[int, int]:
+def _quarantine(store, table, source, dates, rows) -> tuple[int, int]:
     """Insert the rows that failed validation; return (newly quarantined, already there).
 
     A record's identity is (file, SHA-256 of its raw bytes, occurrence among identical lines
@@ -227,7 +240,8 @@ def _quarantine(store, table, source, run_date, rows) -> tuple[int, int]:
         )
     )
     keys = list(S.QUARANTINE_KEYS)
-    same_date = f"`{S.INGEST_DATE}` = DATE'{run_date.isoformat()}'"
+    in_dates = ", ".join(f"DATE'{d}'" for d in dates)
+    same_date = f"`{S.INGEST_DATE}` IN ({in_dates})"
     existing = 0
     if store.exists(table):
         current = store.read(table).filter(same_date).select(*keys)
@@ -238,7 +252,7 @@ def _quarantine(store, table, source, run_date, rows) -> tuple[int, int]:
     return store.last_write.rows, existing
 
 
-def _check_balance(source: str, run_date: dt.date, counts: dict[str, Any]) -> None:
+def _check_balance(source: str, run_date: str, counts: dict[str, Any]) -> None:
     accounted = (counts["written"] + counts["quarantined"] + counts["duplicates_in_batch"]
                  + counts["duplicates_existing"])
     counts["balanced"] = accounted == counts["read"]
@@ -261,15 +275,34 @@ def run_ingest(
 ) -> StageResult:
     """Ingest every source for ``run_date``; raise InputError when its folder is missing."""
     landing.require_landing(config.paths.landing, run_date)
+    return run_ingest_dates(spark, config, [run_date], store=store, now=now, run_id=run_id)
+
+
+def run_ingest_dates(
+    spark: SparkSession,
+    config: Config,
+    dates: list[dt.date],
+    store: TableStore | None = None,
+    now: dt.datetime | None = None,
+    run_id: str | None = None,
+) -> StageResult:
+    """Ingest several landing dates in one batch per source (a backfill).
+
+    The result is the same as ingesting the dates one by one, oldest first: the earliest
+    copy of a duplicated record wins and a user reference must point to a user landed on or
+    before the row's date. Far fewer Spark jobs, so a 60-day backfill takes a minute.
+    """
+    dates = sorted(dates)
     store = store or open_store(spark, config)
     now = now or dt.datetime.now(dt.timezone.utc)
-    result = StageResult(stage="ingest", run_date=run_date.isoformat(),
+    result = StageResult(stage="ingest", run_date=_span(dates),
                          started_at=now.isoformat(timespec="seconds"),
                          backend={"storage": store.backend})
+    result.details["dates"] = [d.isoformat() for d in dates]
     run_id = run_id or f"ingest-{now.strftime('%Y%m%dT%H%M%SZ')}"
     started = time.monotonic()
     for source in INGEST_ORDER:
-        counts = ingest_source(spark, store, config, source, run_date, run_id, now)
+        counts = ingest_source(spark, store, config, source, dates, run_id, now)
         result.details[source] = counts
         result.rows_in += counts["read"]
         result.rows_out += counts["written"]
@@ -280,10 +313,9 @@ def run_ingest(
             result.tables_written[quarantine_table(source)] = counts["quarantine_version"]
         log.info(
             "ingest %s %s: read %d, written %d, quarantined %d %s, duplicates %d",
-            run_date, source, counts["read"], counts["written"], counts["quarantined"],
+            _span(dates), source, counts["read"], counts["written"], counts["quarantined"],
             counts["quarantine_reasons"], counts["duplicates_in_batch"]
             + counts["duplicates_existing"],
         )
     result.elapsed_s = round(time.monotonic() - started, 2)
     return result
-

@@ -36,7 +36,6 @@ PARSED = "_parsed"
 class Rules:
     """Validation settings (from config.ingest)."""
 
-    run_date: dt.date
     now: dt.datetime
     future_tolerance_hours: int = 24
     max_order_amount: float = 100_000.0
@@ -44,13 +43,11 @@ class Rules:
     max_video_duration_s: float = 3_600.0
     currencies: tuple[str, ...] = S.CURRENCIES
 
-    @property
-    def latest_valid_ts(self) -> dt.datetime:
-        end_of_day = dt.datetime.combine(
-            self.run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc
-        )
-        bound = end_of_day + dt.timedelta(hours=self.future_tolerance_hours)
-        return min(bound, self.now)
+    def latest_valid_ts(self, landing_date: Column) -> Column:
+        """The end of the row's landing date plus tolerance, or now if that is earlier."""
+        end_of_day = F.to_timestamp(F.date_add(landing_date, 1))
+        bound = end_of_day + F.make_dt_interval(F.lit(0), F.lit(self.future_tolerance_hours))
+        return F.least(bound, F.lit(self.now))
 
 
 def enum_fields(source: str, rules: Rules) -> dict[str, tuple[str, ...]]:
@@ -142,14 +139,15 @@ def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
         checks.append((bad, S.REASON_UNKNOWN_ENUM, detail))
     checks += _range_rules(source, rules)
     time_col, kind = S.EVENT_TIME[source], dict(S.RAW_FIELDS[source])[S.EVENT_TIME[source]]
-    limit = rules.latest_valid_ts
+    limit = rules.latest_valid_ts(F.col(S.INGEST_DATE))
     if kind == "date":
-        future = _typed(time_col, kind) > F.lit(limit.date())
+        future = _typed(time_col, kind) > F.to_date(limit)
     else:
-        future = _typed(time_col, kind) > F.lit(limit)
+        future = _typed(time_col, kind) > limit
     checks.append(
         (future, S.REASON_FUTURE_TIMESTAMP,
-         F.concat(F.lit(f"{time_col}="), _raw(time_col), F.lit(f" after {limit.isoformat()}")))
+         F.concat(F.lit(f"{time_col}="), _raw(time_col), F.lit(" after "),
+                  F.date_format(limit, "yyyy-MM-dd'T'HH:mm:ss'Z'")))
     )
     return checks
 

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.errors import InputError
-from mktpipe.ingest.stage import run_ingest
+from mktpipe.ingest.stage import run_ingest, run_ingest_dates
 from mktpipe.storage.delta_rs import DeltaRsStore
 
 DAY = dt.date(2026, 1, 10)
@@ -171,6 +171,27 @@ def test_overlapping_redelivery_next_day_is_deduplicated(spark, setup, tmp_path)
     assert result.details["events"]["written"] == 1
     ids = sorted(r.event_id for r in store.read("bronze.events").collect())
     assert ids == ["e1", "e2", "e20"]
+
+
+def test_backfill_batch_equals_day_by_day(spark, setup, tmp_path):
+    cfg, store = setup
+    nxt = DAY + dt.timedelta(days=1)
+    write_landing(Path(cfg.paths.landing), nxt, users=["u7,2026-01-11,US,en,25-34,male,ios,organic,false"],
+                  events=[ev("e1"), ev("e21", user="u7", ts="2026-01-11T09:00:00Z")], orders=[])
+    # an event of day 1 by a user who lands only on day 2 is still an unknown user
+    first = Path(cfg.paths.landing) / "events" / f"date={DAY}" / "part-1.json"
+    first.write_text(ev("e22", user="u7") + "\n")
+    batch = run_ingest_dates(spark, cfg, [DAY, nxt], store=store, now=NOW)
+    other = DeltaRsStore(spark, str(tmp_path / "wh2"))
+    for day in (DAY, nxt):
+        run_ingest(spark, cfg, day, store=other, now=NOW)
+    for table in ("bronze.events", "bronze.users", "quarantine.events"):
+        cols = [c for c in store.read(table).columns if c not in (S.RUN_ID, S.INGESTED_AT)]
+        assert_df_equality(store.read(table).select(cols), other.read(table).select(cols),
+                           ignore_row_order=True)
+    assert batch.details["events"]["quarantine_reasons"]["UNKNOWN_USER"] == 2
+    # day 2: e1 (already in bronze), e21, and the line with bad bytes write_landing adds
+    assert batch.details["events"]["by_date"]["2026-01-11"] == {"read": 3, "quarantined": 1}
 
 
 def test_missing_landing_date_is_a_clear_input_error(spark, setup):

@@ -1,0 +1,195 @@
+"""The ``mktpipe`` command: argument parsing only; every command calls a stage function.
+
+Exit codes: 0 ok, 1 internal error, 2 bad configuration or usage, 3 bad input (e.g. a missing
+landing folder), 4 a failed data-quality check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+
+from mktpipe import __version__
+from mktpipe.config import Config, ConfigError, load_config
+from mktpipe.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, MktpipeError
+
+log = logging.getLogger("mktpipe")
+
+EPILOG = """\
+configuration: conf/base.yaml + conf/<env>.yaml, then MKTPIPE__SECTION__KEY environment
+variables, then --conf section.key=value (repeatable). Exit codes: 0 ok, 1 internal error,
+2 bad configuration/usage, 3 bad input, 4 failed quality check.
+"""
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default=None,
+                        help="config overlay: local (default), test, cluster, ...")
+    parser.add_argument("--conf", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value (repeatable)")
+    parser.add_argument("--log-level", default=None,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log verbosity (default from config app.log_level)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mktpipe",
+        description="Scheduled PySpark analytics for TikTok engagement data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mktpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = sub.add_parser(
+        "generate", help="write a synthetic TikTok landing zone (demo and test data)",
+        description="Write users, videos, events, comments, follows and orders per day under "
+                    "OUT/<source>/date=YYYY-MM-DD/, with the planted truth in OUT/_truth.",
+    )
+    gen.add_argument("--out", type=Path, default=None,
+                     help="landing folder to write (default: paths.landing)")
+    gen.add_argument("--users", type=int, default=None, help="number of users (default: config)")
+    gen.add_argument("--days", type=int, default=None, help="number of days (default: config)")
+    gen.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
+    gen.add_argument("--start-date", type=_date, default=None, help="first day, YYYY-MM-DD")
+    gen.add_argument("--dirty-rate", type=float, default=None,
+                     help="share of extra bad records to inject, 0..0.5 (default: config)")
+    gen.add_argument("--truth-dir", type=Path, default=None,
+                     help="where the planted truth goes (default: OUT/_truth)")
+    _common(gen)
+
+    ing = sub.add_parser(
+        "ingest", help="landing files of a date -> bronze tables (+ quarantine)",
+        description="Validate the landing files of one date (or all dates), write good rows "
+                    "to bronze.<source>, bad rows to quarantine.<source> with a reason code, "
+                    "and drop duplicates by natural key. Re-running a date changes nothing.",
+    )
+    when = ing.add_mutually_exclusive_group(required=True)
+    when.add_argument("--run-date", type=_date, help="the landing date to ingest, YYYY-MM-DD")
+    when.add_argument("--all-dates", action="store_true",
+                      help="ingest every date in the landing zone, oldest first")
+    _common(ing)
+
+    doc = sub.add_parser(
+        "doctor", help="versions, and which backend each capability uses and why",
+        description="Print Python/Java/Spark/package versions and the backend chosen for "
+                    "Delta tables, PageRank, Louvain and sentiment, with the reason.",
+    )
+    _common(doc)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args) -> Config:
+    config = load_config(args.env, args.conf)
+    _configure_logging(args.log_level or config.app.log_level)
+    log.info("mktpipe %s env=%s effective config: %s", __version__, config.app.env,
+             config.model_dump())
+    return config
+
+
+def cmd_generate(args) -> int:
+    from mktpipe.generate import generate
+
+    config = _load(args)
+    g = config.generate
+    out = args.out or Path(config.paths.landing)
+    summary = generate(
+        out=out,
+        users=args.users or g.users,
+        days=args.days or g.days,
+        seed=g.seed if args.seed is None else args.seed,
+        start_date=args.start_date or dt.date.fromisoformat(g.start_date),
+        dirty_rate=g.dirty_rate if args.dirty_rate is None else args.dirty_rate,
+        truth_dir=args.truth_dir,
+    )
+    data = summary.to_dict()
+    print(f"wrote landing zone {out}: {data.get('total_rows', '?')} rows "
+          f"in {data.get('elapsed_s', 0):.1f}s")
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from mktpipe.ingest import landing
+    from mktpipe.ingest.stage import run_ingest_dates
+    from mktpipe.quality.manifest import RunManifest, new_run_id
+    from mktpipe.reporting import print_ingest_summary
+    from mktpipe.session import get_spark
+    from mktpipe.storage import open_store
+
+    config = _load(args)
+    dates = landing.landing_dates(config.paths.landing) if args.all_dates else [args.run_date]
+    if not dates:
+        landing.require_landing(config.paths.landing, dt.date.today())
+    if not args.all_dates:
+        landing.require_landing(config.paths.landing, args.run_date)
+    spark = get_spark(config)
+    store = open_store(spark, config)
+    run_id = new_run_id("ingest")
+    manifest = RunManifest(run_id, "ingest", str(config.resolve_path("warehouse")),
+                           config=config.model_dump())
+    status = "failed"
+    try:
+        manifest.add(run_ingest_dates(spark, config, dates, store=store, run_id=run_id))
+        status = "ok"
+    finally:
+        manifest.finish(status)
+    print_ingest_summary(manifest)
+    return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    from mktpipe.doctor import report
+
+    config = _load(args)
+    print(report(config))
+    return EXIT_OK
+
+
+COMMANDS = {"generate": cmd_generate, "ingest": cmd_ingest, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"mktpipe: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MktpipeError as exc:
+        print(f"mktpipe: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mktpipe: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # an internal error: full traceback in the log, short line for humans
+        log.exception("internal error in %s", args.command)
+        print(f"mktpipe: internal error in '{args.command}' (traceback above); "
+              f"please report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

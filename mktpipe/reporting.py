@@ -1,0 +1,47 @@
+"""Plain-text summaries the CLI prints (the HTML report lives in mktpipe.report)."""
+
+from __future__ import annotations
+
+from mktpipe.quality.manifest import RunManifest
+
+
+def ingest_totals(manifest: RunManifest) -> dict[str, dict]:
+    """Per source totals over every date of an ingest run."""
+    totals: dict[str, dict] = {}
+    for stage in manifest.stages:
+        for source, counts in stage.details.items():
+            if not isinstance(counts, dict) or "read" not in counts:
+                continue
+            t = totals.setdefault(source, {"read": 0, "written": 0, "quarantined": 0,
+                                           "duplicates": 0, "reasons": {}, "balanced": True})
+            t["read"] += counts["read"]
+            t["written"] += counts["written"]
+            t["quarantined"] += counts["quarantined"]
+            t["duplicates"] += counts["duplicates_in_batch"] + counts["duplicates_existing"]
+            t["balanced"] &= counts.get("balanced", True)
+            for reason, n in counts["quarantine_reasons"].items():
+                t["reasons"][reason] = t["reasons"].get(reason, 0) + n
+    return totals
+
+
+def print_ingest_summary(manifest: RunManifest) -> None:
+    totals = ingest_totals(manifest)
+    dates = [d for s in manifest.stages for d in s.details.get("dates", [s.run_date])]
+    span = f"{dates[0]} .. {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "-")
+    print(f"\ningest {span} ({len(dates)} date(s)), run {manifest.run_id}")
+    print(f"{'source':<10}{'read':>10}{'written':>10}{'quarant.':>10}{'dupes':>8}  balance")
+    for source, t in totals.items():
+        ok = "ok" if t["balanced"] and t["read"] == (
+            t["written"] + t["quarantined"] + t["duplicates"]) else "MISMATCH"
+        print(f"{source:<10}{t['read']:>10}{t['written']:>10}{t['quarantined']:>10}"
+              f"{t['duplicates']:>8}  {ok}")
+    reasons: dict[str, dict[str, int]] = {}
+    for source, t in totals.items():
+        for reason, n in t["reasons"].items():
+            reasons.setdefault(reason, {})[source] = n
+    if reasons:
+        print("\nquarantined, by reason:")
+        for reason in sorted(reasons):
+            parts = ", ".join(f"{s} {n}" for s, n in sorted(reasons[reason].items()))
+            print(f"  {reason:<18} {sum(reasons[reason].values()):>7}  ({parts})")
+    print(f"\nmanifest: {manifest.path}")
