@@ -1,0 +1,43 @@
+# mktpipe: `make run` and `make test` are all a new machine needs (Python 3.11+, Java 17).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MKTPIPE := $(VENV)/bin/mktpipe
+STAMP := $(VENV)/.installed-stamp
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(PY))
+
+.PHONY: help setup run test test-fast lint bench clean doctor
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c requirements.lock -e ".[full,dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create the virtualenv and install pinned dependencies
+
+run: setup  ## generate demo data (if missing) and run the pipeline on it
+	@if [ ! -d "$${MKTPIPE__PATHS__LANDING:-data/landing}/events" ]; then $(MKTPIPE) generate; fi
+	$(MKTPIPE) ingest --all-dates
+
+test: setup  ## the whole test suite (unit + integration), as CI runs it
+	$(PY) -m pytest
+
+test-fast: setup  ## unit tests only
+	$(PY) -m pytest tests/unit -m "not integration"
+
+doctor: setup  ## versions and which backend each capability uses
+	$(MKTPIPE) doctor
+
+bench: setup  ## benchmarks (print figures; see README "Performance")
+	$(PY) bench/ingest.py
+
+clean:  ## remove generated data, reports and models (keeps the virtualenv)
+	rm -rf data reports models exports spark-warehouse metastore_db derby.log .pytest_cache
