@@ -1,0 +1,60 @@
+"""Capability detection happens before start-up, from jars on disk; nothing is faked."""
+
+from __future__ import annotations
+
+from mktpipe.config import load_config
+from mktpipe.session import build_conf, capabilities, detect_capabilities
+
+
+def _config(**spark):
+    return load_config("test", {"spark": spark}, environ={})
+
+
+def test_no_jars_means_embedded_defaults_and_no_maven(tmp_path):
+    caps, extra = detect_capabilities(_config(jars_dir=str(tmp_path)))
+    assert (caps.delta_spark, caps.graphframes, caps.spark_nlp) == (False, False, False)
+    assert "delta-spark_2.13" in caps.reasons["delta_spark"]
+    conf = build_conf(_config(), caps, extra)
+    assert "spark.jars.packages" not in conf
+    assert "spark.sql.extensions" not in conf
+    assert "spark.sql.catalog.spark_catalog" not in conf
+
+
+def test_jars_in_the_jars_dir_enable_their_backends(tmp_path):
+    for name in ("delta-spark_2.13-4.4.1.jar", "delta-storage-4.4.1.jar",
+                 "graphframes-spark4_2.13-0.12.3.jar", "spark-nlp_2.13-7.0.0.jar"):
+        (tmp_path / name).write_bytes(b"")
+    config = _config(jars_dir=str(tmp_path))
+    caps, extra = detect_capabilities(config)
+    assert (caps.delta_spark, caps.graphframes, caps.spark_nlp) == (True, True, True)
+    conf = build_conf(config, caps, extra)
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    jars = conf["spark.jars"].split(",")
+    assert any(j.endswith("delta-storage-4.4.1.jar") for j in jars)
+    assert any(j.endswith("graphframes-spark4_2.13-0.12.3.jar") for j in jars)
+    assert "spark.jars.packages" not in conf
+
+
+def test_delta_jar_without_delta_storage_is_not_used(tmp_path):
+    (tmp_path / "delta-spark_2.13-4.4.1.jar").write_bytes(b"")
+    caps, _ = detect_capabilities(_config(jars_dir=str(tmp_path)))
+    assert caps.delta_spark is False
+    assert "delta-storage" in caps.reasons["delta_spark"]
+
+
+def test_maven_packages_only_when_config_asks():
+    config = _config(packages=["io.delta:delta-spark_2.13:4.4.1"])
+    caps, extra = detect_capabilities(config)
+    assert caps.delta_spark is True
+    assert build_conf(config, caps, extra)["spark.jars.packages"] == (
+        "io.delta:delta-spark_2.13:4.4.1"
+    )
+
+
+def test_running_session_reports_what_was_detected(spark, config):
+    detected, _ = detect_capabilities(config)
+    caps = capabilities(spark)
+    assert (caps.delta_spark, caps.graphframes, caps.spark_nlp) == (
+        detected.delta_spark, detected.graphframes, detected.spark_nlp)
+    assert caps.reasons == detected.reasons
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
