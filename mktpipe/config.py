@@ -98,6 +98,42 @@ class IngestConfig(_Section):
     )
 
 
+class SentimentConfig(_Section):
+    # auto: Spark NLP when its jar and spark_nlp_model_path are present, else VADER (+ Spanish)
+    backend: Literal["auto", "vader", "spark_nlp"] = "auto"
+    positive_threshold: float = Field(0.05, ge=-1.0, le=1.0)
+    negative_threshold: float = Field(-0.05, ge=-1.0, le=1.0)
+    spark_nlp_model_path: str | None = None
+
+
+class FeaturesConfig(_Section):
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    # a user is in a snapshot when active within this many days before it
+    active_window_days: int = Field(90, ge=1)
+    # a daily run recomputes this many days before the run date too (late events)
+    late_arrival_days: int = Field(1, ge=0)
+
+
+class LabelsConfig(_Section):
+    churn_horizon_days: int = Field(30, ge=1)  # no activity in the next N days = churned
+    churn_active_before_days: int = Field(30, ge=1)  # among users active in the N days before
+    clv_horizon_days: int = Field(90, ge=1)
+    purchase_horizon_days: int = Field(7, ge=1)
+
+
+class GraphConfig(_Section):
+    interaction_window_days: int = Field(30, ge=1)
+    pagerank_engine: Literal["auto", "spark", "igraph", "graphframes"] = "auto"
+    louvain_engine: Literal["auto", "spark", "igraph"] = "auto"
+    igraph_max_edges: int = Field(200_000, ge=0)
+    damping: float = Field(0.85, gt=0.0, lt=1.0)
+    tol: float = Field(1e-9, gt=0.0)
+    max_iter: int = Field(100, ge=1)
+    resolution: float = Field(1.0, gt=0.0)
+    seed: int = 42
+    top_creators: int = Field(5, ge=1)
+
+
 class Config(_Section):
     app: AppConfig = Field(default_factory=AppConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -105,6 +141,10 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    sentiment: SentimentConfig = Field(default_factory=SentimentConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
 
     def resolve_path(self, name: str) -> Path:
         """An absolute path for ``paths.<name>`` (relative paths are from the working dir)."""
