@@ -41,3 +41,6 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 
 clean:  ## remove generated data, reports and models (keeps the virtualenv)
 	rm -rf data reports models exports spark-warehouse metastore_db derby.log .pytest_cache
+
+lint: setup  ## ruff (style and common bugs)
+	$(VENV)/bin/ruff check mktpipe tests bench jobs

@@ -10,7 +10,6 @@ import argparse
 import datetime as dt
 import logging
 import sys
-import time
 from pathlib import Path
 
 from mktpipe import __version__

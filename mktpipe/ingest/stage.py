@@ -68,7 +68,8 @@ def rules_from_config(config: Config, now: dt.datetime) -> Rules:
 def with_derived_columns(df: DataFrame, source: str, fx_to_usd: dict[str, float]) -> DataFrame:
     """Columns bronze adds to the raw fields (USD amount, event dates)."""
     if source == "orders":
-        rates = F.create_map(*[x for k, v in sorted(fx_to_usd.items()) for x in (F.lit(k), F.lit(v))])
+        pairs = [x for k, v in sorted(fx_to_usd.items()) for x in (F.lit(k), F.lit(v))]
+        rates = F.create_map(*pairs)
         return df.withColumn("amount_usd", F.round(F.col("amount") * rates[F.col("currency")], 4))
     if source == "events":
         return df.withColumn("event_date", F.to_date(S.TS))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
@@ -151,9 +152,9 @@ class TableStore(ABC):
 
         Rows of ``df`` that share a key with each other are inserted once (which one is
         unspecified: dedupe first when it matters). ``existing_filter`` (a SQL predicate on
-        the table, columns in backticks, typically on partition columns) limits which existing rows are compared,
-        so a daily batch does not scan all history. Returns the new version, or the current
-        one when there was nothing to insert (no empty commit).
+        the table, columns in backticks, typically on partition columns) limits which
+        existing rows are compared, so a daily batch does not scan all history. Returns the
+        new version, or the current one when there was nothing to insert (no empty commit).
         """
 
     @abstractmethod

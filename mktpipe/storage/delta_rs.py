@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError as DeltaRsTableNotFound
@@ -196,7 +196,7 @@ class DeltaRsStore(TableStore):
                 f"data for {table} does not match the table schema: {'; '.join(problems)}"
             )
 
-    def _write_files(self, df: DataFrame, root: str, partitions: list[str]) -> list["_Added"]:
+    def _write_files(self, df: DataFrame, root: str, partitions: list[str]) -> list[_Added]:
         write_id = uuid.uuid4().hex
         staging = f"{root}/{STAGING}/{write_id}"
         writer = df.write.mode("error").option("maxRecordsPerFile", self.target_file_rows)

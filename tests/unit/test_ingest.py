@@ -176,7 +176,8 @@ def test_overlapping_redelivery_next_day_is_deduplicated(spark, setup, tmp_path)
 def test_backfill_batch_equals_day_by_day(spark, setup, tmp_path):
     cfg, store = setup
     nxt = DAY + dt.timedelta(days=1)
-    write_landing(Path(cfg.paths.landing), nxt, users=["u7,2026-01-11,US,en,25-34,male,ios,organic,false"],
+    new_user = "u7,2026-01-11,US,en,25-34,male,ios,organic,false"
+    write_landing(Path(cfg.paths.landing), nxt, users=[new_user],
                   events=[ev("e1"), ev("e21", user="u7", ts="2026-01-11T09:00:00Z")], orders=[])
     # an event of day 1 by a user who lands only on day 2 is still an unknown user
     first = Path(cfg.paths.landing) / "events" / f"date={DAY}" / "part-1.json"
