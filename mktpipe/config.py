@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mktpipe.schemas import FX_TO_USD
+
 ENV_PREFIX = "MKTPIPE__"
 CONF_DIR_ENV = "MKTPIPE_CONF_DIR"
 ENV_NAME_ENV = "MKTPIPE_ENV"
@@ -85,17 +87,7 @@ class IngestConfig(_Section):
     max_watch_time_s: float = Field(3 * 3600.0, gt=0)
     referential_checks: bool = True
     # conversion to USD for orders.amount_usd; a currency missing here is UNKNOWN_ENUM
-    fx_to_usd: dict[str, float] = Field(
-        default_factory=lambda: {
-            "USD": 1.0,
-            "EUR": 1.08,
-            "GBP": 1.27,
-            "MXN": 0.055,
-            "COP": 0.00025,
-            "ARS": 0.0011,
-            "BRL": 0.19,
-        }
-    )
+    fx_to_usd: dict[str, float] = Field(default_factory=lambda: dict(FX_TO_USD))
 
 
 class SentimentConfig(_Section):

@@ -60,6 +60,16 @@ EVENT_TYPES = (
     "purchase",
 )
 CURRENCIES = ("USD", "EUR", "MXN", "COP", "ARS", "BRL", "GBP")
+# default conversion to USD (ingest.fx_to_usd overrides); the generator prices in USD with these
+FX_TO_USD = {
+    "USD": 1.0,
+    "EUR": round(1 / 0.92, 6),
+    "GBP": round(1 / 0.79, 6),
+    "MXN": round(1 / 17.0, 6),
+    "COP": round(1 / 3900.0, 8),
+    "ARS": round(1 / 850.0, 8),
+    "BRL": round(1 / 5.0, 6),
+}
 DEVICES = ("ios", "android", "web")
 GENDERS = ("female", "male", "nonbinary", "undisclosed")
 AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
