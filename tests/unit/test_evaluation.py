@@ -1,0 +1,209 @@
+"""Spark evaluation metrics equal scikit-learn's on random data with ties and on edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
+from sklearn.exceptions import UndefinedMetricWarning
+
+from mktpipe.models import evaluation
+from mktpipe.models.evaluation import (
+    calibration_table,
+    classification_metrics,
+    precision_recall_at_thresholds,
+    regression_metrics,
+)
+
+SCHEMA = "label int, prob double"
+
+
+def random_scores(n, seed, decimals=2):
+    """Labels drawn from the (rounded, hence heavily tied) scores themselves, plus exact 0/1
+    scores and bin-edge values, so ties, clipping and bin edges are all exercised."""
+    rng = np.random.default_rng(seed)
+    prob = np.round(rng.beta(2, 5, n), decimals)
+    prob[:6] = [0.0, 1.0, 0.1, 0.2, 0.5, 1.0]
+    label = (rng.uniform(size=n) < prob).astype(int)
+    label[:2] = [1, 0]  # confidently wrong at both ends: log loss must clip like sklearn
+    return pd.DataFrame({"label": label, "prob": prob})
+
+
+def sklearn_classification(pdf):
+    y, p = pdf.label.to_numpy(), pdf.prob.to_numpy()
+    return {
+        "n": len(pdf), "positive_rate": y.mean(),
+        "average_precision": skm.average_precision_score(y, p),
+        "roc_auc": skm.roc_auc_score(y, p),
+        "log_loss": skm.log_loss(y, p, labels=[0, 1]),
+        "brier": skm.brier_score_loss(y, p),
+    }
+
+
+@pytest.fixture(scope="module")
+def scored(spark):
+    pdf = random_scores(4_000, seed=1)
+    return pdf, spark.createDataFrame(pdf, SCHEMA)
+
+
+def assert_metrics_equal(got, want, keys=None):
+    for key in keys or want:
+        assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-12), key
+
+
+def test_classification_metrics_equal_sklearn_with_ties(scored):
+    pdf, sdf = scored
+    assert pdf.prob.nunique() < 100  # heavy ties
+    got = classification_metrics(sdf, "label", "prob")
+    assert set(got) == {"n", "positive_rate", "average_precision", "roc_auc", "log_loss", "brier"}
+    assert_metrics_equal(got, sklearn_classification(pdf))
+
+
+def test_continuous_scores_and_many_prefix_ranges(spark):
+    # nearly all scores distinct; prefix sums split into 1, 7 or 50 ranges must all agree
+    pdf = random_scores(3_000, seed=2, decimals=12)
+    sdf = spark.createDataFrame(pdf, SCHEMA)
+    want = sklearn_classification(pdf)
+    assert_metrics_equal(classification_metrics(sdf, "label", "prob"), want)
+    groups, totals = evaluation._score_groups(sdf, "label", "prob")
+    try:
+        for n_ranges in (7, 50):  # classification_metrics above used one range
+            ap, auc = evaluation._ranking_metrics(groups, totals["n"], totals["positives"],
+                                                  n_ranges)
+            assert ap == pytest.approx(want["average_precision"], rel=1e-12), n_ranges
+            assert auc == pytest.approx(want["roc_auc"], rel=1e-12), n_ranges
+    finally:
+        groups.unpersist()
+
+
+def test_boolean_labels_and_float_probabilities(spark):
+    sdf = spark.createDataFrame([(True, 0.9), (False, 0.9), (True, 0.4), (False, 0.1)],
+                                "label boolean, prob float")
+    got = classification_metrics(sdf, "label", "prob")
+    y, p = np.array([1, 0, 1, 0]), np.array([0.9, 0.9, 0.4, 0.1], dtype=np.float32)
+    p = p.astype(np.float64)  # Spark widens float to double before computing
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), rel=1e-12)
+    assert got["average_precision"] == pytest.approx(skm.average_precision_score(y, p),
+                                                     rel=1e-12)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-12)
+
+
+def test_log_loss_clips_at_machine_epsilon(spark):
+    sdf = spark.createDataFrame([(1, 0.0), (0, 1.0)], SCHEMA)
+    got = classification_metrics(sdf, "label", "prob")
+    assert got["log_loss"] == pytest.approx(-math.log(np.finfo(np.float64).eps), rel=1e-12)
+    assert got["log_loss"] == pytest.approx(skm.log_loss([1, 0], [0.0, 1.0]), rel=1e-12)
+    assert got["roc_auc"] == 0.0 and got["brier"] == 1.0
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_single_class_gives_nan_for_undefined_metrics(spark, label):
+    pdf = pd.DataFrame({"label": [label] * 5, "prob": [0.1, 0.2, 0.2, 0.7, 0.9]})
+    got = classification_metrics(spark.createDataFrame(pdf, SCHEMA), "label", "prob")
+    assert math.isnan(got["roc_auc"])
+    with pytest.warns(UndefinedMetricWarning, match="Only one class"):  # sklearn 1.9: NaN too
+        assert math.isnan(skm.roc_auc_score(pdf.label, pdf.prob))
+    if label == 1:  # every threshold has precision 1
+        assert got["average_precision"] == 1.0
+    else:  # no positives: undefined; we say NaN where sklearn warns and returns 0.0
+        assert math.isnan(got["average_precision"])
+    assert_metrics_equal(got, {"log_loss": skm.log_loss(pdf.label, pdf.prob, labels=[0, 1]),
+                               "brier": skm.brier_score_loss(pdf.label, pdf.prob, labels=[0, 1]),
+                               "positive_rate": float(label)})
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([(None, 0.5), (None, 0.2), (1, 0.3)], "2 rows with null or NaN label"),
+    ([(1, None), (0, 0.2), (1, float("nan"))], "2 rows with null or NaN prob"),
+    ([(2, 0.5), (0, 0.2)], "1 rows with label not 0 or 1"),
+    ([(1, 1.5), (0, -0.1), (1, 0.3)], r"2 rows with prob outside \[0, 1\]"),
+    ([], "no rows"),
+])
+def test_invalid_classification_input_is_reported(spark, rows, message):
+    sdf = spark.createDataFrame(rows, SCHEMA)
+    with pytest.raises(ValueError, match=message):
+        classification_metrics(sdf, "label", "prob")
+
+
+def test_missing_or_text_columns_are_reported(spark):
+    sdf = spark.createDataFrame([(1, "0.5")], "label int, score string")
+    with pytest.raises(ValueError,
+                       match=r"missing columns \['prob'\]; present \['label', 'score'\]"):
+        classification_metrics(sdf, "label", "prob")
+    with pytest.raises(ValueError, match="'score' has type string"):
+        classification_metrics(sdf, "label", "score")
+
+
+def test_calibration_table_matches_sklearn_calibration_curve(scored):
+    pdf, sdf = scored
+    table = calibration_table(sdf, "label", "prob", bins=10)
+    assert table.bin.tolist() == list(range(10)) and table["count"].sum() == len(pdf)
+    prob_true, prob_pred = calibration_curve(pdf.label, pdf.prob, n_bins=10)
+    nonempty = table[table["count"] > 0]
+    np.testing.assert_allclose(nonempty.observed_rate, prob_true, rtol=1e-12)
+    np.testing.assert_allclose(nonempty.mean_predicted, prob_pred, rtol=1e-12)
+    # sklearn's bins are (lower, upper]: 0.1 and 0.2 sit in bins 0 and 1
+    edges = np.linspace(0, 1, 11)
+    assert table["count"].tolist() == np.bincount(np.searchsorted(edges[1:-1], pdf.prob),
+                                                  minlength=10).tolist()
+
+
+def test_calibration_table_keeps_empty_bins(spark):
+    sdf = spark.createDataFrame([(0, 0.05), (1, 0.95), (1, 0.97)], SCHEMA)
+    table = calibration_table(sdf, "label", "prob", bins=4)
+    assert table["count"].tolist() == [1, 0, 0, 2]
+    assert table.observed_rate.isna().tolist() == [False, True, True, False]
+    assert table.mean_predicted.iloc[3] == pytest.approx(0.96)
+
+
+def test_precision_recall_at_thresholds_match_sklearn(scored):
+    pdf, sdf = scored
+    thresholds = [0.0, 0.1, 0.25, 0.5, 0.99, 1.0, 1.01]
+    table = precision_recall_at_thresholds(sdf, "label", "prob", thresholds)
+    assert table.threshold.tolist() == thresholds
+    for row in table.itertuples():
+        predicted = (pdf.prob >= row.threshold).astype(int)
+        tn, fp, fn, tp = skm.confusion_matrix(pdf.label, predicted, labels=[0, 1]).ravel()
+        assert (row.tp, row.fp, row.fn, row.tn) == (tp, fp, fn, tn)
+        for name, fn_ in [("precision", skm.precision_score), ("recall", skm.recall_score),
+                          ("f1", skm.f1_score)]:
+            want = fn_(pdf.label, predicted, zero_division=np.nan)
+            got = getattr(row, name)
+            assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-12)
+    assert math.isnan(table.precision.iloc[-1])  # nothing scores >= 1.01
+
+
+def test_regression_metrics_equal_sklearn(spark):
+    rng = np.random.default_rng(5)
+    # a large offset with small spread: a one-pass sum-of-squares r2 would lose digits here
+    label = 1e6 + rng.normal(0, 3, 2_000)
+    label[:50] = rng.normal(0, 1, 50)  # some zero/negative labels, left out of MAPE
+    label[50] = 0.0
+    pred = label + rng.normal(0, 2, 2_000)
+    pdf = pd.DataFrame({"y": label, "yhat": pred})
+    got = regression_metrics(spark.createDataFrame(pdf), "y", "yhat")
+    positive = pdf[pdf.y > 0]
+    want = {
+        "n": 2_000, "rmse": math.sqrt(skm.mean_squared_error(label, pred)),
+        "mae": skm.mean_absolute_error(label, pred), "r2": skm.r2_score(label, pred),
+        "mape": skm.mean_absolute_percentage_error(positive.y, positive.yhat),
+        "n_mape": len(positive),
+    }
+    assert_metrics_equal(got, want)
+    assert got["n_mape"] == int((label > 0).sum()) < 2_000
+
+
+def test_regression_edge_cases(spark):
+    constant = spark.createDataFrame([(2.0, 1.0), (2.0, 3.0)], "y double, yhat double")
+    got = regression_metrics(constant, "y", "yhat")
+    assert math.isnan(got["r2"]) and got["rmse"] == 1.0 and got["mape"] == 0.5
+    nothing_positive = spark.createDataFrame([(0.0, 1.0), (-1.0, 0.0)], "y double, yhat double")
+    assert math.isnan(regression_metrics(nothing_positive, "y", "yhat")["mape"])
+    with_nulls = spark.createDataFrame([(1.0, None), (None, 2.0), (3.0, None)],
+                                       "y double, yhat double")
+    with pytest.raises(ValueError, match="1 rows with null or NaN y; 2 rows with null or NaN yhat"):
+        regression_metrics(with_nulls, "y", "yhat")
