@@ -95,6 +95,7 @@ class SentimentConfig(_Section):
     backend: Literal["auto", "vader", "spark_nlp"] = "auto"
     positive_threshold: float = Field(0.05, ge=-1.0, le=1.0)
     negative_threshold: float = Field(-0.05, ge=-1.0, le=1.0)
+    languages: list[str] = Field(default_factory=lambda: ["en", "es"])
     spark_nlp_model_path: str | None = None
 
 
