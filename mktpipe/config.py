@@ -83,7 +83,7 @@ class GenerateConfig(_Section):
 class IngestConfig(_Section):
     # a timestamp later than the end of the landing date plus this many hours is in the future
     future_tolerance_hours: int = Field(24, ge=0)
-    max_order_amount: float = Field(100_000.0, gt=0)
+    max_order_usd: float = Field(20_000.0, gt=0)  # per order, after conversion to USD
     max_watch_time_s: float = Field(3 * 3600.0, gt=0)
     referential_checks: bool = True
     # conversion to USD for orders.amount_usd; a currency missing here is UNKNOWN_ENUM

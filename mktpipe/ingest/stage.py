@@ -59,9 +59,9 @@ def rules_from_config(config: Config, now: dt.datetime) -> Rules:
     return Rules(
         now=now,
         future_tolerance_hours=ing.future_tolerance_hours,
-        max_order_amount=ing.max_order_amount,
+        max_order_usd=ing.max_order_usd,
         max_watch_time_s=ing.max_watch_time_s,
-        currencies=tuple(sorted(ing.fx_to_usd)),
+        fx_to_usd=tuple(sorted(ing.fx_to_usd.items())),
     )
 
 

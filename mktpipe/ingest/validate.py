@@ -38,10 +38,14 @@ class Rules:
 
     now: dt.datetime
     future_tolerance_hours: int = 24
-    max_order_amount: float = 100_000.0
+    max_order_usd: float = 20_000.0
     max_watch_time_s: float = 10_800.0
     max_video_duration_s: float = 3_600.0
-    currencies: tuple[str, ...] = S.CURRENCIES
+    fx_to_usd: tuple[tuple[str, float], ...] = tuple(sorted(S.FX_TO_USD.items()))
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return tuple(code for code, _ in self.fx_to_usd)
 
     def latest_valid_ts(self, landing_date: Column) -> Column:
         """The end of the row's landing date plus tolerance, or now if that is earlier."""
@@ -159,8 +163,10 @@ def _range_rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
 
     if source == "orders":
         amount = _typed("amount", "double")
-        return [rule("amount", (amount <= 0) | (amount > rules.max_order_amount),
-                     f"outside (0, {rules.max_order_amount}]")]
+        pairs = [x for code, rate in rules.fx_to_usd for x in (F.lit(code), F.lit(rate))]
+        usd = amount * F.create_map(*pairs)[_raw("currency")]
+        return [rule("amount", (amount <= 0) | (usd > rules.max_order_usd),
+                     f"outside (0, {rules.max_order_usd} USD]")]
     if source == "events":
         watch = _typed("watch_time_s", "double")
         return [rule("watch_time_s", (watch < 0) | (watch > rules.max_watch_time_s),

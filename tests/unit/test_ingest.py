@@ -64,6 +64,8 @@ ORDERS = [
     order("o3", 5.0, "XXX"),  # UNKNOWN_ENUM
     json.dumps({"order_id": "o4", "user_id": "u1", "ts": "2026-01-10T11:00:00Z",
                 "amount": "twelve", "currency": "USD"}),  # WRONG_TYPE
+    order("o5", 117000.0, "COP"),  # about 30 USD: valid although a large number
+    order("o6", 50000.0, "USD"),  # above ingest.max_order_usd: OUT_OF_RANGE
 ]
 
 
@@ -109,8 +111,9 @@ def test_every_rule_gives_its_reason_and_counts_balance(spark, setup):
         "WRONG_TYPE": 1,
     }
     assert (events["read"], events["written"], events["duplicates_in_batch"]) == (13, 2, 2)
-    assert orders["quarantine_reasons"] == {"OUT_OF_RANGE": 1, "UNKNOWN_ENUM": 1,
+    assert orders["quarantine_reasons"] == {"OUT_OF_RANGE": 2, "UNKNOWN_ENUM": 1,
                                             "WRONG_TYPE": 1}
+    assert orders["written"] == 2
     for source in ("users", "events", "orders"):
         counts = result.details[source]
         assert counts["balanced"] is True
@@ -129,8 +132,9 @@ def test_bronze_rows_are_typed_with_lineage(spark, setup):
         got.schema,
     )
     assert_df_equality(got, expected, ignore_row_order=True)
-    usd = store.read("bronze.orders").select("order_id", "amount_usd").collect()
-    assert [(r.order_id, r.amount_usd) for r in usd] == [("o1", round(200 * S.FX_TO_USD["MXN"], 4))]
+    usd = {r.order_id: r.amount_usd for r in store.read("bronze.orders").collect()}
+    assert usd == {"o1": round(200 * S.FX_TO_USD["MXN"], 4),
+                   "o5": round(117000 * S.FX_TO_USD["COP"], 4)}
     assert store.read("bronze.users").schema.fieldNames() == S.BRONZE_SCHEMAS["users"].fieldNames()
 
 
