@@ -1,0 +1,294 @@
+"""A generic binary classifier on any feature table: XGBoost and/or logistic regression, their
+mean as an ensemble, risk tiers, time-based validation metrics, save/load.
+
+Churn (:mod:`.churn`) and purchase intent (:mod:`.intent`) are thin settings over this module.
+The fitted model is one Spark ML ``PipelineModel``: preprocessing (see :mod:`.preprocess`), the
+fitted ``SparkXGBClassifier`` / ``LogisticRegression`` (standardised internally:
+``standardization=True``, coefficients reported on the original scale), a ``VectorElement``
+taking P(class 1) out of each probability vector, and an ``SQLTransformer`` averaging them.
+Tiers are applied after it by :func:`assign_tier`.
+
+Class imbalance: with ``class_weight="balanced"`` XGBoost gets ``scale_pos_weight = neg / pos``
+and logistic regression a weight column (``n / (2 n_class)``, sklearn's "balanced"). Both raise
+predicted probabilities of the rare class, so the calibration table in the metrics matters when
+reading tiers; ``class_weight="none"`` keeps probabilities calibrated.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import SQLTransformer
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T_
+from xgboost.spark import SparkXGBClassifier
+
+from mktpipe.models import tuning as tuning_mod
+from mktpipe.models.artifacts import SavedPipelineModel, json_safe
+from mktpipe.models.evaluation import calibration_table, classification_metrics
+from mktpipe.models.preprocess import (
+    INTERNAL,
+    LABEL,
+    LINEAR_FEATURES,
+    TREE_FEATURES,
+    WEIGHT,
+    VectorElement,
+    infer_feature_columns,
+    preprocessing_stages,
+    profile_features,
+    require_columns,
+    split_train_validation,
+)
+from mktpipe.models.settings import ClassifierSettings, normalize_tiers, to_dict
+
+log = logging.getLogger(__name__)
+
+PRIMARY_METRIC = "average_precision"
+_FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES}
+
+
+def assign_tier(df: DataFrame, prob_col: str, tiers, out_col: str) -> DataFrame:
+    """Add ``out_col``: the name of the first tier (highest bound first) with ``prob_col >=``
+    its lower bound; null probability -> null tier. ``tiers``: ``{name: lower_bound}`` or
+    pairs, validated by :func:`~mktpipe.models.settings.normalize_tiers` (ValueError)."""
+    return df.withColumn(out_col, tier_col(F.col(prob_col), tiers))
+
+
+def tier_col(prob: Column, tiers) -> Column:
+    """The tier name of ``prob`` as a Column (a built-in ``when`` chain)."""
+    pairs = normalize_tiers(tiers)
+    expr = None
+    for name, bound in pairs[:-1]:
+        cond = prob >= F.lit(bound)
+        expr = F.when(cond, F.lit(name)) if expr is None else expr.when(cond, F.lit(name))
+    last = F.lit(pairs[-1][0])
+    expr = last if expr is None else expr.otherwise(last)
+    return F.when(prob.isNull(), F.lit(None).cast("string")).otherwise(expr)
+
+
+class BinaryClassifierModel(SavedPipelineModel):
+    """A fitted binary classifier. ``predict(df)`` adds ``<prefix>_probability`` (mean of the
+    models), ``<prefix>_probability_<model>`` per model and ``<prefix>_tier``."""
+
+    @property
+    def prefix(self) -> str:
+        return self.metadata["output_prefix"]
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.metadata["models"])
+
+    @property
+    def label_col(self) -> str:
+        return self.metadata["label_col"]
+
+    @property
+    def tiers(self) -> tuple[tuple[str, float], ...]:
+        return normalize_tiers(self.metadata["tiers"])
+
+    @property
+    def prob_col(self) -> str:
+        return f"{self.prefix}_probability"
+
+    @property
+    def tier_col(self) -> str:
+        return f"{self.prefix}_tier"
+
+    def model_prob_col(self, kind: str) -> str:
+        return f"{self.prefix}_probability_{kind}"
+
+    @property
+    def output_cols(self) -> list[str]:
+        return [self.prob_col, *[self.model_prob_col(k) for k in self.models], self.tier_col]
+
+    def predict(self, df: DataFrame) -> DataFrame:
+        """``df`` with the probability and tier columns added (existing ones are replaced)."""
+        require_columns(df, self.feature_cols, f"{type(self).__name__}.predict")
+        base = df.drop(*[c for c in self.output_cols if c in df.columns])
+        scored = self.pipeline_model.transform(base)
+        probs = [self.prob_col, *[self.model_prob_col(k) for k in self.models]]
+        return (scored.select(*[F.col(c) for c in base.columns], *probs)
+                .transform(assign_tier, self.prob_col, self.tiers, self.tier_col))
+
+
+def _check_label(df: DataFrame, label_col: str, what: str) -> dict:
+    """Counts of 0 and 1 labels; ValueError for a missing, non-numeric or non-0/1 label."""
+    require_columns(df, [label_col], what)
+    dtype = df.schema[label_col].dataType
+    if not isinstance(dtype, T_.NumericType | T_.BooleanType):
+        raise ValueError(f"{what}: label {label_col!r} must be 0/1 numeric or boolean, "
+                         f"got {dtype.simpleString()}")
+    y = F.col(label_col).cast("double")
+    row = df.agg(F.count(F.when(y == 1, 1)).alias("pos"), F.count(F.when(y == 0, 1)).alias("neg"),
+                 F.count(F.when(y.isNull() | F.isnan(y) | ~y.isin(0.0, 1.0), 1)).alias("bad")
+                 ).first()
+    if row["bad"]:
+        raise ValueError(f"{what}: {row['bad']} rows with {label_col!r} null or not 0/1; "
+                         "drop or fix them")
+    return {"pos": row["pos"], "neg": row["neg"]}
+
+
+def _estimator(kind: str, settings: ClassifierSettings, pos_weight: float):
+    prob, raw, pred = (f"{INTERNAL}{kind}_{s}" for s in ("prob", "raw", "pred"))
+    if kind == "xgb":
+        params = dict(settings.xgb_params)
+        unknown = [k for k in params if not SparkXGBClassifier().hasParam(k)]
+        if unknown:
+            raise ValueError(f"xgb_params: unknown SparkXGBClassifier parameters {unknown}")
+        params.setdefault("random_state", settings.seed)
+        if settings.class_weight == "balanced":
+            params["scale_pos_weight"] = pos_weight
+        return SparkXGBClassifier(features_col=_FEATURES[kind], label_col=LABEL,
+                                  probability_col=prob, raw_prediction_col=raw,
+                                  prediction_col=pred, num_workers=settings.num_workers,
+                                  verbose=False, **params)
+    lr = LogisticRegression(featuresCol=_FEATURES[kind], labelCol=LABEL, probabilityCol=prob,
+                            rawPredictionCol=raw, predictionCol=pred, standardization=True)
+    unknown = [k for k in settings.lr_params if not lr.hasParam(k)]
+    if unknown:
+        raise ValueError(f"lr_params: unknown LogisticRegression parameters {unknown}")
+    lr = lr.setParams(**settings.lr_params)
+    return lr.setWeightCol(WEIGHT) if settings.class_weight == "balanced" else lr
+
+
+def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
+                          settings: ClassifierSettings | None = None,
+                          validation_df: DataFrame | None = None, tune: bool = False,
+                          output_prefix: str = "score",
+                          model_cls: type[BinaryClassifierModel] = BinaryClassifierModel
+                          ) -> BinaryClassifierModel:
+    """Fit the configured models on ``df`` and measure them on the validation set.
+
+    ``feature_cols`` None: every usable column but the label, the date column and id-like
+    columns (see :func:`~mktpipe.models.preprocess.infer_feature_columns`). Validation as in
+    :func:`~mktpipe.models.preprocess.split_train_validation`. ``tune=True`` searches
+    ``settings.tuning`` grids first (ValueError when there is none).
+    """
+    settings = settings or ClassifierSettings()
+    what = f"{output_prefix} classifier"
+    if tune and not settings.tuning:
+        raise ValueError(f"{what}: tune=True but settings.tuning has no grid; give e.g. "
+                         "{'xgb': {'max_depth': [3, 5]}}")
+    for kind, grid in (settings.tuning.items() if tune else ()):  # fail before any Spark job
+        tuning_mod.validate_grid(_estimator(kind, settings, 1.0), grid, settings.max_grid_size)
+    _check_label(df, label_col, what)
+    if feature_cols is None:
+        feature_cols = infer_feature_columns(df, exclude=(label_col, settings.date_col))
+    feature_cols = list(feature_cols)
+    if label_col in feature_cols:
+        raise ValueError(f"{what}: the label {label_col!r} is among the feature columns")
+    train, valid, split = split_train_validation(
+        df, validation_df, settings.date_col, settings.validation_fraction, settings.seed)
+    counts = _check_label(train, label_col, f"{what} (training set)")
+    if not counts["pos"] or not counts["neg"]:
+        raise ValueError(f"{what}: the training set needs both classes, got {counts}")
+    n = counts["pos"] + counts["neg"]
+    spec = profile_features(train, feature_cols, settings.max_categories)
+    weight = (F.when(F.col(LABEL) == 1, F.lit(n / (2.0 * counts["pos"])))
+              .otherwise(F.lit(n / (2.0 * counts["neg"]))))
+    train = (train.withColumn(LABEL, F.col(label_col).cast("double"))
+             .withColumn(WEIGHT, weight))
+    prep = Pipeline(stages=preprocessing_stages(spec, tree="xgb" in settings.models,
+                                                linear="lr" in settings.models)).fit(train)
+    train_t = prep.transform(train).cache()  # every model and the search read it
+    try:
+        fitted, tuned = _fit_models(train_t, settings, counts["neg"] / counts["pos"], tune)
+    finally:
+        train_t.unpersist()
+    pipeline_model = PipelineModel(stages=[*prep.stages, *fitted, *_output_stages(
+        output_prefix, settings.models)])
+    metadata = {"label_col": label_col, "feature_cols": spec.columns,
+                "feature_spec": spec.to_dict(), "models": list(settings.models),
+                "output_prefix": output_prefix, "tiers": dict(settings.tiers),
+                "settings": to_dict(settings), "tuning": tuned, "split": split,
+                "training_counts": counts}
+    model = model_cls(pipeline_model, metadata)
+    model.metadata["metrics"] = json_safe(
+        evaluate(model, valid, label_col, settings.calibration_bins))
+    log.info("%s fitted on %d rows (%s validation): %s", what, n, split["strategy"],
+             {k: round(v[PRIMARY_METRIC], 4) for k, v in model.metrics.items()
+              if isinstance(v, dict) and v.get(PRIMARY_METRIC) is not None})
+    return model
+
+
+def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: float,
+                tune: bool) -> tuple[list, dict]:
+    """Each configured model fitted on preprocessed ``train_t`` (after its grid search when
+    ``tune``); returns the fitted models and the search results per model."""
+    fitted, tuned = [], {}
+    for kind in settings.models:
+        estimator = _estimator(kind, settings, pos_weight)
+        if tune and kind in settings.tuning:
+            result = tuning_mod.tune(
+                estimator, settings.tuning[kind], train_t,
+                tuning_mod.pr_auc_evaluator(LABEL, estimator.getProbabilityCol()),
+                settings.max_grid_size, settings.tuning_train_ratio, settings.seed)
+            estimator = tuning_mod.apply_params(estimator, result.best_params)
+            tuned[kind] = result.to_dict()
+        fitted.append(estimator.fit(train_t))
+    return fitted, tuned
+
+
+def _output_stages(prefix: str, models) -> list:
+    per_model = [f"{prefix}_probability_{k}" for k in models]
+    extract = VectorElement(inputCols=[f"{INTERNAL}{k}_prob" for k in models],
+                            outputCols=per_model, index=1)
+    mean = " + ".join(f"`{c}`" for c in per_model)
+    ensemble = SQLTransformer(
+        statement=f"SELECT *, ({mean}) / {len(per_model)}.0 AS `{prefix}_probability` "
+                  "FROM __THIS__")
+    return [extract, ensemble]
+
+
+def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
+             calibration_bins: int = 10) -> dict[str, Any]:
+    """Validation metrics of each model and the ensemble on labelled ``df``: classification
+    metrics (average precision first), a calibration table and precision/recall per tier."""
+    _check_label(df, label_col, f"{type(model).__name__} validation")
+    scored = (model.predict(df).select(F.col(label_col).cast("double").alias(LABEL),
+                                       model.prob_col,
+                                       *[model.model_prob_col(k) for k in model.models])
+              .cache())  # a dozen small aggregations read it
+    out: dict[str, Any] = {"primary_metric": PRIMARY_METRIC, "split": model.metadata["split"]}
+    try:
+        columns = {k: model.model_prob_col(k) for k in model.models}
+        if len(columns) > 1:
+            columns["ensemble"] = model.prob_col
+        for name, col in columns.items():
+            metrics = classification_metrics(scored, LABEL, col)
+            metrics["calibration"] = calibration_table(
+                scored, LABEL, col, calibration_bins).to_dict("records")
+            metrics["tiers"] = tier_table(scored, LABEL, col, model.tiers)
+            out[name] = metrics
+        if len(model.models) == 1:  # one model: the ensemble is that model
+            out["ensemble"] = out[model.models[0]]
+    finally:
+        scored.unpersist()
+    return out
+
+
+def tier_table(df: DataFrame, label_col: str, prob_col: str, tiers) -> list[dict]:
+    """Per tier (highest first): rows, positives, precision (positives / rows in the tier),
+    recall (share of all positives in the tier), and cumulative precision/recall of "this tier
+    or higher" (= precision/recall at prob >= the tier's lower bound)."""
+    pairs = normalize_tiers(tiers)
+    counts = {r["t"]: (r["n"], r["pos"]) for r in
+              df.groupBy(tier_col(F.col(prob_col), pairs).alias("t"))
+              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col(label_col)).alias("pos"))
+              .collect()}  # one row per tier
+    total_pos = sum(pos for _, pos in counts.values())
+    rows, cum_n, cum_pos, upper = [], 0, 0.0, 1.0
+    for name, bound in pairs:
+        n, pos = counts.get(name, (0, 0.0))
+        cum_n, cum_pos = cum_n + n, cum_pos + pos
+        rows.append({"tier": name, "lower": bound, "upper": upper, "n": int(n),
+                     "positives": int(pos), "precision": pos / n if n else None,
+                     "recall": pos / total_pos if total_pos else None,
+                     "cumulative_precision": cum_pos / cum_n if cum_n else None,
+                     "cumulative_recall": cum_pos / total_pos if total_pos else None})
+        upper = bound
+    return rows

@@ -1,0 +1,207 @@
+"""Settings of the ML models, as small frozen dataclasses validated on construction.
+
+They mirror the ``models`` section suggested for ``mktpipe.config`` (see the report of issue
+6): until that section exists, every ``fit`` takes ``config=None`` (defaults), one of these
+dataclasses, a plain mapping of overrides, or a mktpipe ``Config`` (its ``models.<section>`` is
+used when present, else the defaults). Defaults follow the product spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+# lower bound of each tier (inclusive); a probability p gets the first tier with p >= bound
+CHURN_TIERS: dict[str, float] = {
+    "immediate_intervention": 0.90, "retention_campaign": 0.70,
+    "active_monitoring": 0.50, "passive_monitoring": 0.0,
+}
+INTENT_TIERS: dict[str, float] = {
+    "personalised_offer": 0.80, "nurturing_campaign": 0.60,
+    "educational_content": 0.40, "brand_awareness": 0.0,
+}
+MODEL_KINDS = ("xgb", "lr")
+
+
+def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
+                    ) -> tuple[tuple[str, float], ...]:
+    """``{name: lower_bound}`` or ``[(name, lower_bound), ...]`` -> pairs sorted by bound,
+    highest first. Raises ValueError unless names are unique and non-empty, bounds are distinct
+    numbers in [0, 1] and the lowest bound is 0 (so every probability gets a tier)."""
+    pairs = list(tiers.items()) if isinstance(tiers, Mapping) else [tuple(t) for t in tiers]
+    if not pairs:
+        raise ValueError("tiers: at least one tier is needed, e.g. {'all': 0.0}")
+    problems = []
+    names = [str(name) for name, _ in pairs]
+    if any(not name for name in names) or len(set(names)) != len(names):
+        problems.append(f"names must be unique and non-empty, got {names}")
+    try:
+        bounds = [float(bound) for _, bound in pairs]
+    except (TypeError, ValueError):
+        raise ValueError(f"tiers: lower bounds must be numbers, got {pairs}") from None
+    if any(not (0.0 <= b <= 1.0) or math.isnan(b) for b in bounds):
+        problems.append(f"lower bounds must lie in [0, 1], got {bounds}")
+    if len(set(bounds)) != len(bounds):
+        problems.append(f"lower bounds must be distinct, got {bounds}")
+    if bounds and min(bounds) != 0.0:
+        problems.append(f"the lowest tier must start at 0.0 so every probability has a tier, "
+                        f"got {min(bounds)}")
+    if problems:
+        raise ValueError("tiers: " + "; ".join(problems))
+    return tuple(sorted(zip(names, bounds), key=lambda p: -p[1]))
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Binary classifiers (churn, purchase intent)."""
+
+    models: tuple[str, ...] = ("xgb", "lr")
+    tiers: Any = field(default_factory=lambda: dict(CHURN_TIERS))
+    class_weight: str = "balanced"  # balanced | none
+    xgb_params: Mapping[str, Any] = field(default_factory=lambda: {
+        "max_depth": 4, "n_estimators": 150, "learning_rate": 0.1, "subsample": 0.9})
+    lr_params: Mapping[str, Any] = field(default_factory=lambda: {
+        "regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100})
+    num_workers: int = 1  # xgboost.spark workers (Spark tasks); one per executor core at most
+    date_col: str = "snapshot_date"
+    validation_fraction: float = 0.2  # random split, only when there is no time to split on
+    seed: int = 42
+    max_categories: int = 100  # string columns with more distinct values are dropped
+    calibration_bins: int = 10
+    tuning: Mapping[str, Mapping[str, Sequence]] = field(default_factory=dict)
+    max_grid_size: int = 16
+    tuning_train_ratio: float = 0.75
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "tiers", normalize_tiers(self.tiers))
+        unknown = [m for m in self.models if m not in MODEL_KINDS]
+        _check(bool(self.models) and not unknown and len(set(self.models)) == len(self.models),
+               f"models must be distinct names from {MODEL_KINDS}, got {self.models}")
+        _check(self.class_weight in ("balanced", "none"),
+               f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+        _check(0.0 < self.validation_fraction < 1.0,
+               f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+        _check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
+        _check(self.max_categories >= 1, f"max_categories must be >= 1, got {self.max_categories}")
+        _check(self.calibration_bins >= 1, "calibration_bins must be >= 1")
+        _check(0.0 < self.tuning_train_ratio < 1.0, "tuning_train_ratio must lie in (0, 1)")
+        _check(self.max_grid_size >= 1, "max_grid_size must be >= 1")
+        stray = [k for k in self.tuning if k not in self.models]
+        _check(not stray, f"tuning has grids for {stray}, which are not among models "
+                          f"{self.models}")
+
+
+def intent_defaults() -> ClassifierSettings:
+    return ClassifierSettings(models=("xgb",), tiers=dict(INTENT_TIERS))
+
+
+@dataclass(frozen=True)
+class RegressorSettings:
+    """The ML CLV regressor (spend in the next N days)."""
+
+    xgb_params: Mapping[str, Any] = field(default_factory=lambda: {
+        "max_depth": 4, "n_estimators": 150, "learning_rate": 0.1, "subsample": 0.9})
+    objective: str = "reg:squarederror"  # reg:tweedie suits zero-heavy spend too
+    num_workers: int = 1
+    date_col: str = "snapshot_date"
+    validation_fraction: float = 0.2
+    seed: int = 42
+    max_categories: int = 100
+    output_col: str = "clv_prediction"
+    tuning: Mapping[str, Sequence] = field(default_factory=dict)  # grid over xgb params
+    max_grid_size: int = 16
+    tuning_train_ratio: float = 0.75
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.validation_fraction < 1.0, "validation_fraction must lie in (0, 1)")
+        _check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
+        _check(bool(self.output_col), "output_col must be a column name")
+        _check(self.max_grid_size >= 1, "max_grid_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    k_min: int = 3
+    k_max: int = 8
+    algorithm: str = "kmeans"  # kmeans | bisecting
+    log1p: bool = True  # sign(x) log(1 + |x|) before standardising: counts are heavy-tailed
+    max_iter: int = 30
+    seed: int = 42
+    name_features: int = 2  # features named per segment
+    name_threshold: float = 0.5  # |standardised centroid| below this counts as "average"
+
+    def __post_init__(self) -> None:
+        _check(2 <= self.k_min <= self.k_max,
+               f"need 2 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
+        _check(self.algorithm in ("kmeans", "bisecting"),
+               f"algorithm must be 'kmeans' or 'bisecting', got {self.algorithm!r}")
+        _check(self.name_features >= 1, "name_features must be >= 1")
+        _check(self.name_threshold >= 0, "name_threshold must be >= 0")
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    z_threshold: float = 6.0
+    max_watch_seconds_per_day: float = 20 * 3600.0
+    watch_col: str = "watch_seconds"
+    min_days: int = 5  # fewer active days: no within-user z-scores (too little history)
+    log_scale: bool = True  # z-scores of log1p(x): engagement counts are heavy-tailed
+    min_scale: float = 0.5  # floor of the robust scale, in z's units (log1p units by default)
+
+    def __post_init__(self) -> None:
+        _check(self.z_threshold > 0, f"z_threshold must be > 0, got {self.z_threshold}")
+        _check(self.max_watch_seconds_per_day > 0, "max_watch_seconds_per_day must be > 0")
+        _check(self.min_days >= 2, f"min_days must be >= 2, got {self.min_days}")
+        _check(self.min_scale > 0, f"min_scale must be > 0, got {self.min_scale}")
+
+
+S = TypeVar("S")
+
+
+def resolve(config: Any, section: str, cls: type[S], base: S | None = None) -> S:
+    """Settings of type ``cls`` from ``config``: None -> ``base`` (or ``cls()``); an instance
+    of ``cls`` as is; a mapping -> ``base`` with those fields replaced; a mktpipe Config ->
+    its ``models.<section>`` when the section exists, else ``base``."""
+    base = base if base is not None else cls()
+    if config is None:
+        return base
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, Mapping):
+        overrides = dict(config)
+    elif hasattr(config, "models"):
+        node = getattr(config.models, section, None)
+        if node is None:
+            return base
+        overrides = node.model_dump() if hasattr(node, "model_dump") else dict(node)
+    elif hasattr(config, "to_dict"):  # a Config without a models section yet
+        log.debug("config has no models.%s section; using defaults", section)
+        return base
+    else:
+        raise TypeError(f"{section} settings: expected None, {cls.__name__}, a mapping or a "
+                        f"mktpipe Config, got {type(config).__name__}")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"{section} settings: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    return dataclasses.replace(base, **overrides)
+
+
+def to_dict(settings: Any) -> dict:
+    """A JSON-friendly dict of a settings dataclass (tuples become lists)."""
+    out = dataclasses.asdict(settings)
+    if "tiers" in out:
+        out["tiers"] = {name: bound for name, bound in out["tiers"]}
+    return out

@@ -1,0 +1,102 @@
+"""Anomalous engagement: planted bots are caught, ordinary (also heavy or sparse) users are not."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from mktpipe.models.anomalies import detect_anomalies, exclude_anomalous, mark_anomalous
+
+DAYS = 20
+START = dt.date(2026, 9, 1)
+SCHEMA = "user_id string, activity_date date, events long, views long, watch_seconds double"
+
+
+def normal_users(n: int, seed: int = 3) -> list[tuple]:
+    """Lognormal activity levels (sigma 0.75, as the generator's engagement) with Poisson days;
+    the last user is sparse (mostly inactive days), user 1 a heavy but human user."""
+    rng = np.random.default_rng(seed)
+    rates = np.exp(np.log(30) + 0.75 * rng.normal(size=n))
+    rates[1], rates[-1] = 250.0, 0.3
+    rows = []
+    for u in range(n):
+        for d in range(DAYS):
+            events = int(rng.poisson(rates[u]))
+            views = int(rng.binomial(events, 0.7))
+            rows.append((f"n{u:03d}", START + dt.timedelta(days=d), events, views,
+                         float(views * rng.uniform(5, 40))))
+    return rows
+
+
+def planted() -> list[tuple]:
+    day = [START + dt.timedelta(days=d) for d in range(DAYS)]
+    level_bot = [("bot_level", d, 20_000, 19_000, 60_000.0) for d in day]  # never sleeps
+    burst_bot = [("bot_burst", d, 30, 20, 500.0) for d in day[:-1]] + \
+        [("bot_burst", day[-1], 30_000, 29_000, 50_000.0)]  # one scripted day
+    marathon = [("marathon", d, 30, 20, 500.0) for d in day[:-1]] + \
+        [("marathon", day[-1], 40, 30, 80_000.0)]  # 22 h of watch time in a day
+    idle = [("idle", d, 0, 0, 0.0) for d in day[:-1]] + [("idle", day[-1], 40, 30, 900.0)]
+    return level_bot + burst_bot + marathon + idle  # idle: a first busy day is no bot
+
+
+@pytest.fixture(scope="module")
+def anomalies(spark):
+    daily = spark.createDataFrame(normal_users(60) + planted(), SCHEMA)
+    daily = daily.union(spark.createDataFrame([("n000", START - dt.timedelta(days=1), None,
+                                                None, None)], SCHEMA))  # a null day
+    return {r["user_id"]: r for r in detect_anomalies(daily).collect()}
+
+
+def test_planted_bots_are_flagged_with_reasons(anomalies):
+    level = anomalies["bot_level"]
+    assert level["is_anomalous"] and "events: level z=" in level["anomaly_reason"]
+    assert level["max_robust_z"] > 6
+    burst = anomalies["bot_burst"]
+    assert burst["is_anomalous"] and "events: burst z=" in burst["anomaly_reason"]
+    assert "level" not in burst["anomaly_reason"]  # its typical day is ordinary
+    marathon = anomalies["marathon"]
+    assert marathon["is_anomalous"]
+    assert "watch_seconds: 80000 s in one day > 72000" in marathon["anomaly_reason"]
+    assert "events" not in marathon["anomaly_reason"]
+
+
+def test_normal_users_are_not_flagged(anomalies):
+    normal = {u: r for u, r in anomalies.items() if u.startswith("n")}
+    assert len(normal) == 60
+    flagged = {u: r["anomaly_reason"] for u, r in normal.items() if r["is_anomalous"]}
+    assert flagged == {}
+    assert all(r["anomaly_reason"] is None for r in normal.values())
+    assert max(r["max_robust_z"] for r in normal.values()) < 6
+    assert not anomalies["idle"]["is_anomalous"], anomalies["idle"]
+
+
+def test_threshold_from_settings(spark):
+    rows = [("a", START + dt.timedelta(days=d), 10 if d else 100, 0, 0.0) for d in range(10)]
+    rows += [("b", START + dt.timedelta(days=d), 10, 0, 0.0) for d in range(10)]
+    daily = spark.createDataFrame(rows, SCHEMA)
+    strict = {r["user_id"]: r["is_anomalous"] for r in
+              detect_anomalies(daily, ["events"], config={"z_threshold": 2.0}).collect()}
+    lenient = {r["user_id"]: r["is_anomalous"] for r in detect_anomalies(daily, ["events"])
+               .collect()}
+    assert strict == {"a": True, "b": False}  # log1p(100) - log1p(10) = 2.2 over scale 0.5
+    assert lenient == {"a": False, "b": False}
+    with pytest.raises(ValueError, match="z_threshold"):
+        detect_anomalies(daily, config={"z_threshold": 0})
+    with pytest.raises(ValueError, match="missing columns"):
+        detect_anomalies(daily, ["clicks"])
+
+
+def test_exclude_and_mark(spark):
+    features = spark.createDataFrame([("a", 1.0), ("b", 2.0), ("c", 3.0)],
+                                     "user_id string, x double")
+    flags = spark.createDataFrame([("a", True, "events: burst"), ("b", False, None)],
+                                  "user_id string, is_anomalous boolean, anomaly_reason string")
+    kept = sorted(r["user_id"] for r in exclude_anomalous(features, flags).collect())
+    assert kept == ["b", "c"]
+    marked = {r["user_id"]: (r["is_anomalous"], r["anomaly_reason"])
+              for r in mark_anomalous(features, flags).collect()}
+    assert marked == {"a": (True, "events: burst"), "b": (False, None), "c": (False, None)}
+    assert mark_anomalous(features, flags).filter(F.col("x") > 0).count() == 3

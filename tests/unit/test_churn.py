@@ -1,0 +1,178 @@
+"""Churn model: planted signal recovered on held-out snapshots, ensemble, tiers, save/load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from mktpipe.models import churn
+from mktpipe.models.artifacts import json_safe
+from mktpipe.models.classifier import tier_table
+from mktpipe.models.evaluation import classification_metrics
+from mktpipe.models.preprocess import infer_feature_columns, split_train_validation
+from mktpipe.models.settings import ClassifierSettings, normalize_tiers
+
+SCHEMA = T.StructType([
+    T.StructField("user_id", T.LongType()), T.StructField("snapshot_date", T.DateType()),
+    T.StructField("_run_id", T.StringType()), T.StructField("watch_30d", T.DoubleType()),
+    T.StructField("sessions_30d", T.IntegerType()),
+    T.StructField("days_since_active", T.DoubleType()),
+    T.StructField("noise", T.DoubleType()), T.StructField("plan", T.StringType()),
+    T.StructField("is_creator", T.BooleanType()), T.StructField("churned", T.IntegerType()),
+])
+FAST = {"xgb_params": {"max_depth": 3, "n_estimators": 40, "learning_rate": 0.2}}
+
+
+def churn_rows(n: int, snapshot: dt.date, seed: int, plans=("free", "basic", "pro")) -> list:
+    """Churn is a logistic function of watch time, recency and plan (AUC of the truth ~0.85);
+    10% null watch time, some null plans, a bool and a pure-noise column."""
+    rng = np.random.default_rng(seed)
+    watch = rng.normal(size=n)
+    recency = rng.normal(size=n)
+    plan = rng.choice(plans, size=n, p=[0.5, 0.3, 0.2][: len(plans)] if len(plans) == 3 else None)
+    logit = -0.6 - 1.4 * watch + 1.2 * recency + 0.9 * (plan == "free")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    rows = []
+    for i in range(n):
+        rows.append((int(seed * 100_000 + i), snapshot, "run-1",
+                     None if i % 10 == 0 else float(watch[i]), int(rng.poisson(5)),
+                     float(recency[i]), float(rng.normal()),
+                     None if i % 25 == 0 else str(plan[i]), bool(i % 3 == 0), int(y[i])))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(spark):
+    rows = churn_rows(1200, dt.date(2026, 9, 1), 1) + churn_rows(600, dt.date(2026, 10, 1), 2)
+    holdout = churn_rows(800, dt.date(2026, 11, 1), 3, plans=("free", "basic", "enterprise"))
+    return spark.createDataFrame(rows, SCHEMA), spark.createDataFrame(holdout, SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return churn.fit(data[0], "churned", config=FAST)
+
+
+def test_feature_inference_skips_ids_label_and_bookkeeping(data):
+    cols = infer_feature_columns(data[0], exclude=("churned", "snapshot_date"))
+    assert cols == ["watch_30d", "sessions_30d", "days_since_active", "noise", "plan",
+                    "is_creator"]
+
+
+def test_fit_validates_on_latest_snapshot_and_metrics_shape(model):
+    split = model.metrics["split"]
+    assert split == {"strategy": "time", "train_snapshots": ["2026-09-01"],
+                     "validation_snapshot": "2026-10-01"}
+    for name in ("xgb", "lr", "ensemble"):
+        m = model.metrics[name]
+        assert m["n"] == 600
+        assert m["roc_auc"] >= 0.75, (name, m)
+        assert 0 < m["brier"] < 0.25 and 0 < m["log_loss"] < 0.69
+        assert [t["tier"] for t in m["tiers"]] == list(churn.CHURN_TIERS)
+        assert sum(t["n"] for t in m["tiers"]) == 600
+        assert len(m["calibration"]) == 10
+    assert model.metadata["feature_spec"]["indicators"] == ["watch_30d"]
+    assert model.metadata["feature_spec"]["categorical"] == ["plan"]
+
+
+def test_predict_on_holdout_quality_ensemble_and_unseen_category(model, data):
+    holdout = data[1]
+    scored = model.predict(holdout).cache()
+    assert scored.columns == holdout.columns + [
+        "churn_probability", "churn_probability_xgb", "churn_probability_lr", "churn_tier"]
+    assert scored.count() == 800  # unseen "enterprise" and null plans score, not fail
+    metrics = classification_metrics(scored, "churned", "churn_probability")
+    assert metrics["roc_auc"] >= 0.75, metrics
+    gap = scored.agg(F.max(F.abs(F.col("churn_probability") - (
+        F.col("churn_probability_xgb") + F.col("churn_probability_lr")) / 2))).first()[0]
+    assert gap < 1e-12
+    bad_tiers = scored.filter(F.col("churn_tier") != churn.tier_col(
+        F.col("churn_probability"), churn.CHURN_TIERS)).count()
+    assert bad_tiers == 0
+    unseen = scored.filter(F.col("plan") == "enterprise").count()
+    assert unseen > 0
+    scored.unpersist()
+
+
+def test_save_load_predicts_identically(model, data, tmp_path):
+    path = str(tmp_path / "churn_model")
+    model.save(path)
+    loaded = churn.ChurnModel.load(path)
+    assert loaded.metrics == json_safe(model.metrics)
+    assert loaded.feature_cols == model.feature_cols
+    cols = ["user_id", "churn_probability", "churn_probability_xgb", "churn_probability_lr",
+            "churn_tier"]
+    before = model.predict(data[1]).select(cols).toPandas().sort_values("user_id")
+    after = loaded.predict(data[1]).select(cols).toPandas().sort_values("user_id")
+    pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True),
+                                  check_exact=True)
+
+
+@pytest.mark.parametrize("p, tier", [
+    (1.0, "immediate_intervention"), (0.9, "immediate_intervention"),
+    (0.8999, "retention_campaign"), (0.7, "retention_campaign"),
+    (0.6999, "active_monitoring"), (0.5, "active_monitoring"),
+    (0.4999, "passive_monitoring"), (0.0, "passive_monitoring"), (None, None)])
+def test_tiers_at_boundaries(spark, p, tier):
+    df = spark.createDataFrame([(p,)], "p double")
+    assert churn.assign_tier(df, "p", churn.CHURN_TIERS, "tier").first()["tier"] == tier
+
+
+@pytest.mark.parametrize("tiers, message", [
+    ({"a": 0.9, "b": 0.5}, "lowest tier must start at 0.0"),
+    ({"a": 1.5, "b": 0.0}, "in \\[0, 1\\]"),
+    ([("a", 0.5), ("a", 0.0)], "unique"),
+    ({"a": 0.5, "b": 0.5, "c": 0.0}, "distinct"),
+    ({}, "at least one tier"),
+])
+def test_invalid_tiers_raise(tiers, message):
+    with pytest.raises(ValueError, match=message):
+        normalize_tiers(tiers)
+
+
+def test_tier_table_counts_precision_recall(spark):
+    rows = [(0.95, 1.0), (0.91, 0.0), (0.75, 1.0), (0.6, 0.0), (0.2, 1.0), (0.1, 0.0)]
+    df = spark.createDataFrame(rows, "p double, y double")
+    table = {r["tier"]: r for r in tier_table(df, "y", "p", churn.CHURN_TIERS)}
+    top = table["immediate_intervention"]
+    assert (top["n"], top["positives"], top["precision"]) == (2, 1, 0.5)
+    assert top["recall"] == pytest.approx(1 / 3)
+    assert table["retention_campaign"]["cumulative_precision"] == pytest.approx(2 / 3)
+    assert table["passive_monitoring"]["cumulative_recall"] == 1.0
+
+
+def test_bad_inputs_raise_clear_errors(data):
+    train = data[0]
+    with pytest.raises(ValueError, match="missing columns \\['nope'\\]"):
+        churn.fit(train, "nope")
+    with pytest.raises(ValueError, match="not 0/1"):
+        churn.fit(train.withColumn("churned", F.col("churned") * 2), "churned")
+    with pytest.raises(ValueError, match="unknown keys"):
+        churn.fit(train, "churned", config={"max_dpeth": 3})
+    with pytest.raises(ValueError, match="models must be"):
+        ClassifierSettings(models=("xgb", "svm"))
+
+
+def test_random_split_when_one_snapshot(spark, caplog):
+    df = spark.range(200).withColumn("snapshot_date", F.lit(dt.date(2026, 9, 1)))
+    train, valid, info = split_train_validation(df, fraction=0.25, seed=7)
+    assert info["strategy"] == "random" and "time-based validation" in caplog.text
+    assert train.count() + valid.count() == 200
+    assert train.join(valid, "id", "inner").count() == 0
+    assert math.isclose(valid.count() / 200, 0.25, abs_tol=0.1)
+
+
+def test_settings_from_config_objects(config):
+    from types import SimpleNamespace
+
+    assert churn.settings_from(config) == ClassifierSettings()  # no models section yet
+    with_section = SimpleNamespace(models=SimpleNamespace(churn={"class_weight": "none"}))
+    assert churn.settings_from(with_section).class_weight == "none"
+    tiers = churn.settings_from({"tiers": {"hot": 0.6, "cold": 0.0}}).tiers
+    assert tiers == (("hot", 0.6), ("cold", 0.0))
