@@ -206,7 +206,11 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
         if condition:
             current = current.filter(condition)
         existing = first.join(current.select(*keys), on=keys, how="left_semi").count()
-    store.merge_insert(first, table, keys, existing_filter=condition)
+    if store.exists(table):
+        store.merge_insert(first, table, keys, existing_filter=condition)
+    else:  # the first write creates the table with its partitioning
+        store.write(first.dropDuplicates(keys), table,
+                    partition_by=S.BRONZE_PARTITIONS[source])
     return {
         "read": read,
         "written": store.last_write.rows,

@@ -132,6 +132,8 @@ def test_bronze_rows_are_typed_with_lineage(spark, setup):
         got.schema,
     )
     assert_df_equality(got, expected, ignore_row_order=True)
+    assert store.partition_columns("bronze.events") == ["event_date"]
+    assert store.partition_columns("bronze.users") == []
     usd = {r.order_id: r.amount_usd for r in store.read("bronze.orders").collect()}
     assert usd == {"o1": round(200 * S.FX_TO_USD["MXN"], 4),
                    "o5": round(117000 * S.FX_TO_USD["COP"], 4)}
