@@ -26,6 +26,11 @@ setup: $(STAMP)  ## create the virtualenv and install pinned dependencies
 run: setup  ## generate demo data (if missing) and run the pipeline on it
 	@if [ ! -d "$${MKTPIPE__PATHS__LANDING:-data/landing}/events" ]; then $(MKTPIPE) generate; fi
 	$(MKTPIPE) ingest --all-dates
+	$(MKTPIPE) sentiment --all-dates
+	$(MKTPIPE) daily --all-dates
+	$(MKTPIPE) graph --snapshot-date latest
+	$(MKTPIPE) features --snapshot-date latest
+	@echo "tables in $${MKTPIPE__PATHS__WAREHOUSE:-data/warehouse}; run manifests in its _runs/ folder"
 
 test: setup  ## the whole test suite (unit + integration), as CI runs it
 	$(PY) -m pytest
@@ -37,7 +42,12 @@ doctor: setup  ## versions and which backend each capability uses
 	$(MKTPIPE) doctor
 
 bench: setup  ## benchmarks (print figures; see README "Performance")
+	$(PY) bench/generate.py
 	$(PY) bench/ingest.py
+	$(PY) bench/sentiment.py
+	$(PY) bench/features.py
+	$(PY) bench/graph.py
+	$(PY) bench/models.py
 
 clean:  ## remove generated data, reports and models (keeps the virtualenv)
 	rm -rf data reports models exports spark-warehouse metastore_db derby.log .pytest_cache

@@ -32,6 +32,22 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _snapshot(text: str) -> dt.date | str:
+    return "latest" if text == "latest" else _date(text)
+
+
+def resolve_snapshot(value: dt.date | str, config: Config) -> dt.date:
+    """``latest`` = the day after the last landing date (a snapshot uses data before it)."""
+    if value != "latest":
+        return value
+    from mktpipe.ingest import landing
+
+    dates = landing.landing_dates(config.paths.landing)
+    if not dates:
+        landing.require_landing(config.paths.landing, dt.date.today())
+    return dates[-1] + dt.timedelta(days=1)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default=None,
                         help="config overlay: local (default), test, cluster, ...")
@@ -80,6 +96,45 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--all-dates", action="store_true",
                       help="ingest every date in the landing zone, oldest first")
     _common(ing)
+
+    graph = sub.add_parser(
+        "graph", help="PageRank influence and Louvain communities for a snapshot",
+        description="Build the follow + interaction graph from bronze data before the "
+                    "snapshot, run PageRank and Louvain, write silver.graph_metrics and "
+                    "silver.communities (engines and weights from the graph config section).",
+    )
+    graph.add_argument("--snapshot-date", type=_snapshot, required=True,
+                       help="the snapshot, YYYY-MM-DD (uses data strictly before it), or "
+                            "'latest' (the day after the last landing date)")
+    _common(graph)
+
+    for name, text, desc in (
+        ("sentiment", "score comment sentiment (English and Spanish) into silver",
+         "Score bronze.comments of the run date (and late-arrival days) with the lexicon "
+         "model; write silver.comment_sentiment."),
+        ("daily", "per-user daily aggregates into silver.user_daily",
+         "Aggregate bronze events and orders of the run date (and late-arrival days) into "
+         "one row per user per active day."),
+    ):
+        stage = sub.add_parser(name, help=text, description=desc)
+        when = stage.add_mutually_exclusive_group(required=True)
+        when.add_argument("--run-date", type=_date, help="the date to process, YYYY-MM-DD")
+        when.add_argument("--all-dates", action="store_true",
+                          help="every date in the landing zone, in one batch")
+        _common(stage)
+
+    for name, text, desc in (
+        ("features", "point-in-time user features for a snapshot",
+         "Build gold.user_features for the snapshot from data strictly before it, with "
+         "quality checks (a failing hard check exits 4 and writes nothing)."),
+        ("labels", "churn / CLV / purchase labels for a snapshot",
+         "Build gold.user_labels from data at or after the snapshot (null where the horizon "
+         "runs past the data's end)."),
+    ):
+        stage = sub.add_parser(name, help=text, description=desc)
+        stage.add_argument("--snapshot-date", type=_snapshot, required=True,
+                           help="YYYY-MM-DD, or 'latest' (the day after the last landing date)")
+        _common(stage)
 
     doc = sub.add_parser(
         "doctor", help="versions, and which backend each capability uses and why",
@@ -158,6 +213,78 @@ def cmd_ingest(args) -> int:
     return EXIT_OK
 
 
+def _run_stage(args, command: str, stage, run_date: dt.date) -> int:
+    """Build the session and store, run one stage, record it in a run manifest."""
+    from mktpipe.quality.manifest import RunManifest, new_run_id
+    from mktpipe.session import get_spark
+    from mktpipe.storage import open_store
+
+    config = _load(args)
+    run_date = resolve_snapshot(run_date, config)
+    spark = get_spark(config)
+    store = open_store(spark, config)
+    run_id = new_run_id(command)
+    manifest = RunManifest(run_id, command, str(config.resolve_path("warehouse")),
+                           config=config.model_dump())
+    status = "failed"
+    try:
+        result = stage(spark, config, run_date, store=store, run_id=run_id)
+        manifest.add(result)
+        status = "ok"
+    finally:
+        manifest.finish(status)
+    print(f"{command} {run_date}: {result.rows_out} rows out in {result.elapsed_s:.1f}s; "
+          f"tables {result.tables_written}")
+    for key, value in result.details.items():
+        if not isinstance(value, (dict, list)):
+            print(f"  {key}: {value}")
+    print(f"manifest: {manifest.path}")
+    return EXIT_OK
+
+
+def _dated_stage(args, command: str, single, batch) -> int:
+    """A stage run for --run-date D, or for --all-dates in one batch."""
+    if not args.all_dates:
+        return _run_stage(args, command, single, args.run_date)
+    from mktpipe.ingest import landing
+
+    def all_dates(spark, config, _run_date, store=None, run_id=None):
+        dates = landing.landing_dates(config.paths.landing)
+        return batch(spark, config, dates, store=store, run_id=run_id)
+
+    return _run_stage(args, command, all_dates, "latest")
+
+
+def cmd_sentiment(args) -> int:
+    from mktpipe.nlp.stage import run_sentiment, run_sentiment_range
+
+    return _dated_stage(args, "sentiment", run_sentiment, run_sentiment_range)
+
+
+def cmd_daily(args) -> int:
+    from mktpipe.features.daily import run_daily, run_daily_range
+
+    return _dated_stage(args, "daily", run_daily, run_daily_range)
+
+
+def cmd_features(args) -> int:
+    from mktpipe.features.user_features import run_features
+
+    return _run_stage(args, "features", run_features, args.snapshot_date)
+
+
+def cmd_labels(args) -> int:
+    from mktpipe.features.labels import run_labels
+
+    return _run_stage(args, "labels", run_labels, args.snapshot_date)
+
+
+def cmd_graph(args) -> int:
+    from mktpipe.graph.stage import run_graph
+
+    return _run_stage(args, "graph", run_graph, args.snapshot_date)
+
+
 def cmd_doctor(args) -> int:
     from mktpipe.doctor import report
 
@@ -166,7 +293,16 @@ def cmd_doctor(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"generate": cmd_generate, "ingest": cmd_ingest, "doctor": cmd_doctor}
+COMMANDS = {
+    "generate": cmd_generate,
+    "ingest": cmd_ingest,
+    "sentiment": cmd_sentiment,
+    "daily": cmd_daily,
+    "graph": cmd_graph,
+    "features": cmd_features,
+    "labels": cmd_labels,
+    "doctor": cmd_doctor,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
