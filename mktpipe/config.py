@@ -116,6 +116,7 @@ class LabelsConfig(_Section):
 
 class GraphConfig(_Section):
     interaction_window_days: int = Field(30, ge=1)
+    interaction_weight: float = Field(0.2, ge=0.0)  # per like/comment/share; a follow is 1
     pagerank_engine: Literal["auto", "spark", "igraph", "graphframes"] = "auto"
     louvain_engine: Literal["auto", "spark", "igraph"] = "auto"
     igraph_max_edges: int = Field(200_000, ge=0)

@@ -1,0 +1,300 @@
+"""The graph stage: influence (PageRank) and communities (Louvain) for a snapshot.
+
+Graph, from data strictly before the snapshot:
+
+- follow edges ``follower -> followee`` (weight 1) from ``bronze.follows``;
+- interaction edges ``user -> creator`` from likes, comments and shares in the
+  ``graph.interaction_window_days`` before the snapshot, weight = count x
+  ``graph.interaction_weight`` (so ~5 interactions weigh as much as a follow by default);
+- every user signed up before the snapshot is a vertex (isolated users: own community,
+  teleport-only PageRank).
+
+PageRank runs on the directed weighted graph, Louvain on its undirected version. Outputs,
+partitioned by snapshot_date and overwritten per snapshot (a re-run is idempotent):
+
+- ``silver.graph_metrics``: user_id, snapshot_date, pagerank, influence_percentile (0-100,
+  share of users with a lower PageRank), community_id, community_size, in_degree, out_degree
+- ``silver.communities``: snapshot_date, community_id, size, internal_edges,
+  internal_density, top_creators (by PageRank), dominant_category, modularity
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from pyspark.ml.feature import Bucketizer
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from mktpipe import schemas as S
+from mktpipe.config import Config
+from mktpipe.graph import louvain, modularity, pagerank
+from mktpipe.quality.manifest import StageResult
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+SRC, DST, WEIGHT = "src", "dst", "weight"
+INTERACTIONS = ("like", "comment", "share")
+METRICS_TABLE = "silver.graph_metrics"
+COMMUNITIES_TABLE = "silver.communities"
+PERCENTILE_STEPS = 1000
+
+
+def _snapshot_ts(snapshot: dt.date):
+    return F.lit(dt.datetime.combine(snapshot, dt.time(), tzinfo=dt.timezone.utc))
+
+
+def follow_edges(follows: DataFrame, snapshot: dt.date) -> DataFrame:
+    """``[src, dst, weight]`` follower -> followee for follows before the snapshot."""
+    return follows.filter(F.col("followed_at") < _snapshot_ts(snapshot)).select(
+        F.col(S.FOLLOWER_ID).alias(SRC), F.col(S.FOLLOWEE_ID).alias(DST), F.lit(1.0).alias(WEIGHT)
+    )
+
+
+def interaction_edges(
+    events: DataFrame, snapshot: dt.date, window_days: int, weight: float
+) -> DataFrame:
+    """``[src, dst, weight]`` user -> creator, weight = likes+comments+shares x ``weight``."""
+    start = snapshot - dt.timedelta(days=window_days)
+    in_window = (
+        (F.col("event_date") >= F.lit(start))
+        & (F.col("event_date") < F.lit(snapshot))
+        & (F.col(S.TS) < _snapshot_ts(snapshot))
+    )
+    is_interaction = F.col(S.EVENT_TYPE).isin(*INTERACTIONS) & F.col(S.CREATOR_ID).isNotNull()
+    return (
+        events.filter(in_window & is_interaction & (F.col(S.USER_ID) != F.col(S.CREATOR_ID)))
+        .groupBy(F.col(S.USER_ID).alias(SRC), F.col(S.CREATOR_ID).alias(DST))
+        .agg((F.count(F.lit(1)) * F.lit(weight)).alias(WEIGHT))
+    )
+
+
+def vertex_declarations(users: DataFrame, snapshot: dt.date) -> DataFrame:
+    """One ``[src, null, null]`` row per user signed up before the snapshot."""
+    return users.filter(F.col("signup_date") < F.lit(snapshot)).select(
+        F.col(S.USER_ID).alias(SRC),
+        F.lit(None).cast("string").alias(DST),
+        F.lit(None).cast("double").alias(WEIGHT),
+    )
+
+
+def influence_percentile(ranks: DataFrame, steps: int = PERCENTILE_STEPS) -> DataFrame:
+    """Add ``influence_percentile``: the (approximate) share of vertices with a lower PageRank.
+
+    Distributed: quantiles of pagerank come to the driver (``steps`` numbers), a Bucketizer
+    places each vertex; no single-partition sort.
+    """
+    probs = [i / steps for i in range(steps + 1)]
+    quantiles = ranks.approxQuantile("pagerank", probs, 1.0 / (10 * steps))
+    splits, pct = [-float("inf")], []
+    for p, q in zip(probs, quantiles):
+        if q > splits[-1]:
+            splits.append(q)
+            pct.append(100.0 * p)
+    splits.append(float("inf"))
+    # bucket i >= 1 is [splits[i], splits[i+1]): the share below it is pct[i-1]
+    pct = [0.0] + pct
+    bucketed = Bucketizer(splits=splits, inputCol="pagerank", outputCol="_bucket").transform(ranks)
+    lookup = ranks.sparkSession.createDataFrame(
+        [(float(i), float(v)) for i, v in enumerate(pct)], "_bucket double, pct double"
+    )
+    return bucketed.join(F.broadcast(lookup), on="_bucket", how="left").select(
+        *ranks.columns, F.round("pct", 2).alias("influence_percentile")
+    )
+
+
+def community_summary(
+    assignment: DataFrame, undirected: DataFrame, ranks: DataFrame, users: DataFrame,
+    category_views: DataFrame, top_k: int,
+) -> DataFrame:
+    """One row per community: size, internal edges and density, top creators, category."""
+    sizes = assignment.groupBy("community").agg(F.count(F.lit(1)).alias("size"))
+    a = assignment.select(F.col("id").alias("_a"), F.col("community").alias("_ca"))
+    b = assignment.select(F.col("id").alias("_b"), F.col("community").alias("_cb"))
+    internal = (
+        undirected.filter(F.col(SRC) != F.col(DST))
+        .join(a, F.col(SRC) == F.col("_a"), "inner")
+        .join(b, F.col(DST) == F.col("_b"), "inner")
+        .filter(F.col("_ca") == F.col("_cb"))
+        .groupBy(F.col("_ca").alias("community"))
+        .agg(F.count(F.lit(1)).alias("internal_edges"))
+    )
+    creators = (
+        ranks.join(users.filter(F.col("is_creator")).select(F.col(S.USER_ID).alias("id")),
+                   on="id", how="inner")
+        .join(assignment, on="id", how="inner")
+        .withColumn("_r", F.row_number().over(
+            Window.partitionBy("community").orderBy(F.desc("pagerank"), "id")))
+        .filter(F.col("_r") <= top_k)
+        .groupBy("community")
+        .agg(F.sort_array(F.collect_list(F.struct("_r", "id"))).alias("_top"))
+        .select("community", F.col("_top.id").alias("top_creators"))
+    )
+    category = (
+        category_views.join(assignment.withColumnRenamed("id", S.USER_ID), on=S.USER_ID)
+        .groupBy("community", "category").agg(F.sum("views").alias("_views"))
+        .withColumn("_r", F.row_number().over(
+            Window.partitionBy("community").orderBy(F.desc("_views"), "category")))
+        .filter(F.col("_r") == 1)
+        .select("community", F.col("category").alias("dominant_category"))
+    )
+    pairs = F.col("size") * (F.col("size") - 1) / 2
+    return (
+        sizes.join(internal, "community", "left")
+        .join(creators, "community", "left")
+        .join(category, "community", "left")
+        .select(
+            F.col("community").alias("community_id"),
+            "size",
+            F.coalesce("internal_edges", F.lit(0)).cast("long").alias("internal_edges"),
+            F.when(F.col("size") > 1, F.coalesce("internal_edges", F.lit(0)) / pairs)
+            .alias("internal_density"),
+            F.coalesce("top_creators", F.array().cast("array<string>")).alias("top_creators"),
+            "dominant_category",
+        )
+    )
+
+
+def category_views(events: DataFrame, videos: DataFrame, snapshot: dt.date,
+                   window_days: int) -> DataFrame:
+    """``[user_id, category, views]`` in the interaction window before the snapshot."""
+    start = snapshot - dt.timedelta(days=window_days)
+    return (
+        events.filter((F.col("event_date") >= F.lit(start))
+                      & (F.col("event_date") < F.lit(snapshot))
+                      & (F.col(S.EVENT_TYPE) == "view"))
+        .join(videos.select(S.VIDEO_ID, "category"), on=S.VIDEO_ID, how="inner")
+        .groupBy(S.USER_ID, "category").agg(F.count(F.lit(1)).alias("views"))
+    )
+
+
+def planted_nmi(spark: SparkSession, assignment: DataFrame, truth_dir: str) -> float | None:
+    """NMI of the communities vs the generator's planted ones (demo data only; else None).
+
+    Distributed: only the contingency table (communities x planted) comes to the driver.
+    """
+    truth_file = Path(truth_dir) / "users.parquet"
+    if not truth_file.exists():
+        return None
+    truth = spark.read.parquet(str(truth_file)).select(
+        F.col(S.USER_ID).alias("id"), F.col("community").cast("string").alias("planted"))
+    table = (assignment.join(truth, on="id", how="inner")
+             .groupBy("community", "planted").count().toPandas())
+    if table.empty:
+        return None
+    counts = table.pivot_table(index="community", columns="planted", values="count",
+                               fill_value=0).to_numpy(dtype=float)
+    return nmi_from_counts(counts)
+
+
+def nmi_from_counts(counts: np.ndarray) -> float:
+    """Arithmetic-mean NMI from a contingency table (sklearn's default normalisation)."""
+    n = counts.sum()
+    rows, cols = counts.sum(axis=1) / n, counts.sum(axis=0) / n
+    joint = counts / n
+    nz = joint > 0
+    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(rows, cols)[nz])).sum())
+    h_rows = float(-(rows[rows > 0] * np.log(rows[rows > 0])).sum())
+    h_cols = float(-(cols[cols > 0] * np.log(cols[cols > 0])).sum())
+    if h_rows == 0.0 and h_cols == 0.0:
+        return 1.0
+    return mutual / ((h_rows + h_cols) / 2) if (h_rows + h_cols) > 0 else 0.0
+
+
+def run_graph(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date,
+    store: TableStore | None = None,
+    run_id: str | None = None,
+) -> StageResult:
+    """Build the graph for ``snapshot_date``, score it, write both silver tables."""
+    store = store or open_store(spark, config)
+    g = config.graph
+    run_id = run_id or f"graph-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    result = StageResult(stage="graph", run_date=snapshot_date.isoformat(),
+                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         backend={"storage": store.backend})
+    started = time.monotonic()
+    sources = {t: store.version(t) for t in ("bronze.follows", "bronze.events", "bronze.users",
+                                             "bronze.videos")}
+    result.tables_read = sources
+    users = store.read("bronze.users")
+    events = store.read("bronze.events")
+    edges = (
+        follow_edges(store.read("bronze.follows"), snapshot_date)
+        .unionByName(interaction_edges(events, snapshot_date, g.interaction_window_days,
+                                       g.interaction_weight))
+        .groupBy(SRC, DST).agg(F.sum(WEIGHT).alias(WEIGHT))
+        .unionByName(vertex_declarations(users, snapshot_date))
+        .persist()  # read by pagerank, louvain, degrees and modularity
+    )
+    try:
+        outputs = _score(spark, config, store, snapshot_date, edges, users, events, run_id,
+                         result)
+    finally:
+        edges.unpersist()
+    result.tables_written.update(outputs)
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    return result
+
+
+def _score(spark, config, store, snapshot_date, edges, users, events, run_id, result):
+    g = config.graph
+    checkpoints = str(config.resolve_path("checkpoints"))
+    real = edges.filter(F.col(DST).isNotNull())
+    ranks = pagerank(edges, weight=WEIGHT, damping=g.damping, tol=g.tol, max_iter=g.max_iter,
+                     engine=g.pagerank_engine, checkpoint_dir=checkpoints,
+                     igraph_max_edges=g.igraph_max_edges).persist()
+    assignment = louvain(edges, weight=WEIGHT, resolution=g.resolution, engine=g.louvain_engine,
+                         seed=g.seed, checkpoint_dir=checkpoints,
+                         igraph_max_edges=g.igraph_max_edges).persist()
+    q = modularity(real, assignment, weight=WEIGHT,
+                   resolution=g.resolution)
+    undirected = real.select(F.least(SRC, DST).alias(SRC), F.greatest(SRC, DST).alias(DST)
+                             ).distinct()
+    sizes = assignment.groupBy("community").agg(F.count(F.lit(1)).alias("community_size"))
+    out_deg = real.groupBy(F.col(SRC).alias("id")).agg(F.count(F.lit(1)).alias("out_degree"))
+    in_deg = real.groupBy(F.col(DST).alias("id")).agg(F.count(F.lit(1)).alias("in_degree"))
+    metrics = (
+        influence_percentile(ranks)
+        .join(assignment, "id", "left").join(sizes, "community", "left")
+        .join(in_deg, "id", "left").join(out_deg, "id", "left")
+        .select(
+            F.col("id").alias(S.USER_ID), F.lit(snapshot_date).alias(S.SNAPSHOT_DATE),
+            "pagerank", "influence_percentile", F.col("community").alias("community_id"),
+            "community_size",
+            F.coalesce("in_degree", F.lit(0)).cast("long").alias("in_degree"),
+            F.coalesce("out_degree", F.lit(0)).cast("long").alias("out_degree"),
+            F.lit(run_id).alias(S.RUN_ID),
+        )
+    )
+    videos = store.read("bronze.videos")
+    summary = community_summary(
+        assignment, undirected, ranks, users,
+        category_views(events, videos, snapshot_date, g.interaction_window_days), g.top_creators,
+    ).select(F.lit(snapshot_date).alias(S.SNAPSHOT_DATE), "*", F.lit(q).alias("modularity"),
+             F.lit(run_id).alias(S.RUN_ID))
+    where = {S.SNAPSHOT_DATE: snapshot_date.isoformat()}
+    written = {
+        METRICS_TABLE: store.write(metrics, METRICS_TABLE, mode="overwrite",
+                                   partition_by=[S.SNAPSHOT_DATE], replace_where=where),
+    }
+    result.rows_out = store.last_write.rows
+    written[COMMUNITIES_TABLE] = store.write(summary, COMMUNITIES_TABLE, mode="overwrite",
+                                             partition_by=[S.SNAPSHOT_DATE], replace_where=where)
+    result.details.update(
+        modularity=q, communities=store.last_write.rows, vertices=result.rows_out,
+        edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.paths.truth),
+    )
+    log.info("graph %s: %d vertices, %d edges, %d communities, modularity %.4f, NMI %s",
+             snapshot_date, result.rows_out, result.details["edges"],
+             result.details["communities"], q, result.details["planted_nmi"])
+    ranks.unpersist()
+    assignment.unpersist()
+    return written
