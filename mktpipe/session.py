@@ -141,6 +141,8 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
         "spark.driver.memory": config.spark.driver_memory,
         "spark.ui.enabled": str(config.spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
+        # iterative graph algorithms checkpoint every round: delete files no longer needed
+        "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.sources.partitionOverwriteMode": "static",

@@ -22,6 +22,9 @@ MIN_DELTA_Q = 1e-12  # modularity changes below this are rounding noise
 def level0_graph(
     undirected: DataFrame, vertices: DataFrame, checkpoint_dir: str | None
 ) -> tuple[DataFrame, DataFrame]:
+    """The first level's ``(adj, nodes)`` from ``undirected[src, dst, weight]`` (one row per
+    pair, ``src <= dst``) and ``vertices[id]``; zero-weight edges are dropped (they change no
+    gain), vertices without edges get ``k = 0``."""
     loops = undirected.where(F.col(SRC) == F.col(DST)).select(
         F.col(SRC).alias("node"), F.col(WEIGHT).alias("loop")
     )

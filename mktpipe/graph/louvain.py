@@ -68,7 +68,10 @@ def louvain(
     vertex; ``community`` is the smallest id in the community. ``seed`` makes a run
     reproducible (None: a fresh random seed). ``method="leiden"`` needs the igraph engine.
     Spark engine knobs: ``max_levels``, ``max_rounds`` (per level), ``min_gain`` (stop when a
-    level adds less modularity), ``checkpoint_dir`` (reliable checkpoints instead of local).
+    level adds less modularity), ``checkpoint_dir`` (reliable checkpoints instead of local);
+    after the last level it runs one refinement pass of vertex moves on the original graph.
+    ``igraph_max_edges``: ``auto``'s limit for bringing the edges to the driver.
+    ``modularity(edges, result, ...)`` measures the result on the same graph.
     """
     if engine not in ENGINES:
         raise ValueError(f"louvain engine must be one of {ENGINES}, got {engine!r}")
