@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.config import Config
+from mktpipe.features._common import day_range
 from mktpipe.quality.manifest import StageResult
 from mktpipe.storage import TableStore, open_store
 
@@ -43,10 +44,6 @@ SENTIMENT_COLUMNS = (
     S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, COMMENT_DATE,
     "language", "sentiment_score", "sentiment_label", S.RUN_ID,
 )
-
-
-def _day_range(run_date: dt.date, days_before: int) -> list[dt.date]:
-    return [run_date - dt.timedelta(days=n) for n in range(days_before, -1, -1)]
 
 
 def score_comments(comments: DataFrame, config: Config, run_id: str) -> DataFrame:
@@ -110,5 +107,5 @@ def run_sentiment(
     run_id: str | None = None,
 ) -> StageResult:
     """Score ``run_date``'s comments and the ``features.late_arrival_days`` days before it."""
-    dates = _day_range(run_date, config.features.late_arrival_days)
+    dates = day_range(run_date, config.features.late_arrival_days)
     return run_sentiment_range(spark, config, dates, store=store, run_id=run_id)
