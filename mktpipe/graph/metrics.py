@@ -46,16 +46,27 @@ def nmi(labels_a: Sequence | Mapping, labels_b: Sequence | Mapping) -> float:
     one group (or are empty), 0.0 when exactly one of them does.
     """
     a, b = _aligned(labels_a, labels_b)
-    n = len(a)
+    if len(a) == 0:
+        return 1.0
+    return nmi_from_counts(pd.crosstab(a, b).to_numpy())
+
+
+def nmi_from_counts(counts: np.ndarray) -> float:
+    """NMI from a contingency table (rows: labels of one partition, columns: the other's).
+
+    What ``nmi`` computes, for callers that aggregate the table themselves (e.g. a Spark
+    ``groupBy(a, b).count()``, so the items never come to the driver).
+    """
+    counts = np.asarray(counts, dtype=float)
+    n = counts.sum()
     if n == 0:
         return 1.0
-    pairs = pd.crosstab(a, b).to_numpy()
-    h_a = _entropy(pairs.sum(axis=1), n)
-    h_b = _entropy(pairs.sum(axis=0), n)
+    h_a = _entropy(counts.sum(axis=1), n)
+    h_b = _entropy(counts.sum(axis=0), n)
     if h_a == 0.0 and h_b == 0.0:
         return 1.0
-    joint = pairs / n
-    outer = np.outer(pairs.sum(axis=1), pairs.sum(axis=0)) / (n * n)
+    joint = counts / n
+    outer = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / (n * n)
     nonzero = joint > 0
     mutual = float((joint[nonzero] * np.log(joint[nonzero] / outer[nonzero])).sum())
     normaliser = (h_a + h_b) / 2.0

@@ -25,7 +25,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from pyspark.ml.feature import Bucketizer
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -33,6 +32,7 @@ from pyspark.sql import functions as F
 from mktpipe import schemas as S
 from mktpipe.config import Config
 from mktpipe.graph import louvain, modularity, pagerank
+from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.quality.manifest import StageResult
 from mktpipe.storage import TableStore, open_store
 
@@ -190,20 +190,6 @@ def planted_nmi(spark: SparkSession, assignment: DataFrame, truth_dir: str) -> f
     counts = table.pivot_table(index="community", columns="planted", values="count",
                                fill_value=0).to_numpy(dtype=float)
     return nmi_from_counts(counts)
-
-
-def nmi_from_counts(counts: np.ndarray) -> float:
-    """Arithmetic-mean NMI from a contingency table (sklearn's default normalisation)."""
-    n = counts.sum()
-    rows, cols = counts.sum(axis=1) / n, counts.sum(axis=0) / n
-    joint = counts / n
-    nz = joint > 0
-    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(rows, cols)[nz])).sum())
-    h_rows = float(-(rows[rows > 0] * np.log(rows[rows > 0])).sum())
-    h_cols = float(-(cols[cols > 0] * np.log(cols[cols > 0])).sum())
-    if h_rows == 0.0 and h_cols == 0.0:
-        return 1.0
-    return mutual / ((h_rows + h_cols) / 2) if (h_rows + h_cols) > 0 else 0.0
 
 
 def run_graph(

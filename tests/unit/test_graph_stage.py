@@ -9,11 +9,11 @@ import pytest
 from pyspark.sql import Row
 
 from mktpipe import schemas as S
+from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.graph.stage import (
     COMMUNITIES_TABLE,
     METRICS_TABLE,
     influence_percentile,
-    nmi_from_counts,
     run_graph,
 )
 from mktpipe.storage.delta_rs import DeltaRsStore
