@@ -23,14 +23,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
-run: setup  ## generate demo data (if missing) and run the pipeline on it
+run: setup  ## demo data (if missing), then the whole pipeline: backfill, train, score, report
 	@if [ ! -d "$${MKTPIPE__PATHS__LANDING:-data/landing}/events" ]; then $(MKTPIPE) generate; fi
-	$(MKTPIPE) ingest --all-dates
-	$(MKTPIPE) sentiment --all-dates
-	$(MKTPIPE) daily --all-dates
-	$(MKTPIPE) graph --snapshot-date latest
-	$(MKTPIPE) features --snapshot-date latest
-	@echo "tables in $${MKTPIPE__PATHS__WAREHOUSE:-data/warehouse}; run manifests in its _runs/ folder"
+	@if [ -z "$$MKTPIPE_EXPORT_KEY" ] && [ ! -s .secrets/export_key ]; then \
+	  mkdir -p .secrets && (umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > .secrets/export_key) && \
+	  echo "MKTPIPE_EXPORT_KEY was not set: made a random demo key in .secrets/export_key (not committed)"; fi
+	MKTPIPE_EXPORT_KEY="$${MKTPIPE_EXPORT_KEY:-$$(cat .secrets/export_key)}" $(MKTPIPE) backfill
 
 test: setup  ## the whole test suite (unit + integration), as CI runs it
 	$(PY) -m pytest

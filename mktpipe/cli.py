@@ -136,6 +136,64 @@ def build_parser() -> argparse.ArgumentParser:
                            help="YYYY-MM-DD, or 'latest' (the day after the last landing date)")
         _common(stage)
 
+    for name, text, desc in (
+        ("train", "train and register the churn, intent, CLV and segment models",
+         "Build training sets from the feature snapshots before SNAPSHOT whose label windows "
+         "have closed (the latest validates), fit the models, register them under "
+         "paths.models; a new version becomes latest unless its metric regresses beyond "
+         "models.promotion_tolerance."),
+        ("score", "score a snapshot into gold.customer_segments and the activation export",
+         "Apply the registry's latest models to gold.user_features of SNAPSHOT; replace its "
+         "gold.customer_segments partition; write the export with pseudonymised ids "
+         "(HMAC key from $MKTPIPE_EXPORT_KEY)."),
+        ("report", "write the HTML report for a snapshot",
+         "Write <paths.reports>/<SNAPSHOT>/index.html: KPIs, trends and forecast, model "
+         "quality, segments, influencers and communities, data quality. Self-contained."),
+    ):
+        stage = sub.add_parser(name, help=text, description=desc)
+        stage.add_argument("--snapshot-date", type=_snapshot, required=True,
+                           help="YYYY-MM-DD, or 'latest' (the day after the last landing date)")
+        if name == "train":
+            stage.add_argument("--if-due", action="store_true",
+                               help="train only when due (a model missing, or older than "
+                                    "models.retrain_every_days)")
+        if name == "score":
+            stage.add_argument("--no-export", action="store_true",
+                               help="write gold.customer_segments only, no activation export")
+        _common(stage)
+
+    run = sub.add_parser(
+        "run", help="the whole daily pipeline for one run date (resumable)",
+        description="ingest -> sentiment -> daily -> graph -> features -> labels -> train "
+                    "(when due) -> score -> report for RUN_DATE (the snapshot is RUN_DATE + 1 "
+                    "day). A re-run skips the stages already completed for that date unless "
+                    "--force.",
+    )
+    run.add_argument("--run-date", type=_snapshot, required=True,
+                     help="the landing date to process, YYYY-MM-DD, or 'latest' (the last "
+                          "landing date)")
+    run.add_argument("--force", action="store_true", help="re-run completed stages too")
+    run.add_argument("--stages", default=None,
+                     help="comma-separated subset of stages (default: pipeline.stages)")
+    _common(run)
+
+    back = sub.add_parser(
+        "backfill", help="run a range of dates in order; stops at the first failure",
+        description="Backfill START..END. Default (batched): ingest, sentiment and daily for "
+                    "the whole range in one batch each, graph + features + labels for every "
+                    "pipeline.snapshot_every_days-th snapshot, then train, score and report "
+                    "for the last one. --per-date runs the full daily pipeline for each date. "
+                    "Resumable: re-run the same command after a failure.",
+    )
+    back.add_argument("--start", type=_date, default=None,
+                      help="first date, YYYY-MM-DD (default: the first landing date)")
+    back.add_argument("--end", type=_date, default=None,
+                      help="last date, YYYY-MM-DD (default: the last landing date)")
+    back.add_argument("--per-date", action="store_true",
+                      help="the full daily pipeline for each date, in order")
+    back.add_argument("--force", action="store_true", help="re-run completed steps too")
+    _common(back)
+
     doc = sub.add_parser(
         "doctor", help="versions, and which backend each capability uses and why",
         description="Print Python/Java/Spark/package versions and the backend chosen for "
@@ -174,7 +232,7 @@ def cmd_generate(args) -> int:
         users=args.users or g.users,
         days=args.days or g.days,
         seed=g.seed if args.seed is None else args.seed,
-        start_date=args.start_date or dt.date.fromisoformat(g.start_date),
+        start_date=args.start_date or g.start_date,
         dirty_rate=g.dirty_rate if args.dirty_rate is None else args.dirty_rate,
         truth_dir=args.truth_dir,
     )
@@ -285,6 +343,77 @@ def cmd_graph(args) -> int:
     return _run_stage(args, "graph", run_graph, args.snapshot_date)
 
 
+def cmd_train(args) -> int:
+    from mktpipe.models.stage import run_train
+
+    def train(spark, config, date, store=None, run_id=None):
+        return run_train(spark, config, date, store=store, run_id=run_id,
+                         only_if_due=args.if_due)
+
+    return _run_stage(args, "train", train, args.snapshot_date)
+
+
+def cmd_score(args) -> int:
+    from mktpipe.score.stage import run_score
+
+    def score(spark, config, date, store=None, run_id=None):
+        return run_score(spark, config, date, store=store, run_id=run_id,
+                         export=not args.no_export)
+
+    return _run_stage(args, "score", score, args.snapshot_date)
+
+
+def cmd_report(args) -> int:
+    from mktpipe.report.stage import run_report
+
+    return _run_stage(args, "report", run_report, args.snapshot_date)
+
+
+def _landing_dates(config: Config) -> list[dt.date]:
+    from mktpipe.ingest import landing
+
+    dates = landing.landing_dates(config.paths.landing)
+    if not dates:
+        landing.require_landing(config.paths.landing, dt.date.today())
+    return dates
+
+
+def cmd_run(args) -> int:
+    from mktpipe.pipeline import Progress, run_pipeline, snapshot_for
+    from mktpipe.reporting import print_run_summary
+    from mktpipe.session import get_spark
+
+    config = _load(args)
+    run_date = _landing_dates(config)[-1] if args.run_date == "latest" else args.run_date
+    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else None
+    spark = get_spark(config)
+    print(f"mktpipe run {run_date} (snapshot {snapshot_for(run_date)})")
+    manifest = run_pipeline(spark, config, run_date, force=args.force, progress=Progress(),
+                            stages=stages)
+    print_run_summary(manifest, config)
+    return EXIT_OK
+
+
+def cmd_backfill(args) -> int:
+    from mktpipe.pipeline import Progress, run_backfill
+    from mktpipe.reporting import print_run_summary
+    from mktpipe.session import get_spark
+
+    config = _load(args)
+    dates = None
+    if args.start is None or args.end is None:
+        dates = _landing_dates(config)
+    start = args.start or dates[0]
+    end = args.end or dates[-1]
+    spark = get_spark(config)
+    mode = "date by date" if args.per_date else "batched"
+    print(f"mktpipe backfill {start} .. {end} ({mode})")
+    manifest = run_backfill(spark, config, start, end, force=args.force,
+                            per_date=args.per_date, progress=Progress())
+    print_run_summary(manifest, config)
+    return EXIT_OK
+
+
 def cmd_doctor(args) -> int:
     from mktpipe.doctor import report
 
@@ -301,6 +430,11 @@ COMMANDS = {
     "graph": cmd_graph,
     "features": cmd_features,
     "labels": cmd_labels,
+    "train": cmd_train,
+    "score": cmd_score,
+    "report": cmd_report,
+    "run": cmd_run,
+    "backfill": cmd_backfill,
     "doctor": cmd_doctor,
 }
 

@@ -15,12 +15,13 @@ only place in mktpipe that reads environment variables (secrets included: see ``
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mktpipe.schemas import FX_TO_USD
 
@@ -74,9 +75,9 @@ class StorageConfig(_Section):
 
 class GenerateConfig(_Section):
     users: int = Field(2000, ge=10)
-    days: int = Field(60, ge=1)
+    days: int = Field(120, ge=1)
     seed: int = 42
-    start_date: str = "2026-09-01"
+    start_date: dt.date = dt.date(2026, 6, 29)
     dirty_rate: float = Field(0.02, ge=0.0, le=0.5)
 
 
@@ -128,6 +129,74 @@ class GraphConfig(_Section):
     top_creators: int = Field(5, ge=1)
 
 
+def _check_model_settings(section: str, values: dict[str, Any], cls_name: str) -> None:
+    """Build the model library's settings dataclass so a bad key or value fails at load time
+    with the dotted key (``models.churn.tiers``) rather than mid-run."""
+    from mktpipe.models import settings as model_settings
+
+    cls = getattr(model_settings, cls_name)
+    base = model_settings.intent_defaults() if section == "intent" else None
+    try:
+        model_settings.resolve(values, section, cls, base=base)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"models.{section}: {exc}") from None
+
+
+class ModelsConfig(_Section):
+    # train when a model is missing or its training snapshot is this many days old or more
+    retrain_every_days: int = Field(7, ge=1)
+    # most recent labelled snapshots a training set uses; the latest of them validates
+    training_snapshots: int = Field(4, ge=1)
+    tune: bool = False  # run each model's bounded grid (the `tuning` key of its section)
+    promotion_tolerance: float = Field(0.01, ge=0.0)  # absolute, in the primary metric's unit
+    exclude_anomalous: bool = True  # users flagged by the anomaly detector stay out of training
+    anomaly_lookback_days: int = Field(60, ge=7)  # daily series the detector scores
+    # CLV tiers by the percentile of predicted 90-day value within the snapshot (lower bounds)
+    clv_tiers: dict[str, float] = Field(default_factory=lambda: {
+        "vip": 0.95, "high": 0.80, "medium": 0.50, "low": 0.0})
+    # behaviour features the segmentation clusters on (standardised, log-compressed)
+    segment_features: list[str] = Field(default_factory=lambda: [
+        "views_30d", "watch_seconds_30d", "engagement_rate_30d", "active_days_30d",
+        "product_clicks_30d", "order_count", "monetary_total", "followers"])
+    mlflow_tracking_uri: str | None = None  # MLflow runs when set and mlflow is installed
+    # overrides of the model library's settings (mktpipe/models/settings.py); keys checked
+    churn: dict[str, Any] = Field(default_factory=dict)
+    intent: dict[str, Any] = Field(default_factory=dict)
+    clv: dict[str, Any] = Field(default_factory=dict)
+    segmentation: dict[str, Any] = Field(default_factory=dict)
+    anomalies: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _validate(self) -> ModelsConfig:
+        for section, cls_name in (("churn", "ClassifierSettings"),
+                                  ("intent", "ClassifierSettings"),
+                                  ("clv", "RegressorSettings"),
+                                  ("segmentation", "SegmentationSettings"),
+                                  ("anomalies", "AnomalySettings")):
+            _check_model_settings(section, getattr(self, section), cls_name)
+        from mktpipe.models.settings import normalize_tiers
+
+        try:
+            normalize_tiers(self.clv_tiers)
+        except ValueError as exc:
+            raise ValueError(f"models.clv_tiers: {exc}") from None
+        return self
+
+
+class ExportConfig(_Section):
+    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    # the keyed hash (HMAC-SHA256) of user ids reads its key from this environment variable
+    key_env: str = "MKTPIPE_EXPORT_KEY"
+
+
+class PipelineConfig(_Section):
+    # backfill builds graph + feature snapshots every N days after the first date, and the last
+    snapshot_every_days: int = Field(30, ge=1)
+    stages: list[str] = Field(default_factory=lambda: [
+        "ingest", "sentiment", "daily", "graph", "features", "labels", "train", "score",
+        "report"])
+
+
 class Config(_Section):
     app: AppConfig = Field(default_factory=AppConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -139,6 +208,9 @@ class Config(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     def resolve_path(self, name: str) -> Path:
         """An absolute path for ``paths.<name>`` (relative paths are from the working dir)."""

@@ -45,3 +45,37 @@ def print_ingest_summary(manifest: RunManifest) -> None:
             parts = ", ".join(f"{s} {n}" for s, n in sorted(reasons[reason].items()))
             print(f"  {reason:<18} {sum(reasons[reason].values()):>7}  ({parts})")
     print(f"\nmanifest: {manifest.path}")
+
+
+def print_run_summary(manifest: RunManifest, config) -> None:
+    """The closing summary of `mktpipe run` / `backfill`: stages, and where the outputs are."""
+    print(f"\n{manifest.command} {manifest.status}: run {manifest.run_id}")
+    print(f"{'stage':<10}{'date':<12}{'status':<9}{'rows out':>12}{'seconds':>9}")
+    total = 0.0
+    for s in manifest.stages:
+        total += s.elapsed_s
+        print(f"{s.stage:<10}{s.run_date:<12}{s.status:<9}{s.rows_out:>12,}{s.elapsed_s:>9.1f}")
+    print(f"{'total':<31}{'':>12}{total:>9.1f}")
+    outputs = {}
+    for s in manifest.stages:
+        if s.status != "ok":
+            continue
+        if s.stage == "score":
+            version = s.tables_written.get("gold.customer_segments")
+            outputs["segments"] = (f"gold.customer_segments v{version} (snapshot_date="
+                                   f"{s.run_date}) in {config.resolve_path('warehouse')}")
+            paths = s.details.get("export", {}).get("paths", {})
+            if paths:
+                outputs["export"] = ", ".join(paths.values())
+        if s.stage == "report" and s.details.get("path"):
+            outputs["report"] = s.details["path"]
+        if s.stage == "train":
+            models = s.details.get("models", {})
+            outputs["models"] = (f"{config.resolve_path('models')}: " + ", ".join(
+                f"{name} v{m['version']}{'' if m['promoted'] else ' (not promoted)'}"
+                for name, m in models.items()))
+    if outputs:
+        print("\noutputs:")
+        for name, where in outputs.items():
+            print(f"  {name:<9} {where}")
+    print(f"  manifest  {manifest.path}")

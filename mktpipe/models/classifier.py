@@ -29,7 +29,11 @@ from xgboost.spark import SparkXGBClassifier
 
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
-from mktpipe.models.evaluation import calibration_table, classification_metrics
+from mktpipe.models.evaluation import (
+    calibration_table,
+    classification_metrics,
+    precision_recall_at_thresholds,
+)
 from mktpipe.models.preprocess import (
     INTERNAL,
     LABEL,
@@ -48,6 +52,7 @@ from mktpipe.models.settings import ClassifierSettings, normalize_tiers, to_dict
 log = logging.getLogger(__name__)
 
 PRIMARY_METRIC = "average_precision"
+PR_CURVE_THRESHOLDS = [i / 20 for i in range(21)]  # the PR curve stored with the metrics
 _FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES}
 
 
@@ -263,6 +268,9 @@ def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
             metrics["calibration"] = calibration_table(
                 scored, LABEL, col, calibration_bins).to_dict("records")
             metrics["tiers"] = tier_table(scored, LABEL, col, model.tiers)
+            metrics["pr_curve"] = precision_recall_at_thresholds(
+                scored, LABEL, col, PR_CURVE_THRESHOLDS)[
+                    ["threshold", "precision", "recall"]].to_dict("records")
             out[name] = metrics
         if len(model.models) == 1:  # one model: the ensemble is that model
             out["ensemble"] = out[model.models[0]]

@@ -1,0 +1,316 @@
+"""The train stage: churn, purchase intent, CLV and segmentation models from past snapshots.
+
+For a run date D (``snapshot_date``), training uses only data before D: the data end for the
+labels is min(last event day + 1, D), so re-training an old date gives the same training set.
+
+Per classifier/regressor (churn -> ``churned``, intent -> ``will_purchase_7d``, clv ->
+``clv_90d``): the labelled snapshots are the gold.user_features snapshots S < D whose label
+horizon has passed (S + horizon <= data end); the last ``models.training_snapshots`` of them
+form the training set, the latest of those validates (time-based; with a single labelled
+snapshot the library falls back to a seeded random split and records it). Labels are built
+from bronze at training time (:func:`mktpipe.features.labels.build_labels`), so they are never
+stale. Users flagged by the anomaly detector over silver.user_daily are left out.
+
+CLV is trained two ways and compared on the validation snapshot: the XGBoost regressor on
+features, and BG/NBD + Gamma-Gamma fitted on the orders before that snapshot; the comparison
+(winner, margin) is stored in the clv model's metrics. Segmentation fits k-means (k by
+silhouette) on the latest snapshot before D.
+
+Every model goes to the registry (``paths.models``) with metrics, params, features and lineage
+(snapshots, source table versions, run id); promotion to ``latest`` follows
+``models.promotion_tolerance``. A model that cannot be trained (no labelled snapshot, one
+class only) is reported in the stage details with the reason; the stage fails only when no
+model at all could be trained or a registered model is missing afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mktpipe.config import Config
+from mktpipe.errors import InputError
+from mktpipe.features import columns as C
+from mktpipe.features import labels as labels_mod
+from mktpipe.features._common import default_run_id, versions
+from mktpipe.models import anomalies, churn, clv_ml, intent, segmentation
+from mktpipe.models.registry import Registry
+from mktpipe.quality.manifest import StageResult
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = ("churn", "intent", "clv", "segments")
+ORDERS_TABLE = "bronze.orders"
+NON_FEATURES = (C.USER_ID, C.SNAPSHOT_DATE, C.RUN_ID, "community_id")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A supervised model: its registry name, label column and horizon."""
+
+    name: str
+    label: str
+    horizon_days: int
+    primary_metric: str
+    higher_is_better: bool
+
+
+def targets(config: Config) -> list[Target]:
+    lab = config.labels
+    return [
+        Target("churn", C.CHURNED, lab.churn_horizon_days, "ensemble.average_precision", True),
+        Target("intent", C.WILL_PURCHASE_7D, lab.purchase_horizon_days,
+               "ensemble.average_precision", True),
+        Target("clv", C.CLV_90D, lab.clv_horizon_days, "xgb.rmse", False),
+    ]
+
+
+def registry_for(config: Config) -> Registry:
+    return Registry(str(config.resolve_path("models")),
+                    mlflow_tracking_uri=config.models.mlflow_tracking_uri)
+
+
+def training_due(config: Config, snapshot_date: dt.date) -> tuple[bool, str]:
+    """(due, why): training is due when a model has no promoted version, or the latest one was
+    trained for a date ``models.retrain_every_days`` or more before ``snapshot_date``."""
+    registry = registry_for(config)
+    for name in MODEL_NAMES:
+        version = registry.latest_version(name)
+        if version is None:
+            return True, f"no {name} model in the registry yet"
+        lineage = _lineage(registry, name, version)
+        trained = lineage.get("snapshot_date")
+        if trained is None:
+            return True, f"{name} v{version} has no training date in its lineage"
+        age = (snapshot_date - dt.date.fromisoformat(trained)).days
+        if age >= config.models.retrain_every_days:
+            every = config.models.retrain_every_days
+            return True, (f"{name} v{version} was trained for {trained}, {age} days before "
+                          f"{snapshot_date} (retrain_every_days={every})")
+    return False, (f"every model was trained within {config.models.retrain_every_days} days "
+                   f"before {snapshot_date}")
+
+
+def _lineage(registry: Registry, name: str, version: int) -> dict:
+    from mktpipe.models import artifacts
+
+    path = artifacts.join(registry.root, name, str(version), "lineage.json")
+    return artifacts.read_json(path) if artifacts.exists(path) else {}
+
+
+def feature_snapshots(store: TableStore, before: dt.date) -> list[dt.date]:
+    """Snapshot dates of gold.user_features strictly before ``before`` (a small distinct)."""
+    if not store.exists(C.FEATURES_TABLE):
+        return []
+    rows = (store.read(C.FEATURES_TABLE).select(C.SNAPSHOT_DATE).distinct()
+            .filter(F.col(C.SNAPSHOT_DATE) < F.lit(before)).collect())
+    return sorted(r[0] for r in rows)
+
+
+def labelled_snapshots(snapshots: list[dt.date], horizon_days: int, end: dt.date,
+                       keep: int) -> list[dt.date]:
+    """The last ``keep`` snapshots whose ``horizon_days`` label window closed by ``end``."""
+    done = [s for s in snapshots if s + dt.timedelta(days=horizon_days) <= end]
+    return done[-keep:]
+
+
+def anomalous_users(store: TableStore, config: Config, snapshot_date: dt.date) -> DataFrame:
+    """detect_anomalies over silver.user_daily in the lookback window before the snapshot."""
+    first = snapshot_date - dt.timedelta(days=config.models.anomaly_lookback_days)
+    daily = (store.read(C.DAILY_TABLE)
+             .filter((F.col(C.ACTIVITY_DATE) >= F.lit(first))
+                     & (F.col(C.ACTIVITY_DATE) < F.lit(snapshot_date))))
+    metrics = ["events", "views", "likes", "comments", "shares", "watch_seconds"]
+    return anomalies.detect_anomalies(daily, metrics=metrics, config=config)
+
+
+def training_set(store: TableStore, config: Config, target: Target, snapshots: list[dt.date],
+                 end: dt.date, exclude: DataFrame | None) -> DataFrame:
+    """Features of ``snapshots`` joined with freshly built labels (non-null ``target.label``),
+    minus the ``exclude`` users (a user_id DataFrame)."""
+    features = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
+    labels = None
+    for s in snapshots:
+        one = labels_mod.build_labels(store, s, config, end=end).select(
+            C.USER_ID, C.SNAPSHOT_DATE, target.label)
+        labels = one if labels is None else labels.unionByName(one)
+    data = (features.drop(C.RUN_ID)
+            .join(labels.filter(F.col(target.label).isNotNull()),
+                  on=[C.USER_ID, C.SNAPSHOT_DATE], how="inner"))
+    if exclude is not None:
+        data = data.join(exclude, on=C.USER_ID, how="left_anti")
+    return data
+
+
+def _feature_cols(df: DataFrame, label: str) -> list[str]:
+    from mktpipe.models.preprocess import infer_feature_columns
+
+    return infer_feature_columns(df, exclude=(label, *NON_FEATURES))
+
+
+def _fit_target(target: Target, data: DataFrame, config: Config):
+    feature_cols = _feature_cols(data, target.label)
+    models = config.models
+    if target.name == "churn":
+        return churn.fit(data, target.label, feature_cols, config, tune=_tune(config, "churn"))
+    if target.name == "intent":
+        return intent.fit(data, target.label, feature_cols, config,
+                          tune=_tune(config, "intent"))
+    return clv_ml.fit(data, target.label, feature_cols, config,
+                      tune=models.tune and bool(models.clv.get("tuning")))
+
+
+def _tune(config: Config, section: str) -> bool:
+    return config.models.tune and bool(getattr(config.models, section).get("tuning"))
+
+
+def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.date,
+                   horizon_days: int) -> dict:
+    """ML regressor vs BG/NBD + Gamma-Gamma on the validation snapshot's customers: the
+    probabilistic model is fitted on the orders before that snapshot (nothing after it)."""
+    orders = store.read(ORDERS_TABLE).filter(F.col("ts") < F.lit(validation).cast("timestamp"))
+    valid = data.filter(F.col(C.SNAPSHOT_DATE) == F.lit(validation))
+    probabilistic = clv_ml.bgnbd_predictions(
+        orders, validation - dt.timedelta(days=1), horizon_days=horizon_days,
+        amount_col="amount_usd")
+    comparison = clv_ml.compare_clv(model.predict(valid), probabilistic, C.CLV_90D)
+    comparison["validation_snapshot"] = validation.isoformat()
+    comparison["population"] = "customers with an order before the validation snapshot"
+    return comparison
+
+
+def run_train(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date,
+    store: TableStore | None = None,
+    run_id: str | None = None,
+    only_if_due: bool = False,
+) -> StageResult:
+    """Train and register every model for ``snapshot_date`` (see the module docstring).
+    ``only_if_due``: skip (status "skipped") unless :func:`training_due` says so."""
+    store = store or open_store(spark, config)
+    run_id = run_id or default_run_id("train")
+    started = time.monotonic()
+    result = StageResult(stage="train", run_date=snapshot_date.isoformat(),
+                         backend={"storage": store.backend},
+                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    if only_if_due:
+        due, why = training_due(config, snapshot_date)
+        if not due:
+            log.info("train %s: not due: %s", snapshot_date, why)
+            result.status, result.details = "skipped", {"reason": why}
+            return result
+        result.details["due_because"] = why
+    for table in (C.FEATURES_TABLE, C.DAILY_TABLE, labels_mod.EVENTS_TABLE):
+        if not store.exists(table):
+            raise InputError(f"train {snapshot_date}: table {table} does not exist; run the "
+                             "ingest, daily and features stages first (or `mktpipe run`)")
+    source = versions(store, (C.FEATURES_TABLE, C.DAILY_TABLE, labels_mod.EVENTS_TABLE,
+                              ORDERS_TABLE))
+    result.tables_read = source
+    snapshots = feature_snapshots(store, snapshot_date)
+    last_event_day = labels_mod.data_end(store)
+    end = min(last_event_day, snapshot_date) if last_event_day else snapshot_date
+    registry = registry_for(config)
+    exclude = None
+    excluded_users = 0
+    if config.models.exclude_anomalous:
+        flagged = anomalous_users(store, config, snapshot_date).filter("is_anomalous")
+        exclude = flagged.select(C.USER_ID).cache()
+        excluded_users = exclude.count()
+    lineage_base = {"snapshot_date": snapshot_date.isoformat(), "run_id": run_id,
+                    "data_end": end.isoformat(), "source_tables": source,
+                    "excluded_anomalous_users": excluded_users}
+    trained, skipped, rows = {}, {}, 0
+    try:
+        for target in targets(config):
+            chosen = labelled_snapshots(snapshots, target.horizon_days, end,
+                                        config.models.training_snapshots)
+            if not chosen:
+                skipped[target.name] = (
+                    f"no feature snapshot before {snapshot_date} has a closed "
+                    f"{target.horizon_days}-day label window (data end {end}); snapshots: "
+                    f"{[str(s) for s in snapshots] or 'none'}")
+                log.warning("train %s: %s skipped: %s", snapshot_date, target.name,
+                            skipped[target.name])
+                continue
+            data = training_set(store, config, target, chosen, end, exclude).cache()
+            try:
+                n = data.count()
+                rows += n
+                try:
+                    model = _fit_target(target, data, config)
+                except ValueError as exc:  # one class only, too few rows: say so, go on
+                    skipped[target.name] = str(exc)
+                    log.warning("train %s: %s skipped: %s", snapshot_date, target.name, exc)
+                    continue
+                metrics = dict(model.metrics)
+                if target.name == "clv":
+                    metrics["comparison"] = clv_comparison(
+                        store, model, data, chosen[-1] if len(chosen) > 1 else chosen[0],
+                        target.horizon_days)
+                reg = registry.register(
+                    target.name, model, metrics=metrics, primary_metric=target.primary_metric,
+                    higher_is_better=target.higher_is_better,
+                    tolerance=config.models.promotion_tolerance,
+                    lineage={**lineage_base, "training_snapshots": [str(s) for s in chosen],
+                             "label": target.label, "rows": n})
+                trained[target.name] = _summary(reg, metrics, target.primary_metric, n)
+            finally:
+                data.unpersist()
+        seg = _train_segments(store, config, snapshots, exclude, registry, lineage_base)
+        if isinstance(seg, str):
+            skipped["segments"] = seg
+        else:
+            trained["segments"] = seg
+    finally:
+        if exclude is not None:
+            exclude.unpersist()
+    result.rows_in = result.rows_out = rows  # labelled training rows over every model
+    result.details.update({"run_id": run_id, "data_end": end.isoformat(),
+                           "snapshots": [str(s) for s in snapshots], "models": trained,
+                           "skipped": skipped, "excluded_anomalous_users": excluded_users})
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    if not trained:
+        raise InputError(f"train {snapshot_date}: no model could be trained: {skipped}. "
+                         "Build feature snapshots far enough in the past (a churn label needs "
+                         f"{config.labels.churn_horizon_days} days after its snapshot).")
+    return result
+
+
+def _summary(reg, metrics: dict, primary: str, n: int) -> dict:
+    from mktpipe.models.registry import metric_value
+
+    return {"version": reg.version, "promoted": reg.promoted, "reason": reg.reason,
+            "rows": n, primary: metric_value(metrics, primary)}
+
+
+def _train_segments(store: TableStore, config: Config, snapshots: list[dt.date],
+                    exclude: DataFrame | None, registry: Registry, lineage_base: dict):
+    """Fit the behavioural segmentation on the latest snapshot; a reason string if none."""
+    if not snapshots:
+        return "no feature snapshot to cluster"
+    latest = snapshots[-1]
+    data = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE) == F.lit(latest))
+    if exclude is not None:
+        data = data.join(exclude, on=C.USER_ID, how="left_anti")
+    data = data.cache()
+    try:
+        n = data.count()
+        model = segmentation.fit(data, config.models.segment_features, config)
+    except ValueError as exc:
+        return str(exc)
+    finally:
+        data.unpersist()
+    reg = registry.register("segments", model, primary_metric="silhouette",
+                            higher_is_better=True, tolerance=1.0,  # unsupervised: always promote
+                            lineage={**lineage_base, "training_snapshots": [str(latest)],
+                                     "rows": n})
+    return _summary(reg, model.metrics, "silhouette", n)

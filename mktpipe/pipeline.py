@@ -1,0 +1,354 @@
+"""Stage order, run-date logic and resumability: ``mktpipe run`` and ``mktpipe backfill``.
+
+A daily run for run date D (the landing date that just arrived) runs, in order:
+
+    ingest D -> sentiment D -> daily D -> graph S -> features S -> labels -> train S (when due)
+    -> score S -> report S
+
+with S = D + 1, the snapshot "as of the start of the next day": features use data strictly
+before S, i.e. up to and including D. ``labels`` refreshes gold.user_labels for the past
+snapshots whose label horizon closes with D (S - 7, S - 30, S - 90 days with the default
+horizons) when those snapshots exist. ``train`` trains when :func:`mktpipe.models.stage.
+training_due` says so (a model is missing or older than ``models.retrain_every_days``).
+
+Resumability: after each stage finishes, ``<warehouse>/_state/<key>.json`` records it (atomic
+write). A re-run of the same date skips the stages recorded there unless ``force``; every
+stage is idempotent (partition overwrites, key-based inserts), so a stage killed midway is
+simply run again. Every command run writes its manifest ``<warehouse>/_runs/<run_id>.json``.
+
+Backfill of D1..D2, in date order, two ways:
+
+* batched (default): ingest, sentiment and daily for the whole range as one batch each (the
+  same tables as day by day; tested), then graph + features + labels for the snapshots of
+  the schedule (every ``pipeline.snapshot_every_days`` days after D1, and D2 + 1), then
+  train, score and report for D2 + 1. Resumable step by step.
+* ``per_date``: the full daily run for every date in order.
+
+Both stop at the first failure and name the date and stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from mktpipe.config import Config
+from mktpipe.errors import MktpipeError
+from mktpipe.quality.manifest import RunManifest, StageResult, new_run_id
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "sentiment", "daily", "graph", "features", "labels", "train", "score",
+          "report")
+
+
+class StageFailed(MktpipeError):
+    """A stage of a run or backfill failed; carries the original error's exit code."""
+
+    def __init__(self, stage: str, date: dt.date, cause: BaseException, hint: str) -> None:
+        self.stage, self.date, self.cause = stage, date, cause
+        self.exit_code = getattr(cause, "exit_code", 1)
+        super().__init__(f"stage '{stage}' failed for {date}: {cause}\n{hint}")
+
+
+def snapshot_for(run_date: dt.date) -> dt.date:
+    return run_date + dt.timedelta(days=1)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+class Progress:
+    """Per-stage progress: a live line on a terminal, plain log lines otherwise."""
+
+    def __init__(self, stream=None, interactive: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.interactive = (self.stream.isatty() if interactive is None else interactive)
+
+    def start(self, label: str) -> None:
+        if self.interactive:
+            self.stream.write(f"  .. {label:<34}")
+            self.stream.flush()
+        else:
+            log.info("stage %s: started", label)
+
+    def done(self, label: str, result: StageResult) -> None:
+        rows = f"{result.rows_out:>10,} rows" if result.status == "ok" else f"{'':>15}"
+        text = f"{result.status:<7} {rows} {result.elapsed_s:>7.1f} s"
+        note = result.details.get("reason") if result.status == "skipped" else None
+        if self.interactive:
+            mark = {"ok": "ok", "skipped": "--", "failed": "!!"}.get(result.status, "??")
+            self.stream.write(f"\r  {mark} {label:<34}{text}" + (f"  ({note})" if note else "")
+                              + "\n")
+            self.stream.flush()
+        else:
+            log.info("stage %s: %s%s", label, text, f" ({note})" if note else "")
+
+    def failed(self, label: str, elapsed: float, error: BaseException) -> None:
+        if self.interactive:
+            self.stream.write(f"\r  !! {label:<34}failed  {elapsed:>23.1f} s\n")
+            self.stream.flush()
+        log.error("stage %s: failed after %.1f s: %s", label, elapsed, error)
+
+
+# --- state ------------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """Completed steps of one run key (``run-2026-10-30``, ``backfill-...``), on disk."""
+
+    path: Path
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, warehouse: str | Path, key: str) -> RunState:
+        path = Path(warehouse) / "_state" / f"{key}.json"
+        steps = {}
+        if path.exists():
+            try:
+                steps = json.loads(path.read_text(encoding="utf-8")).get("steps", {})
+            except (OSError, json.JSONDecodeError) as exc:
+                log.warning("unreadable run state %s (%s): starting from the first stage",
+                            path, exc)
+        return cls(path, steps)
+
+    def done(self, step: str) -> dict[str, Any] | None:
+        return self.steps.get(step)
+
+    def record(self, step: str, result: StageResult, run_id: str) -> None:
+        self.steps[step] = {"status": result.status, "run_id": run_id,
+                            "rows_out": result.rows_out, "elapsed_s": result.elapsed_s,
+                            "finished_at": dt.datetime.now(dt.timezone.utc)
+                            .isoformat(timespec="seconds")}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"steps": self.steps}, indent=2), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.steps = {}
+        if self.path.exists():
+            self.path.unlink()
+
+
+# --- runner -----------------------------------------------------------------------------------
+
+StageFn = Callable[[], StageResult]
+
+
+@dataclass
+class Runner:
+    """Runs named steps with state, progress and the manifest; the first failure stops it."""
+
+    spark: SparkSession
+    config: Config
+    store: TableStore
+    manifest: RunManifest
+    state: RunState
+    progress: Progress
+    force: bool = False
+    hint: str = ""
+
+    def step(self, key: str, stage: str, date: dt.date, fn: StageFn) -> StageResult:
+        label = f"{stage} {date}"
+        previous = None if self.force else self.state.done(key)
+        if previous is not None:
+            result = StageResult(stage=stage, run_date=date.isoformat(), status="skipped",
+                                 details={"reason": f"done by {previous['run_id']}"})
+            self.progress.done(label, result)
+            self.manifest.add(result)
+            return result
+        self.progress.start(label)
+        started = time.monotonic()
+        try:
+            result = fn()
+        except Exception as exc:
+            elapsed = round(time.monotonic() - started, 2)
+            self.progress.failed(label, elapsed, exc)
+            self.manifest.add(StageResult(stage=stage, run_date=date.isoformat(),
+                                          status="failed", elapsed_s=elapsed,
+                                          error=f"{type(exc).__name__}: {exc}"))
+            raise StageFailed(stage, date, exc, self.hint) from exc
+        self.progress.done(label, result)
+        self.manifest.add(result)
+        self.state.record(key, result, self.manifest.run_id)
+        return result
+
+
+def _stage_fns(spark: SparkSession, config: Config, store: TableStore, run_id: str):
+    """name -> fn(date) for the single-date stages (imports kept local: start-up cost)."""
+    from mktpipe.features.daily import run_daily
+    from mktpipe.features.user_features import run_features
+    from mktpipe.graph.stage import run_graph
+    from mktpipe.ingest.stage import run_ingest
+    from mktpipe.models.stage import run_train
+    from mktpipe.nlp.stage import run_sentiment
+    from mktpipe.report.stage import run_report
+    from mktpipe.score.stage import run_score
+
+    kw = {"store": store, "run_id": run_id}
+    return {
+        "ingest": lambda d: run_ingest(spark, config, d, **kw),
+        "sentiment": lambda d: run_sentiment(spark, config, d, **kw),
+        "daily": lambda d: run_daily(spark, config, d, **kw),
+        "graph": lambda s: run_graph(spark, config, s, **kw),
+        "features": lambda s: run_features(spark, config, s, **kw),
+        "labels": lambda s: refresh_labels(spark, config, s, **kw),
+        "train": lambda s: run_train(spark, config, s, only_if_due=True, **kw),
+        "score": lambda s: run_score(spark, config, s, **kw),
+        "report": lambda s: run_report(spark, config, s, **kw),
+    }
+
+
+def refresh_labels(spark: SparkSession, config: Config, snapshot_date: dt.date,
+                   store: TableStore, run_id: str) -> StageResult:
+    """Rebuild gold.user_labels for the feature snapshots whose label horizons close at
+    ``snapshot_date`` (snapshot_date - horizon for each horizon), when they exist."""
+    from mktpipe.features.labels import run_labels
+    from mktpipe.models.stage import feature_snapshots
+
+    lab = config.labels
+    horizons = sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
+    existing = set(feature_snapshots(store, snapshot_date))
+    due = [snapshot_date - dt.timedelta(days=h) for h in horizons]
+    due = sorted(s for s in due if s in existing)
+    result = StageResult(stage="labels", run_date=snapshot_date.isoformat())
+    started = time.monotonic()
+    if not due:
+        result.status = "skipped"
+        result.details = {"reason": "no snapshot's label window closes today"}
+        return result
+    for s in due:
+        one = run_labels(spark, config, s, store=store, run_id=run_id)
+        result.rows_out += one.rows_out
+        result.tables_written.update(one.tables_written)
+    result.rows_in = result.rows_out
+    result.details = {"snapshots": [str(s) for s in due]}
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    return result
+
+
+def _new_manifest(command: str, config: Config) -> RunManifest:
+    run_id = new_run_id(command)
+    return RunManifest(run_id, command, str(config.resolve_path("warehouse")),
+                       config=config.model_dump())
+
+
+def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
+                 store: TableStore | None = None, force: bool = False,
+                 progress: Progress | None = None, manifest: RunManifest | None = None,
+                 stages: tuple[str, ...] | None = None) -> RunManifest:
+    """Every stage for ``run_date`` (module docstring); returns the finished manifest.
+    Raises StageFailed (manifest status "failed") at the first failing stage."""
+    store = store or open_store(spark, config)
+    own = manifest is None
+    manifest = manifest or _new_manifest("run", config)
+    state = RunState.load(config.resolve_path("warehouse"), f"run-{run_date}")
+    if force:
+        state.clear()
+    runner = Runner(spark, config, store, manifest, state, progress or Progress(), force,
+                    hint=f"fix the cause and re-run `mktpipe run --run-date {run_date}`: "
+                         "completed stages are skipped")
+    fns = _stage_fns(spark, config, store, manifest.run_id)
+    snapshot = snapshot_for(run_date)
+    wanted = [s for s in (stages or config.pipeline.stages)]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
+    try:
+        for stage in STAGES:
+            if stage not in wanted:
+                continue
+            date = run_date if stage in ("ingest", "sentiment", "daily") else snapshot
+            runner.step(stage, stage, date, lambda f=fns[stage], d=date: f(d))
+    except BaseException:
+        if own:
+            manifest.finish("failed")
+        raise
+    if own:
+        manifest.finish("ok")
+    return manifest
+
+
+def backfill_snapshots(start: dt.date, end: dt.date, every_days: int) -> list[dt.date]:
+    """Snapshots of a batched backfill of ``start``..``end``: start + every_days, + 2 x
+    every_days, ... up to end + 1, and end + 1 itself (the one scored); oldest first."""
+    last = snapshot_for(end)
+    out = []
+    s = start + dt.timedelta(days=every_days)
+    while s < last:
+        out.append(s)
+        s += dt.timedelta(days=every_days)
+    return [*out, last]
+
+
+def run_backfill(spark: SparkSession, config: Config, start: dt.date, end: dt.date,
+                 store: TableStore | None = None, force: bool = False, per_date: bool = False,
+                 progress: Progress | None = None) -> RunManifest:
+    """Backfill ``start``..``end`` (module docstring); returns the finished manifest."""
+    if end < start:
+        raise ValueError(f"backfill: --end {end} is before --start {start}")
+    store = store or open_store(spark, config)
+    progress = progress or Progress()
+    manifest = _new_manifest("backfill", config)
+    dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    try:
+        if per_date:
+            for d in dates:
+                run_pipeline(spark, config, d, store, force, progress, manifest)
+        else:
+            _batched(spark, config, dates, store, force, progress, manifest)
+    except BaseException:
+        manifest.finish("failed")
+        raise
+    manifest.finish("ok")
+    return manifest
+
+
+def _batched(spark, config, dates, store, force, progress, manifest) -> None:
+    from mktpipe.features.daily import run_daily_range
+    from mktpipe.features.labels import run_labels
+    from mktpipe.ingest import landing
+    from mktpipe.ingest.stage import run_ingest_dates
+    from mktpipe.nlp.stage import run_sentiment_range
+
+    start, end = dates[0], dates[-1]
+    for d in dates:  # a missing date is a clear input error before any work
+        landing.require_landing(config.paths.landing, d)
+    state = RunState.load(config.resolve_path("warehouse"), f"backfill-{start}_{end}")
+    if force:
+        state.clear()
+    runner = Runner(spark, config, store, manifest, state, progress, force,
+                    hint=f"fix the cause and re-run `mktpipe backfill --start {start} --end "
+                         f"{end}`: completed steps are skipped")
+    run_id = manifest.run_id
+    kw = {"store": store, "run_id": run_id}
+    wanted = set(config.pipeline.stages)
+    for stage, fn in (("ingest", run_ingest_dates), ("sentiment", run_sentiment_range),
+                      ("daily", run_daily_range)):
+        if stage in wanted:
+            runner.step(stage, stage, end, lambda f=fn: f(spark, config, dates, **kw))
+    fns = _stage_fns(spark, config, store, run_id)
+    snapshots = backfill_snapshots(start, end, config.pipeline.snapshot_every_days)
+    log.info("backfill %s..%s: snapshots %s", start, end, [str(s) for s in snapshots])
+    for s in snapshots:
+        for stage in ("graph", "features"):
+            if stage in wanted:
+                runner.step(f"{stage}:{s}", stage, s, lambda f=fns[stage], d=s: f(d))
+        if "labels" in wanted:
+            runner.step(f"labels:{s}", "labels", s,
+                        lambda d=s: run_labels(spark, config, d, **kw))
+    last = snapshots[-1]
+    for stage in ("train", "score", "report"):
+        if stage in wanted:
+            runner.step(stage, stage, last, lambda f=fns[stage]: f(last))

@@ -1,0 +1,244 @@
+"""The score stage: gold.user_features of a snapshot + the registry's latest models ->
+gold.customer_segments (one partition per snapshot, replaced on re-run) + the activation export.
+
+Columns of gold.customer_segments:
+
+======================  =======  ==========================================================
+user_id                 string   as in gold.user_features
+snapshot_date           date     the snapshot (partition column)
+churn_probability       double   ensemble mean of the churn models (XGBoost + logistic)
+churn_tier              string   ``models.churn.tiers`` (default: immediate_intervention >= 0.9,
+                                 retention_campaign >= 0.7, active_monitoring >= 0.5, passive)
+clv_90d_ml              double   XGBoost regressor: expected spend (USD) in the next 90 days
+clv_90d_bgnbd           double   BG/NBD x Gamma-Gamma fitted on orders before the snapshot;
+                                 null for users with no order (the model needs a first purchase)
+clv_90d                 double   the model that won the holdout comparison at training
+                                 (BG/NBD where it applies and won, else the ML value)
+clv_tier                string   ``models.clv_tiers``: percentile of clv_90d in the snapshot
+                                 (vip = top 5 %, high = next 15 %, medium = next 30 %, low);
+                                 a user with clv_90d = 0 is always in the lowest tier
+intent_probability      double   purchase in the next 7 days
+intent_tier             string   ``models.intent.tiers`` (personalised_offer >= 0.8, ...)
+segment                 string   behavioural segment name (k-means on standardised features)
+rfm_segment             string   champions, loyal, at_risk, ... (quintiles over buyers);
+                                 ``no_purchase`` for users with no order yet
+community_id            long     Louvain community (graph stage); null when not in the graph
+influence_percentile    double   PageRank percentile 0-100
+is_anomalous            boolean  anomalous engagement (robust z-scores over silver.user_daily)
+anomaly_reason          string   why, when is_anomalous
+churn_model_version,    int      registry versions used
+intent_model_version,
+clv_model_version,
+segment_model_version
+_run_id                 string
+======================  =======  ==========================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mktpipe.config import Config
+from mktpipe.errors import InputError
+from mktpipe.features import columns as C
+from mktpipe.features._common import default_run_id, versions
+from mktpipe.models import churn, clv_ml, intent
+from mktpipe.models.classifier import tier_col
+from mktpipe.models.settings import normalize_tiers
+from mktpipe.models.stage import ORDERS_TABLE, anomalous_users, registry_for
+from mktpipe.quality import checks as Q
+from mktpipe.quality.manifest import StageResult
+from mktpipe.score import export as export_mod
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_TABLE = "gold.customer_segments"
+NO_PURCHASE = "no_purchase"
+KEYS = [C.USER_ID, C.SNAPSHOT_DATE]
+OUTPUT_COLUMNS = (
+    C.USER_ID, C.SNAPSHOT_DATE, "churn_probability", "churn_tier", "clv_90d_ml",
+    "clv_90d_bgnbd", "clv_90d", "clv_tier", "intent_probability", "intent_tier", "segment",
+    "rfm_segment", "community_id", "influence_percentile", "is_anomalous", "anomaly_reason",
+    "churn_model_version", "intent_model_version", "clv_model_version",
+    "segment_model_version", C.RUN_ID,
+)
+
+
+def value_tiers(df: DataFrame, col: str, tiers, relative_error: float = 0.001
+                ) -> tuple[Column, dict[str, float]]:
+    """A tier column for ``col`` by percentile lower bounds ``tiers`` ({name: q}), and the value
+    cut-offs used. The cut-offs are approximate quantiles of ``col`` over ``df`` (distributed);
+    a tier above the lowest needs col >= its cut-off and col > 0."""
+    pairs = normalize_tiers(tiers)
+    upper = [(name, q) for name, q in pairs if q > 0]
+    cuts = df.approxQuantile(col, [q for _, q in upper], relative_error) if upper else []
+    expr, cutoffs = None, {}
+    for (name, _), cut in zip(upper, cuts):
+        cutoffs[name] = float(cut)
+        cond = (F.col(col) >= F.lit(float(cut))) & (F.col(col) > 0)
+        expr = F.when(cond, F.lit(name)) if expr is None else expr.when(cond, F.lit(name))
+    lowest = F.lit(pairs[-1][0])
+    return (lowest if expr is None else expr.otherwise(lowest)), cutoffs
+
+
+def segment_checks(config: Config) -> list[Q.Check]:
+    churn_tiers = [n for n, _ in churn.settings_from(config).tiers]
+    intent_tiers = [n for n, _ in intent.settings_from(config).tiers]
+    return [
+        Q.unique_check(KEYS),
+        Q.not_null_check([*KEYS, "churn_probability", "intent_probability", "clv_90d",
+                          "segment", "rfm_segment", "is_anomalous"], name="not_null_scores"),
+        Q.range_check("churn_probability", 0.0, 1.0),
+        Q.range_check("intent_probability", 0.0, 1.0),
+        Q.non_negative_check("clv_90d"),
+        Q.in_set_check("churn_tier", churn_tiers),
+        Q.in_set_check("intent_tier", intent_tiers),
+        Q.in_set_check("clv_tier", list(config.models.clv_tiers)),
+    ]
+
+
+def _load_models(config: Config, snapshot_date: dt.date) -> dict:
+    registry = registry_for(config)
+    out = {}
+    for name in ("churn", "intent", "clv", "segments"):
+        version = registry.latest_version(name)
+        if version is None:
+            raise InputError(f"score {snapshot_date}: the registry {registry.root} has no "
+                             f"promoted {name!r} model; run `mktpipe train --snapshot-date "
+                             f"{snapshot_date}` first (or `mktpipe run`, which trains when "
+                             "no model exists)")
+        out[name] = (version, registry.load(name, version), registry.metrics(name, version))
+    return out
+
+
+def _rfm(features: DataFrame) -> DataFrame:
+    """user_id, rfm_segment: quintile RFM over the snapshot's buyers; no_purchase otherwise."""
+    from mktpipe.models.segmentation import rfm_segments
+
+    buyers = features.filter(F.col("order_count") > 0).select(
+        C.USER_ID, "recency_days", "order_count", "monetary_total")
+    scored = rfm_segments(buyers, recency_col="recency_days", frequency_col="order_count",
+                          monetary_col="monetary_total")
+    return scored.select(C.USER_ID, "rfm_segment")
+
+
+def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, features: DataFrame,
+                   models: dict, run_id: str) -> tuple[DataFrame, dict]:
+    """The scored segments DataFrame (OUTPUT_COLUMNS) and details (cut-offs, CLV choice)."""
+    (churn_v, churn_m, _), (intent_v, intent_m, _) = models["churn"], models["intent"]
+    (clv_v, clv_m, clv_metrics), (seg_v, seg_m, _) = models["clv"], models["segments"]
+    churn_tiers = churn.settings_from(config).tiers
+    intent_tiers = intent.settings_from(config).tiers
+    base = features.select(C.USER_ID, C.SNAPSHOT_DATE, "community_id", "influence_percentile")
+    churn_p = churn_m.predict(features).select(C.USER_ID, "churn_probability")
+    intent_p = intent_m.predict(features).select(C.USER_ID, "intent_probability")
+    clv_p = clv_m.predict(features).select(
+        C.USER_ID, F.col(clv_m.output_col).alias("clv_90d_ml"))
+    seg = seg_m.predict(features).select(C.USER_ID, F.col("segment_name").alias("segment"))
+    orders = store.read(ORDERS_TABLE).filter(
+        F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
+    bgnbd = clv_ml.bgnbd_predictions(
+        orders, snapshot_date - dt.timedelta(days=1), horizon_days=config.labels.clv_horizon_days,
+        amount_col="amount_usd").select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd"))
+    flagged = anomalous_users(store, config, snapshot_date).select(
+        C.USER_ID, "is_anomalous", "anomaly_reason")
+    winner = (clv_metrics.get("comparison") or {}).get("winner", "ml")
+    clv = (F.coalesce(F.col("clv_90d_bgnbd"), F.col("clv_90d_ml")) if winner == "bgnbd"
+           else F.col("clv_90d_ml"))
+    joined = base
+    for part in (churn_p, intent_p, clv_p, bgnbd, seg, _rfm(features), flagged):
+        joined = joined.join(part, on=C.USER_ID, how="left")
+    joined = joined.withColumns({
+        "clv_90d": clv,
+        "rfm_segment": F.coalesce(F.col("rfm_segment"), F.lit(NO_PURCHASE)),
+        "is_anomalous": F.coalesce(F.col("is_anomalous"), F.lit(False)),
+        "churn_tier": tier_col(F.col("churn_probability"), churn_tiers),
+        "intent_tier": tier_col(F.col("intent_probability"), intent_tiers),
+        "churn_model_version": F.lit(churn_v), "intent_model_version": F.lit(intent_v),
+        "clv_model_version": F.lit(clv_v), "segment_model_version": F.lit(seg_v),
+        C.RUN_ID: F.lit(run_id),
+    }).persist(StorageLevel.MEMORY_AND_DISK)  # quantiles, checks, write and export read it
+    clv_tier, cutoffs = value_tiers(joined, "clv_90d", config.models.clv_tiers)
+    scored = joined.withColumn("clv_tier", clv_tier).select(*OUTPUT_COLUMNS)
+    details = {"clv_model_used": "bgnbd" if winner == "bgnbd" else "ml",
+               "clv_tier_cutoffs_usd": cutoffs,
+               "model_versions": {"churn": churn_v, "intent": intent_v, "clv": clv_v,
+                                  "segments": seg_v}}
+    return scored, {"_cached": joined, **details}
+
+
+def _tier_counts(scored: DataFrame) -> dict:
+    """{tier column: {tier: users}} in one small aggregation."""
+    cols = ["churn_tier", "intent_tier", "clv_tier", "segment", "rfm_segment"]
+    rows = (scored.select(F.explode(F.array(*[
+        F.struct(F.lit(c).alias("k"), F.col(c).alias("v")) for c in cols])).alias("kv"))
+        .groupBy("kv.k", "kv.v").count().collect())
+    out: dict[str, dict] = {c: {} for c in cols}
+    for r in rows:
+        out[r["k"]][r["v"]] = r["count"]
+    return out
+
+
+def run_score(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date,
+    store: TableStore | None = None,
+    run_id: str | None = None,
+    export: bool = True,
+) -> StageResult:
+    """Score ``snapshot_date``: write its gold.customer_segments partition and the export."""
+    store = store or open_store(spark, config)
+    run_id = run_id or default_run_id("score")
+    started = time.monotonic()
+    result = StageResult(stage="score", run_date=snapshot_date.isoformat(),
+                         backend={"storage": store.backend},
+                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    key = export_mod.export_key(config) if export else None  # fail before any Spark work
+    if not store.exists(C.FEATURES_TABLE):
+        raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} does not exist; run "
+                         f"`mktpipe features --snapshot-date {snapshot_date}` first")
+    models = _load_models(config, snapshot_date)
+    result.tables_read = versions(store, (C.FEATURES_TABLE, C.DAILY_TABLE, ORDERS_TABLE))
+    features = (store.read(C.FEATURES_TABLE)
+                .filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot_date))
+                .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        n = features.count()
+        if n == 0:
+            raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} has no rows for this "
+                             f"snapshot; run `mktpipe features --snapshot-date {snapshot_date}`")
+        scored, details = score_snapshot(store, config, snapshot_date, features, models, run_id)
+        cached = details.pop("_cached")
+        try:
+            quality = Q.run_checks(scored, segment_checks(config), key_cols=KEYS)
+            details["quality"] = quality
+            Q.raise_for_failures(quality, SEGMENTS_TABLE)
+            version = store.write(scored, SEGMENTS_TABLE, mode="overwrite",
+                                  partition_by=[C.SNAPSHOT_DATE],
+                                  replace_where={C.SNAPSHOT_DATE: snapshot_date.isoformat()})
+            written = store.last_write.rows
+            details["tiers"] = _tier_counts(scored)
+            if export:
+                details["export"] = export_mod.write_export(scored, config, snapshot_date,
+                                                            written, key)
+        finally:
+            cached.unpersist()
+    finally:
+        features.unpersist()
+    if written != n:
+        raise InputError(f"score {snapshot_date}: {n} feature rows but {written} scored rows")
+    result.rows_in, result.rows_out = n, written
+    result.tables_written = {SEGMENTS_TABLE: version}
+    result.details = {"run_id": run_id, **details}
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    log.info("score %s: %d users -> %s v%d; tiers %s", snapshot_date, written, SEGMENTS_TABLE,
+             version, details["tiers"]["churn_tier"])
+    return result

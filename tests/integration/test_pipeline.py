@@ -1,0 +1,191 @@
+"""The whole pipeline on generated data: backfill, train, score, export, report; re-runs change
+nothing; a failed run resumes from the failed stage.
+
+Small horizons and windows keep it to three snapshots (10-day schedule over 30 days)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+
+import pandas as pd
+import pytest
+
+from mktpipe.config import load_config
+from mktpipe.generate import generate
+from mktpipe.models.settings import normalize_tiers
+from mktpipe.pipeline import RunState, StageFailed, run_backfill, run_pipeline, snapshot_for
+from mktpipe.score.stage import SEGMENTS_TABLE
+from mktpipe.storage import open_store
+
+pytestmark = pytest.mark.integration
+
+START = dt.date(2026, 8, 1)
+DAYS = 30
+END = START + dt.timedelta(days=DAYS - 1)
+KEY = "test-export-key-0123456789"
+TABLES = ("bronze.events", "bronze.orders", "silver.user_daily", "silver.graph_metrics",
+          "gold.user_features", "gold.user_labels", SEGMENTS_TABLE)
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(out=root / "landing", users=300, days=DAYS, seed=5, start_date=START,
+             dirty_rate=0.02)
+    paths = {name: str(root / name) for name in
+             ("warehouse", "models", "reports", "exports", "checkpoints")}
+    paths.update(landing=str(root / "landing"), truth=str(root / "landing" / "_truth"))
+    return load_config("test", {
+        "paths": paths,
+        "spark": {"conf": {"spark.sql.warehouse.dir": str(root / "spark-warehouse")}},
+        "features": {"windows_days": [7, 30], "active_window_days": 30},
+        "labels": {"churn_horizon_days": 7, "churn_active_before_days": 14,
+                   "clv_horizon_days": 14, "purchase_horizon_days": 7},
+        "pipeline": {"snapshot_every_days": 10},
+        "models": {"training_snapshots": 3,
+                   "churn": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+                   "intent": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+                   "clv": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+                   "segmentation": {"k_min": 2, "k_max": 4}},
+    })
+
+
+@pytest.fixture(scope="module")
+def backfilled(spark, cfg):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(cfg.export.key_env, KEY)
+        manifest = run_backfill(spark, cfg, START, END)
+    return manifest
+
+
+def _tier(p: float, tiers) -> str:
+    return next(name for name, bound in normalize_tiers(tiers) if p >= bound)
+
+
+def test_backfill_runs_every_step_in_order(backfilled):
+    assert backfilled.status == "ok"
+    steps = [(s.stage, s.run_date, s.status) for s in backfilled.stages]
+    snapshots = ["2026-08-11", "2026-08-21", "2026-08-31"]
+    expected = [("ingest", str(END), "ok"), ("sentiment", str(END), "ok"),
+                ("daily", str(END), "ok")]
+    for s in snapshots:
+        expected += [("graph", s, "ok"), ("features", s, "ok"), ("labels", s, "ok")]
+    expected += [(st, snapshots[-1], "ok") for st in ("train", "score", "report")]
+    assert steps == expected
+
+
+def test_registry_holds_every_model_with_lineage(backfilled, cfg):
+    from mktpipe.models.stage import registry_for
+
+    registry = registry_for(cfg)
+    for name, metric in (("churn", "average_precision"), ("intent", "average_precision"),
+                         ("clv", "rmse"), ("segments", "silhouette")):
+        version = registry.latest_version(name)
+        assert version == 1, name
+        metrics = registry.metrics(name, version)
+        lineage = json.loads((cfg.resolve_path("models") / name / "1" / "lineage.json")
+                             .read_text())
+        assert lineage["snapshot_date"] == "2026-08-31"
+        assert set(lineage["source_tables"]) >= {"gold.user_features", "bronze.events"}
+        if name == "segments":
+            assert -1 <= metrics["silhouette"] <= 1
+            continue
+        assert metrics["xgb"][metric] is not None
+    churn = registry.metrics("churn", 1)
+    # time-based: the churn label (7 days) is known for 08-11 and 08-21 only
+    assert churn["split"] == {"strategy": "time", "train_snapshots": ["2026-08-11"],
+                              "validation_snapshot": "2026-08-21"}
+    assert {"ensemble", "xgb", "lr"} <= set(churn)
+    assert churn["ensemble"]["pr_curve"][0]["threshold"] == 0.0
+    clv = registry.metrics("clv", 1)
+    assert clv["comparison"]["winner"] in ("ml", "bgnbd", "tie")
+    assert clv["comparison"]["n"] > 0
+
+
+def test_segments_partition_tiers_and_versions(backfilled, spark, cfg):
+    store = open_store(spark, cfg)
+    snap = snapshot_for(END)
+    seg = store.read(SEGMENTS_TABLE).filter(f"snapshot_date = '{snap}'").toPandas()  # ~300 rows
+    feats = store.read("gold.user_features").filter(f"snapshot_date = '{snap}'")
+    assert len(seg) == feats.count() == seg.user_id.nunique()
+    assert seg[["churn_probability", "intent_probability"]].stack().between(0, 1).all()
+    expected_churn = seg.churn_probability.map(lambda p: _tier(p, cfg.models.churn["tiers"]))
+    expected_intent = seg.intent_probability.map(lambda p: _tier(p, cfg.models.intent["tiers"]))
+    assert (seg.churn_tier == expected_churn).all()
+    assert (seg.intent_tier == expected_intent).all()
+    score = next(s for s in backfilled.stages if s.stage == "score")
+    cuts = score.details["clv_tier_cutoffs_usd"]
+    lowest = list(cfg.models.clv_tiers)[-1]
+
+    def clv_tier(v):
+        for name, _ in normalize_tiers(cfg.models.clv_tiers):
+            if name in cuts and v >= cuts[name] and v > 0:
+                return name
+        return lowest
+
+    assert (seg.clv_tier == seg.clv_90d.map(clv_tier)).all()
+    assert not seg.clv_90d_bgnbd[seg.rfm_segment == "no_purchase"].notna().any()
+    assert seg.is_anomalous.notna().all() and seg.segment.notna().all()
+    assert set(seg.churn_model_version) == {1}
+    assert set(score.details["tiers"]["churn_tier"]) <= set(cfg.models.churn["tiers"])
+
+
+def test_export_is_pseudonymised(backfilled, spark, cfg):
+    store = open_store(spark, cfg)
+    snap = snapshot_for(END)
+    ids = {r.user_id for r in store.read(SEGMENTS_TABLE)
+           .filter(f"snapshot_date = '{snap}'").select("user_id").collect()}
+    score = next(s for s in backfilled.stages if s.stage == "score")
+    export = pd.read_parquet(score.details["export"]["paths"]["parquet"])
+    assert "user_id" not in export.columns
+    assert set(export.user_key) == {
+        hmac.new(KEY.encode(), i.encode(), hashlib.sha256).hexdigest() for i in ids}
+    csv_text = "".join(p.read_text() for p in
+                       sorted(__import__("pathlib").Path(
+                           score.details["export"]["paths"]["csv"]).glob("*.csv")))
+    assert not any(i in csv_text for i in ids)
+
+
+def test_report_written(backfilled, cfg):
+    report = next(s for s in backfilled.stages if s.stage == "report")
+    html = __import__("pathlib").Path(report.details["path"]).read_text(encoding="utf-8")
+    assert "<svg" in html or "data:image/png;base64" in html
+
+
+def test_rerun_skips_everything_and_changes_nothing(backfilled, spark, cfg):
+    store = open_store(spark, cfg)
+    before = {t: store.version(t) for t in TABLES}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(cfg.export.key_env, KEY)
+        again = run_backfill(spark, cfg, START, END)
+    assert {s.status for s in again.stages} == {"skipped"}
+    assert {t: store.version(t) for t in TABLES} == before
+
+
+def test_failed_run_resumes_from_the_failed_stage(backfilled, spark, cfg, monkeypatch):
+    import mktpipe.score.stage as score_stage
+
+    monkeypatch.setenv(cfg.export.key_env, KEY)
+    real = score_stage.run_score
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated crash in score")
+
+    monkeypatch.setattr(score_stage, "run_score", broken)
+    with pytest.raises(StageFailed, match="stage 'score' failed for 2026-08-31"):
+        run_pipeline(spark, cfg, END)
+    state = RunState.load(cfg.resolve_path("warehouse"), f"run-{END}")
+    assert list(state.steps) == ["ingest", "sentiment", "daily", "graph", "features",
+                                 "labels", "train"]
+    assert state.steps["train"]["status"] == "skipped"  # models trained for 08-31 already
+
+    monkeypatch.setattr(score_stage, "run_score", real)
+    resumed = run_pipeline(spark, cfg, END)
+    status = {s.stage: s.status for s in resumed.stages}
+    assert status == {"ingest": "skipped", "sentiment": "skipped", "daily": "skipped",
+                      "graph": "skipped", "features": "skipped", "labels": "skipped",
+                      "train": "skipped", "score": "ok", "report": "ok"}
+    assert resumed.status == "ok"

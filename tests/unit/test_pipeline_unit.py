@@ -1,0 +1,85 @@
+"""Pipeline pieces without Spark: the backfill schedule, run state, progress lines, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+
+from mktpipe.cli import build_parser
+from mktpipe.pipeline import Progress, RunState, backfill_snapshots, snapshot_for
+from mktpipe.quality.manifest import StageResult
+
+D = dt.date
+
+
+def test_backfill_snapshots_every_n_days_and_the_last():
+    assert backfill_snapshots(D(2026, 6, 29), D(2026, 10, 26), 30) == [
+        D(2026, 7, 29), D(2026, 8, 28), D(2026, 9, 27), D(2026, 10, 27)]
+    # the schedule lands on the last snapshot: no duplicate
+    assert backfill_snapshots(D(2026, 1, 1), D(2026, 1, 19), 10) == [
+        D(2026, 1, 11), D(2026, 1, 20)]
+    # shorter than one period: only the last
+    assert backfill_snapshots(D(2026, 1, 1), D(2026, 1, 3), 7) == [D(2026, 1, 4)]
+    assert snapshot_for(D(2026, 12, 31)) == D(2027, 1, 1)
+
+
+def test_run_state_round_trip_and_clear(tmp_path):
+    state = RunState.load(tmp_path, "run-2026-10-01")
+    assert state.done("ingest") is None
+    state.record("ingest", StageResult("ingest", "2026-10-01", rows_out=7), "run-1")
+    again = RunState.load(tmp_path, "run-2026-10-01")
+    assert again.done("ingest")["run_id"] == "run-1"
+    assert again.done("ingest")["rows_out"] == 7
+    again.clear()
+    assert RunState.load(tmp_path, "run-2026-10-01").steps == {}
+
+
+def test_unreadable_state_starts_over(tmp_path):
+    path = tmp_path / "_state" / "run-x.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+    assert RunState.load(tmp_path, "run-x").steps == {}
+
+
+def test_progress_terminal_line_shows_stage_rows_elapsed():
+    out = io.StringIO()
+    p = Progress(out, interactive=True)
+    p.start("features 2026-10-27")
+    p.done("features 2026-10-27", StageResult("features", "2026-10-27", rows_out=12345,
+                                              elapsed_s=3.25))
+    p.done("train 2026-10-27", StageResult("train", "2026-10-27", status="skipped",
+                                           details={"reason": "not due"}))
+    text = out.getvalue()
+    assert "features 2026-10-27" in text and "12,345 rows" in text and "3.2 s" in text
+    assert "skipped" in text and "(not due)" in text
+
+
+def test_progress_plain_logs_when_not_a_terminal(caplog):
+    caplog.set_level("INFO", logger="mktpipe.pipeline")
+    out = io.StringIO()
+    p = Progress(out, interactive=False)
+    p.done("daily 2026-10-01", StageResult("daily", "2026-10-01", rows_out=5, elapsed_s=1.0))
+    assert out.getvalue() == ""
+    assert "stage daily 2026-10-01: ok" in caplog.text
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--run-date", "2026-10-01"],
+    ["run", "--run-date", "latest", "--force", "--stages", "ingest,daily"],
+    ["backfill", "--start", "2026-09-01", "--end", "2026-09-30", "--per-date"],
+    ["train", "--snapshot-date", "2026-10-01", "--if-due"],
+    ["score", "--snapshot-date", "latest", "--no-export"],
+    ["report", "--snapshot-date", "2026-10-01"],
+])
+def test_cli_parses_pipeline_commands(argv):
+    args = build_parser().parse_args(argv)
+    assert args.command == argv[0]
+
+
+def test_cli_rejects_a_bad_date(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["run", "--run-date", "2026-13-01"])
+    assert exc.value.code == 2
+    assert "is not a date" in capsys.readouterr().err
