@@ -130,10 +130,19 @@ class RunState:
                             "rows_out": result.rows_out, "elapsed_s": result.elapsed_s,
                             "finished_at": dt.datetime.now(dt.timezone.utc)
                             .isoformat(timespec="seconds")}
+        self._save()
+
+    def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text(json.dumps({"steps": self.steps}, indent=2), encoding="utf-8")
         os.replace(tmp, self.path)
+
+    def forget(self, steps) -> None:
+        """Drop ``steps`` from the record (``--force`` of a subset of stages)."""
+        for step in steps:
+            self.steps.pop(step, None)
+        self._save()
 
     def clear(self) -> None:
         self.steps = {}
@@ -254,17 +263,17 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     own = manifest is None
     manifest = manifest or _new_manifest("run", config)
     state = RunState.load(config.resolve_path("warehouse"), f"run-{run_date}")
-    if force:
-        state.clear()
+    wanted = [s for s in (stages or config.pipeline.stages)]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
+    if force:  # forget only the stages run now; the others stay recorded
+        state.forget(wanted)
     runner = Runner(spark, config, store, manifest, state, progress or Progress(), force,
                     hint=f"fix the cause and re-run `mktpipe run --run-date {run_date}`: "
                          "completed stages are skipped")
     fns = _stage_fns(spark, config, store, manifest.run_id)
     snapshot = snapshot_for(run_date)
-    wanted = [s for s in (stages or config.pipeline.stages)]
-    unknown = [s for s in wanted if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
     try:
         for stage in STAGES:
             if stage not in wanted:

@@ -83,3 +83,11 @@ def test_cli_rejects_a_bad_date(capsys):
         build_parser().parse_args(["run", "--run-date", "2026-13-01"])
     assert exc.value.code == 2
     assert "is not a date" in capsys.readouterr().err
+
+
+def test_forget_drops_only_the_named_steps(tmp_path):
+    state = RunState.load(tmp_path, "run-d")
+    for step in ("ingest", "labels", "score"):
+        state.record(step, StageResult(step, "d"), "run-1")
+    state.forget(["labels"])
+    assert list(RunState.load(tmp_path, "run-d").steps) == ["ingest", "score"]
