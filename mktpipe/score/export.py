@@ -5,8 +5,10 @@ in Spark with built-in functions (no Python UDF): with K the key padded to 64 by
 
     HMAC(K, m) = SHA256((K xor opad) || SHA256((K xor ipad) || m))      (RFC 2104)
 
-The key comes from the environment variable named by ``export.key_env`` (default
-``MKTPIPE_EXPORT_KEY``); a missing or short key is a configuration error, never a plain id.
+``community_id`` (Louvain names a community after one of its members, so it is a user id too)
+becomes ``community_key`` the same way. The key comes from the environment variable named by
+``export.key_env`` (default ``MKTPIPE_EXPORT_KEY``); a missing or short key is a configuration
+error, never a plain id.
 The same key gives the same user_key on every run, so an activation tool can match runs; a
 different key gives unlinkable keys. Rotate the key to break linkage.
 
@@ -35,7 +37,7 @@ USER_KEY = "user_key"
 MIN_KEY_LENGTH = 16
 EXPORT_COLUMNS = (
     USER_KEY, "snapshot_date", "churn_probability", "churn_tier", "clv_90d", "clv_tier",
-    "intent_probability", "intent_tier", "segment", "rfm_segment", "community_id",
+    "intent_probability", "intent_tier", "segment", "rfm_segment", "community_key",
     "influence_percentile", "is_anomalous",
 )
 ROWS_PER_FILE = 1_000_000
@@ -64,8 +66,14 @@ def hmac_sha256(col: Column, key: bytes) -> Column:
 
 
 def pseudonymise(df: DataFrame, key: bytes, id_col: str = "user_id") -> DataFrame:
-    """Replace ``id_col`` by ``user_key`` (HMAC-SHA256); the plain id is dropped."""
-    return df.withColumn(USER_KEY, hmac_sha256(F.col(id_col), key)).drop(id_col)
+    """Replace ``id_col`` by ``user_key`` (HMAC-SHA256), and ``community_id`` (when present:
+    Louvain labels a community by a member's user id) by ``community_key``; the plain ids
+    are dropped."""
+    out = df.withColumn(USER_KEY, hmac_sha256(F.col(id_col), key)).drop(id_col)
+    if "community_id" in df.columns:
+        out = out.withColumn("community_key", hmac_sha256(
+            F.col("community_id").cast("string"), key)).drop("community_id")
+    return out
 
 
 def export_root(config: Config, snapshot_date: dt.date) -> str:

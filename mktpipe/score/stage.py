@@ -22,7 +22,8 @@ intent_tier             string   ``models.intent.tiers`` (personalised_offer >= 
 segment                 string   behavioural segment name (k-means on standardised features)
 rfm_segment             string   champions, loyal, at_risk, ... (quintiles over buyers);
                                  ``no_purchase`` for users with no order yet
-community_id            long     Louvain community (graph stage); null when not in the graph
+community_id            string   Louvain community (graph stage; named after a member's
+                                 user_id, so the export pseudonymises it); null: not in graph
 influence_percentile    double   PageRank percentile 0-100
 is_anomalous            boolean  anomalous engagement (robust z-scores over silver.user_daily)
 anomaly_reason          string   why, when is_anomalous

@@ -69,8 +69,8 @@ def test_backfill_runs_every_step_in_order(backfilled):
     assert backfilled.status == "ok"
     steps = [(s.stage, s.run_date, s.status) for s in backfilled.stages]
     snapshots = ["2026-08-11", "2026-08-21", "2026-08-31"]
-    expected = [("ingest", str(END), "ok"), ("sentiment", str(END), "ok"),
-                ("daily", str(END), "ok")]
+    span = f"{START}..{END}"  # one batch over the range
+    expected = [("ingest", span, "ok"), ("sentiment", span, "ok"), ("daily", span, "ok")]
     for s in snapshots:
         expected += [("graph", s, "ok"), ("features", s, "ok"), ("labels", s, "ok")]
     expected += [(st, snapshots[-1], "ok") for st in ("train", "score", "report")]

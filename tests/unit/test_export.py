@@ -53,11 +53,12 @@ def test_missing_or_short_key_is_a_config_error(config, monkeypatch):
 
 def _segments(spark, n=40):
     rows = [(f"u{i:04d}", dt.date(2026, 10, 1), i / n, "t", float(i), "low", 0.1, "b", "s",
-             "loyal", 1, 50.0, False) for i in range(n)]
-    cols = [c if c != E.USER_KEY else "user_id" for c in E.EXPORT_COLUMNS]
+             "loyal", f"u{i % 3:04d}", 50.0, False) for i in range(n)]
+    cols = [{E.USER_KEY: "user_id", "community_key": "community_id"}.get(c, c)
+            for c in E.EXPORT_COLUMNS]
     schema = ("user_id string, snapshot_date date, churn_probability double, churn_tier string,"
               " clv_90d double, clv_tier string, intent_probability double, intent_tier string,"
-              " segment string, rfm_segment string, community_id long,"
+              " segment string, rfm_segment string, community_id string,"
               " influence_percentile double, is_anomalous boolean")
     return spark.createDataFrame(rows, schema).select(*cols)
 
@@ -76,6 +77,9 @@ def test_write_export_csv_and_parquet_idempotent(spark, config, tmp_path):
     assert len(parquet) == len(csv) == 40
     assert list(csv.columns) == list(E.EXPORT_COLUMNS)
     assert set(parquet[E.USER_KEY]) == {_py_hmac(key, f"u{i:04d}") for i in range(40)}
+    # communities are named after members (user ids): pseudonymised with the same key
+    assert set(parquet["community_key"]) == {_py_hmac(key, f"u{i:04d}") for i in range(3)}
+    assert not csv.astype(str).apply(lambda c: c.str.fullmatch(r"u\d{4}")).any().any()
     assert not any(c.startswith("_tmp") for c in __import__("os").listdir(
         E.export_root(cfg, day)))
 
