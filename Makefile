@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup run test test-fast lint bench clean doctor
+.PHONY: help setup run test test-fast lint bench clean doctor cluster-up cluster-down \
+	cluster-status dist test-cluster
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +47,21 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/features.py
 	$(PY) bench/graph.py
 	$(PY) bench/models.py
+
+cluster-up: setup  ## start a Spark standalone cluster on 127.0.0.1:7077 (master + 1 worker)
+	MKTPIPE_PYTHON=$(abspath $(PY)) scripts/spark-cluster.sh up
+
+cluster-down:  ## stop the local Spark standalone cluster
+	scripts/spark-cluster.sh down
+
+cluster-status:  ## is the local cluster running?
+	scripts/spark-cluster.sh status
+
+dist: setup  ## dist/mktpipe-pyfiles.zip, the mktpipe package for spark-submit --py-files
+	$(PY) scripts/build_pyfiles.py
+
+test-cluster: setup  ## cluster integration test (starts and stops its own cluster)
+	$(PY) -m pytest tests/integration/test_cluster.py -q
 
 clean:  ## remove generated data, reports and models (keeps the virtualenv)
 	rm -rf data reports models exports spark-warehouse metastore_db derby.log .pytest_cache

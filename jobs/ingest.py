@@ -1,6 +1,6 @@
 """spark-submit entry point for the ingest stage.
 
-    spark-submit --master spark://host:7077 --py-files dist/mktpipe.zip \
+    spark-submit --master spark://host:7077 --py-files dist/mktpipe-pyfiles.zip \
         jobs/ingest.py --run-date 2026-10-01 --env cluster
 
 Arguments are those of `mktpipe ingest` (see `mktpipe ingest --help`).

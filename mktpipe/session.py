@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # file-name patterns of each extension's jar
 JAR_PATTERNS = {
-    "delta_spark": re.compile(r"^delta-spark_2\.1[23]-[\d.]+.*\.jar$"),
+    "delta_spark": re.compile(r"^delta-spark_(\d+\.\d+_)?2\.1[23]-[\d.]+.*\.jar$"),
     "graphframes": re.compile(r"^graphframes.*\.jar$"),
     "spark_nlp": re.compile(r"^spark-nlp.*\.jar$"),
 }

@@ -1,0 +1,546 @@
+"""The pipeline through spark-submit on a real standalone cluster equals the local-mode run.
+
+A module fixture starts a Spark standalone master + one worker on 127.0.0.1 with
+``scripts/spark-cluster.sh`` (from the installed pyspark, state in a temporary folder) and
+stops it afterwards, whatever happens. Tiny generated data is run through the stage sequence
+``STAGES`` twice, each into its own warehouse, with the same config (``--env test``):
+
+* ``spark-submit --master local[2]``
+* ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe>``
+
+Each run is one spark-submit whose driver executes the job scripts one after another (exactly
+as ``spark-submit jobs/<stage>.py`` would, but sharing one JVM and SparkContext, which saves a
+JVM start per stage). The two runs go concurrently, each with 2 cores. Then every Delta table
+of both warehouses is compared row for row, run ids and time-of-run columns aside, and the
+cluster run is shown to have really run on the cluster: its event log records the standalone
+master and tasks on a worker's executor, the master lists the application as finished, and
+executors imported mktpipe from the zip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+MASTER_PORT = 7077
+MASTER_URL = f"spark://{HOST}:{MASTER_PORT}"
+APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
+RUN_TIMEOUT_S = 540
+
+START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
+DAYS = 4
+USERS = 200
+
+
+def day(n: int) -> str:
+    return (START + dt.timedelta(days=n)).isoformat()
+
+
+# The pipeline, in order: (job script, arguments). All run in one spark-submit per mode.
+# Any jobs/*.py script with its arguments fits, e.g. ("jobs/run.py", ["--run-date", day(i)]);
+# but `run` for the first dates of the data fails at its train stage (no labelled feature
+# snapshot yet), so history has to be built first (as below) before run.py dates.
+STAGES: list[tuple[str, list[str]]] = [
+    ("jobs/ingest.py", ["--all-dates"]),
+    ("jobs/sentiment.py", ["--all-dates"]),
+    ("jobs/daily.py", ["--all-dates"]),
+    ("jobs/graph.py", ["--snapshot-date", day(DAYS)]),
+    ("jobs/features.py", ["--snapshot-date", day(DAYS)]),
+    ("jobs/labels.py", ["--snapshot-date", day(DAYS - 2)]),
+]
+# config for both runs, beyond the paths (horizons short enough for DAYS days of data)
+CONFIG_ENV = {
+    "MKTPIPE_ENV": "test",
+    "MKTPIPE__LABELS__CHURN_HORIZON_DAYS": "2",
+    "MKTPIPE__LABELS__CHURN_ACTIVE_BEFORE_DAYS": "2",
+    "MKTPIPE__LABELS__CLV_HORIZON_DAYS": "2",
+    "MKTPIPE__LABELS__PURCHASE_HORIZON_DAYS": "2",
+}
+# tables that must exist after STAGES (so that an empty run cannot pass the comparison)
+EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
+                   "silver/comment_sentiment", "silver/graph_metrics", "silver/communities",
+                   "gold/user_features", "gold/user_labels"}
+# columns that differ between two runs by design
+RUN_COLUMNS = {"_run_id", "_ingested_at"}
+# results of iterative algorithms: compared with a looser relative tolerance
+ITERATIVE_COLUMNS = {"pagerank", "influence_percentile", "modularity"}
+RTOL, RTOL_ITERATIVE, ATOL = 1e-9, 1e-6, 1e-12
+
+# Runs STAGES in one driver process, as `spark-submit <script> <args>` would run each, then
+# records where executors import mktpipe from. argv: stages-json info-json-path
+DRIVER = r'''
+import json, runpy, sys, time
+
+stages, info_path = json.loads(sys.argv[1]), sys.argv[2]
+done = []
+for script, args in stages:
+    began = time.perf_counter()
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    done.append({"script": script, "args": args, "exit": code,
+                 "seconds": round(time.perf_counter() - began, 1)})
+    print(f"[driver] {script} {' '.join(args)} -> exit {code} in {done[-1]['seconds']}s",
+          flush=True)
+    if code:
+        break
+info = {"stages": done}
+if done and done[-1]["exit"] == 0:
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context or SparkContext.getOrCreate()
+
+    def where(_):
+        import mktpipe
+        return mktpipe.__file__
+
+    info.update(master=sc.master, app_id=sc.applicationId, app_name=sc.appName,
+                executor_mktpipe=sc.parallelize([0], 1).map(where).collect()[0])
+with open(info_path, "w") as fh:
+    json.dump(info, fh, indent=1)
+sys.exit(done[-1]["exit"] if done else 1)
+'''
+
+
+def _pyspark_dir() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no {path})"
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.load(resp)
+
+
+def _alive(pid: int, group: bool = False) -> bool:
+    """Whether process ``pid`` (or, with ``group``, any process of group ``pid``) exists."""
+    try:
+        (os.killpg if group else os.kill)(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A standalone master + worker on 127.0.0.1:7077, stopped (always) after the module."""
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        pytest.skip("no Java on PATH (nor JAVA_HOME): cannot start a Spark cluster")
+    if not os.access(_pyspark_dir() / "bin" / "spark-class", os.X_OK):
+        pytest.skip(f"no executable spark-class in {_pyspark_dir() / 'bin'}")
+    if _port_open(MASTER_PORT):
+        pytest.skip(f"port {MASTER_PORT} on {HOST} is busy (another Spark master?): "
+                    "the cluster test needs it")
+    state = tmp_path_factory.mktemp("spark-cluster")
+    ui_port = _free_port()
+    env = {
+        **os.environ,
+        "MKTPIPE_CLUSTER_DIR": str(state),
+        "MKTPIPE_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": HOST,
+        "SPARK_MASTER_HOST": HOST,
+        "SPARK_MASTER_PORT": str(MASTER_PORT),
+        "SPARK_MASTER_WEBUI_PORT": str(ui_port),
+        "SPARK_WORKER_WEBUI_PORT": str(_free_port()),
+        "SPARK_WORKER_CORES": "2",
+        "SPARK_WORKER_MEMORY": "2g",
+    }
+    script = ["bash", str(ROOT / "scripts" / "spark-cluster.sh")]
+
+    def run(cmd: str, timeout: int) -> subprocess.CompletedProcess:
+        return subprocess.run([*script, cmd], env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)
+
+    pids: list[int] = []
+    groups: list[int] = []
+    try:
+        began = time.perf_counter()
+        up = run("up", 180)
+        if up.returncode != 0 and "already in use" in up.stderr:  # lost a race for the port
+            pytest.skip(f"cluster ports busy: {up.stderr.strip()}")
+        assert up.returncode == 0, f"spark-cluster.sh up failed:\n{up.stdout}\n{up.stderr}"
+        print(f"\n[cluster] up in {time.perf_counter() - began:.1f}s: {up.stdout.strip()}")
+        pids = [int((state / f"{role}.pid").read_text()) for role in ("master", "worker")]
+        # the daemons lead their own process groups (setsid), which hold the executors
+        groups = [p for p in pids if os.getpgid(p) == p]
+        yield {"url": MASTER_URL, "ui": f"http://{HOST}:{ui_port}", "state": state}
+    finally:
+        down = run("down", 120)
+        print(f"[cluster] {down.stdout.strip()} {down.stderr.strip()}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (any(_alive(p) for p in pids)
+                                               or any(_alive(g, group=True) for g in groups)):
+            time.sleep(0.5)
+        survivors = [p for p in pids if _alive(p)]
+        survivors += [-g for g in groups if _alive(g, group=True)]
+        for pid in survivors:  # ours, by pid / group id: never leave a cluster behind
+            if pid > 0:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(-pid, signal.SIGKILL)
+        assert down.returncode == 0, f"spark-cluster.sh down failed: {down.stderr}"
+        assert not survivors, f"cluster processes {survivors} survived `down`"
+
+
+@pytest.fixture(scope="module")
+def pyfiles(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "mktpipe-pyfiles.zip"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_pyfiles.py"),
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    from mktpipe.generate import generate
+
+    root = tmp_path_factory.mktemp("cluster-landing")
+    generate(out=root / "landing", users=USERS, days=DAYS, seed=7, start_date=START,
+             dirty_rate=0.02, truth_dir=root / "truth")
+    return root
+
+
+def _submit(mode: str, master_args: list[str], landing: Path, root: Path) -> dict:
+    """Start one spark-submit of STAGES into ``root``; returns what _wait and _result need."""
+    spark_home = _pyspark_dir()
+    events = root / "events"
+    events.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MKTPIPE__", "PYSPARK_GATEWAY", "SPARK_CONF_DIR"))}
+    env.update(CONFIG_ENV)
+    env.update({
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": HOST,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "MKTPIPE_CONF_DIR": str(ROOT / "conf"),
+        "MKTPIPE__PATHS__LANDING": str(landing / "landing"),
+        "MKTPIPE__PATHS__TRUTH": str(landing / "truth"),
+    })
+    for key in ("warehouse", "models", "reports", "exports", "checkpoints"):
+        env[f"MKTPIPE__PATHS__{key.upper()}"] = str(root / key)
+    driver = root / "driver.py"
+    driver.write_text(DRIVER)
+    cmd = [
+        str(spark_home / "bin" / "spark-submit"), *master_args,
+        "--driver-memory", "1g",
+        "--conf", "spark.eventLog.enabled=true",
+        "--conf", f"spark.eventLog.dir={events}",
+        "--conf", "spark.eventLog.compress=false",
+        "--conf", "spark.eventLog.rolling.enabled=false",
+        str(driver), json.dumps(STAGES), str(root / "info.json"),
+    ]
+    log = root / "spark-submit.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return {"mode": mode, "proc": proc, "root": root, "log": log, "cmd": cmd,
+            "began": time.perf_counter()}
+
+
+def _wait(submitted: list[dict], deadline: float) -> None:
+    """Wait for every run (recording when each ended); kill them all at the deadline."""
+    while any(run["proc"].poll() is None for run in submitted):
+        for run in submitted:
+            if run["proc"].poll() is not None and "seconds" not in run:
+                run["seconds"] = time.perf_counter() - run["began"]
+        if time.monotonic() > deadline:
+            late = [run["mode"] for run in submitted if run["proc"].poll() is None]
+            _kill(submitted)
+            pytest.fail(f"{late} exceeded {RUN_TIMEOUT_S}s; log tails:\n" + "\n".join(
+                f"--- {run['mode']}:\n{_tail(run['log'])}" for run in submitted))
+        time.sleep(0.5)
+    for run in submitted:
+        run.setdefault("seconds", time.perf_counter() - run["began"])
+
+
+def _kill(submitted: list[dict]) -> None:
+    for run in submitted:
+        if run["proc"].poll() is None:  # its own session: spark-submit and its children
+            os.killpg(run["proc"].pid, signal.SIGKILL)
+            run["proc"].wait()
+
+
+def _result(run: dict) -> dict:
+    proc = run["proc"]
+    info_path = run["root"] / "info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if proc.returncode != 0:
+        pytest.fail(f"{run['mode']} spark-submit exited {proc.returncode} "
+                    f"(stages: {info.get('stages')}); command {' '.join(run['cmd'])}\n"
+                    f"log tail ({run['log']}):\n{_tail(run['log'], 60)}")
+    print(f"[{run['mode']}] {run['seconds']:.1f}s, stages: "
+          + ", ".join(f"{Path(s['script']).stem} {s['seconds']}s" for s in info["stages"]))
+    return {**info, "seconds": run["seconds"], "root": run["root"],
+            "warehouse": run["root"] / "warehouse", "events": run["root"] / "events"}
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, pyfiles, landing, tmp_path_factory) -> dict:
+    """STAGES with spark-submit in local mode and on the cluster, concurrently."""
+    started = dt.datetime.now(dt.timezone.utc)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    submitted = [
+        _submit("local", ["--master", "local[2]"], landing,
+                tmp_path_factory.mktemp("run-local")),
+        _submit("cluster",
+                ["--master", cluster["url"], "--py-files", str(pyfiles),
+                 "--total-executor-cores", "2", "--executor-memory", "1g"],
+                landing, tmp_path_factory.mktemp("run-cluster")),
+    ]
+    try:
+        _wait(submitted, deadline)
+    finally:
+        _kill(submitted)
+    results = {run["mode"]: _result(run) for run in submitted}
+    return {**results, "started": started, "cluster_info": cluster}
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _event_log(events_dir: Path) -> list[dict]:
+    """Applications in an event-log folder: id, name, master, executors that ran tasks."""
+    apps = []
+    for path in sorted(p for p in events_dir.iterdir() if p.is_file()):
+        app = {"file": path.name, "task_executors": set(), "executor_hosts": set()}
+        with path.open() as fh:
+            for line in fh:
+                event = json.loads(line)
+                kind = event.get("Event")
+                if kind == "SparkListenerApplicationStart":
+                    app["id"], app["name"] = event.get("App ID"), event.get("App Name")
+                elif kind == "SparkListenerEnvironmentUpdate":
+                    props = event.get("Spark Properties", {})
+                    props = dict(props) if isinstance(props, list) else props
+                    app["master"] = props.get("spark.master")
+                elif kind == "SparkListenerTaskEnd":
+                    app["task_executors"].add(event["Task Info"]["Executor ID"])
+                elif kind == "SparkListenerExecutorAdded":
+                    app["executor_hosts"].add(event["Executor Info"]["Host"])
+        apps.append(app)
+    return apps
+
+
+def _tables(warehouse: Path) -> set[str]:
+    return {str(p.parent.relative_to(warehouse)) for p in warehouse.glob("*/*/_delta_log")}
+
+
+def _canonical(value):
+    """Nested values (lists, maps, structs) as JSON-able Python, maps sorted by key."""
+    if value is None:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+        return value.isoformat()
+    return value
+
+
+def _load(path: Path, run_started: dt.datetime) -> tuple[pd.DataFrame, list[str], int]:
+    """A Delta table as a sorted pandas frame without run-specific columns.
+
+    Dropped: RUN_COLUMNS, and any timestamp column whose values all lie after the test
+    started (a time-of-run column). Nested columns become canonical JSON text.
+    Returns the frame, the dropped columns and the table's version.
+    """
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(path))
+    data = table.to_pyarrow_table()
+    dropped = []
+    for field in data.schema:
+        if field.name in RUN_COLUMNS or field.name.endswith("run_id"):
+            dropped.append(field.name)
+        elif pa.types.is_timestamp(field.type):
+            earliest = pc.min(data.column(field.name)).as_py()
+            if earliest is not None and earliest.tzinfo is None:
+                earliest = earliest.replace(tzinfo=dt.timezone.utc)
+            if earliest is not None and earliest >= run_started:
+                dropped.append(field.name)
+    frame = data.drop(dropped).to_pandas()
+    for field in data.schema:
+        if field.name in dropped:
+            continue
+        kind = field.type
+        if pa.types.is_map(kind):
+            frame[field.name] = [
+                None if v is None else json.dumps(sorted(_canonical(list(v))), default=str)
+                for v in frame[field.name]]
+        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)
+              or pa.types.is_struct(kind)):
+            frame[field.name] = [
+                None if v is None else json.dumps(_canonical(v), sort_keys=True, default=str)
+                for v in frame[field.name]]
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    keys = [c for c in frame.columns if c not in floats] + floats  # floats never decide order
+    if len(frame):
+        frame = frame.sort_values(keys, na_position="first", kind="mergesort")
+    return frame.reset_index(drop=True), dropped, table.version()
+
+
+def _manifest_stages(warehouse: Path) -> list[dict]:
+    """Per-stage counts of every run manifest, timings and paths aside, in a stable order."""
+    rows = []
+    for path in (warehouse / "_runs").glob("*.json"):
+        manifest = json.loads(path.read_text())
+        for stage in manifest["stages"]:
+            rows.append({"command": manifest["command"], "status": manifest["status"],
+                         **{k: stage.get(k) for k in (
+                             "stage", "run_date", "status", "rows_in", "rows_out",
+                             "rows_quarantined", "rows_deduplicated", "tables_read",
+                             "tables_written", "backend", "error")}})
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------------- tests
+
+
+def test_cluster_overlay_loads_without_maven_packages():
+    from mktpipe.config import load_config
+
+    config = load_config("cluster")
+    assert config.app.env == "cluster"
+    assert config.spark.master == MASTER_URL
+    assert config.spark.packages == []  # never by default: no Maven here
+
+
+def test_pyfiles_zip_holds_the_package(pyfiles):
+    with zipfile.ZipFile(pyfiles) as zf:
+        names = set(zf.namelist())
+    expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mktpipe").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    assert "mktpipe/__init__.py" in names and "mktpipe/cli.py" in names
+    assert expected <= names, sorted(expected - names)
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_cluster_run_ran_on_the_cluster(runs):
+    cluster = runs["cluster"]
+    assert cluster["master"] == MASTER_URL
+    assert ".zip" in cluster["executor_mktpipe"], (
+        f"executors imported mktpipe from {cluster['executor_mktpipe']}, not the --py-files zip")
+    apps = _event_log(cluster["events"])
+    assert apps, f"no event log in {cluster['events']}"
+    ui = runs["cluster_info"]["ui"]
+    for app in apps:
+        assert app["master"] == MASTER_URL, app
+        assert app["id"].startswith("app-"), app  # a standalone application id
+        assert app["task_executors"] and "driver" not in app["task_executors"], (
+            f"tasks ran on {app['task_executors']}: not (only) on the worker's executors")
+        assert app["executor_hosts"] == {HOST}, app
+    # the master saw the application(s) come and go
+    ids = {app["id"] for app in apps}
+    deadline = time.monotonic() + 30
+    while True:
+        status = _get_json(f"{ui}/json/")
+        finished = {a["id"]: a for a in status.get("completedapps", [])}
+        if ids <= finished.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert ids <= finished.keys(), (ids, status)
+    for app_id in ids:
+        assert finished[app_id]["name"] == APP_NAME
+        assert finished[app_id]["state"] == "FINISHED"
+    assert status["aliveworkers"] == 1
+
+
+def test_local_run_ran_in_local_mode(runs):
+    """The same checks tell local mode apart (so the cluster checks above mean something)."""
+    local = runs["local"]
+    assert local["master"] == "local[2]"
+    assert ".zip" not in local["executor_mktpipe"]
+    apps = _event_log(local["events"])
+    assert apps and all(a["id"].startswith("local-") for a in apps)
+    assert all(a["task_executors"] == {"driver"} for a in apps)
+
+
+def test_every_table_equals_local_mode(runs):
+    local_wh, cluster_wh = runs["local"]["warehouse"], runs["cluster"]["warehouse"]
+    tables = _tables(local_wh)
+    assert EXPECTED_TABLES <= tables, f"missing tables: {sorted(EXPECTED_TABLES - tables)}"
+    assert _tables(cluster_wh) == tables
+    problems, summary = [], []
+    for name in sorted(tables):
+        left, dropped, left_version = _load(local_wh / name, runs["started"])
+        right, _, right_version = _load(cluster_wh / name, runs["started"])
+        summary.append(f"{name} {left.shape[0]}x{left.shape[1]} (-{','.join(dropped)})")
+        if left_version != right_version:
+            problems.append(f"{name}: version {left_version} locally, {right_version} on "
+                            "the cluster")
+        if list(left.columns) != list(right.columns) or len(left) != len(right):
+            problems.append(f"{name}: shape/columns differ: {left.shape} {list(left.columns)} "
+                            f"vs {right.shape} {list(right.columns)}")
+            continue
+        for col in left.columns:
+            rtol = RTOL_ITERATIVE if col in ITERATIVE_COLUMNS else RTOL
+            try:
+                pd.testing.assert_series_equal(left[col], right[col], check_exact=False,
+                                               rtol=rtol, atol=ATOL, obj=f"{name}.{col}")
+            except AssertionError as exc:
+                problems.append(str(exc)[:800])
+    print("[compare] " + "; ".join(summary))
+    assert not problems, "\n\n".join(problems)
+
+
+def test_run_manifests_agree(runs):
+    local = _manifest_stages(runs["local"]["warehouse"])
+    cluster = _manifest_stages(runs["cluster"]["warehouse"])
+    assert len(local) >= len(STAGES)
+    assert all(r["status"] == "ok" for r in local)
+    assert cluster == local
