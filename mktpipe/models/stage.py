@@ -130,16 +130,27 @@ def anomalous_users(store: TableStore, config: Config, snapshot_date: dt.date) -
     return anomalies.detect_anomalies(daily, metrics=metrics, config=config)
 
 
-def training_set(store: TableStore, config: Config, target: Target, snapshots: list[dt.date],
-                 end: dt.date, exclude: DataFrame | None) -> DataFrame:
-    """Features of ``snapshots`` joined with freshly built labels (non-null ``target.label``),
-    minus the ``exclude`` users (a user_id DataFrame)."""
-    features = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
-    labels = None
+def snapshot_labels(store: TableStore, config: Config, snapshots: list[dt.date],
+                    end: dt.date) -> DataFrame:
+    """Labels of every snapshot in ``snapshots`` (built from bronze with data end ``end``)."""
+    out = None
     for s in snapshots:
-        one = labels_mod.build_labels(store, s, config, end=end).select(
-            C.USER_ID, C.SNAPSHOT_DATE, target.label)
-        labels = one if labels is None else labels.unionByName(one)
+        one = labels_mod.build_labels(store, s, config, end=end)
+        out = one if out is None else out.unionByName(one)
+    return out
+
+
+def training_set(store: TableStore, config: Config, target: Target, snapshots: list[dt.date],
+                 end: dt.date, exclude: DataFrame | None,
+                 labels: DataFrame | None = None) -> DataFrame:
+    """Features of ``snapshots`` joined with freshly built labels (non-null ``target.label``),
+    minus the ``exclude`` users (a user_id DataFrame). ``labels``: prebuilt
+    :func:`snapshot_labels` covering ``snapshots`` (built here when None)."""
+    features = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
+    if labels is None:
+        labels = snapshot_labels(store, config, snapshots, end)
+    labels = (labels.filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
+              .select(C.USER_ID, C.SNAPSHOT_DATE, target.label))
     data = (features.drop(C.RUN_ID)
             .join(labels.filter(F.col(target.label).isNotNull()),
                   on=[C.USER_ID, C.SNAPSHOT_DATE], how="inner"))
@@ -229,10 +240,14 @@ def run_train(
                     "data_end": end.isoformat(), "source_tables": source,
                     "excluded_anomalous_users": excluded_users}
     trained, skipped, rows = {}, {}, 0
+    plans = {t.name: labelled_snapshots(snapshots, t.horizon_days, end,
+                                        config.models.training_snapshots)
+             for t in targets(config)}
+    needed = sorted({s for chosen in plans.values() for s in chosen})
+    labels = snapshot_labels(store, config, needed, end).cache() if needed else None  # shared
     try:
         for target in targets(config):
-            chosen = labelled_snapshots(snapshots, target.horizon_days, end,
-                                        config.models.training_snapshots)
+            chosen = plans[target.name]
             if not chosen:
                 skipped[target.name] = (
                     f"no feature snapshot before {snapshot_date} has a closed "
@@ -241,7 +256,7 @@ def run_train(
                 log.warning("train %s: %s skipped: %s", snapshot_date, target.name,
                             skipped[target.name])
                 continue
-            data = training_set(store, config, target, chosen, end, exclude).cache()
+            data = training_set(store, config, target, chosen, end, exclude, labels).cache()
             try:
                 n = data.count()
                 rows += n
@@ -271,8 +286,9 @@ def run_train(
         else:
             trained["segments"] = seg
     finally:
-        if exclude is not None:
-            exclude.unpersist()
+        for cached in (exclude, labels):
+            if cached is not None:
+                cached.unpersist()
     result.rows_in = result.rows_out = rows  # labelled training rows over every model
     result.details.update({"run_id": run_id, "data_end": end.isoformat(),
                            "snapshots": [str(s) for s in snapshots], "models": trained,
