@@ -10,7 +10,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 
 .PHONY: help setup run test test-fast lint bench clean doctor cluster-up cluster-down \
-	cluster-status dist test-cluster
+	cluster-status dist test-cluster browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,17 @@ run: setup  ## demo data (if missing), then the whole pipeline: backfill, train,
 	  echo "MKTPIPE_EXPORT_KEY was not set: made a random demo key in .secrets/export_key (not committed)"; fi
 	MKTPIPE_EXPORT_KEY="$${MKTPIPE_EXPORT_KEY:-$$(cat .secrets/export_key)}" $(MKTPIPE) backfill
 
-test: setup  ## the whole test suite (unit + integration), as CI runs it
+browser:  ## headless Chromium for the report's browser test (Debian package; the test skips without it)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); echo "installing chromium (Debian package) for the report's browser test"; \
+	    { $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -q >/dev/null 2>&1 && \
+	        $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } || \
+	      echo "could not install chromium: the report's browser test will skip"; \
+	  else echo "chromium is not installed and apt-get is not usable here: the report's browser test will skip"; fi; }
+
+test: setup browser  ## the whole test suite (unit + integration), as CI runs it
 	$(PY) -m pytest
 
 test-fast: setup  ## unit tests only
