@@ -42,8 +42,8 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from mktpipe.config import Config
-from mktpipe.errors import MktpipeError
+from mktpipe.config import Config, ConfigError
+from mktpipe.errors import EXIT_CONFIG, EXIT_INTERNAL, MktpipeError
 from mktpipe.quality.manifest import RunManifest, StageResult, new_run_id
 from mktpipe.storage import TableStore, open_store
 
@@ -58,7 +58,8 @@ class StageFailed(MktpipeError):
 
     def __init__(self, stage: str, date: dt.date, cause: BaseException, hint: str) -> None:
         self.stage, self.date, self.cause = stage, date, cause
-        self.exit_code = getattr(cause, "exit_code", 1)
+        self.exit_code = (EXIT_CONFIG if isinstance(cause, ConfigError)
+                          else getattr(cause, "exit_code", EXIT_INTERNAL))
         super().__init__(f"stage '{stage}' failed for {date}: {cause}\n{hint}")
 
 

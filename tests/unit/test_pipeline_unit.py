@@ -91,3 +91,17 @@ def test_forget_drops_only_the_named_steps(tmp_path):
         state.record(step, StageResult(step, "d"), "run-1")
     state.forget(["labels"])
     assert list(RunState.load(tmp_path, "run-d").steps) == ["ingest", "score"]
+
+
+def test_stage_failed_keeps_the_cause_exit_code():
+    from mktpipe.config import ConfigError
+    from mktpipe.errors import InputError, QualityCheckError
+    from mktpipe.pipeline import StageFailed
+
+    day = D(2026, 10, 1)
+    assert StageFailed("score", day, ConfigError("no key"), "").exit_code == 2
+    assert StageFailed("ingest", day, InputError("no folder"), "").exit_code == 3
+    assert StageFailed("features", day, QualityCheckError("dupes"), "").exit_code == 4
+    failed = StageFailed("train", day, RuntimeError("bug"), "re-run it")
+    assert failed.exit_code == 1
+    assert "stage 'train' failed for 2026-10-01: bug" in str(failed)
