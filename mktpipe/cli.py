@@ -379,13 +379,14 @@ def _landing_dates(config: Config) -> list[dt.date]:
 
 
 def cmd_run(args) -> int:
-    from mktpipe.pipeline import Progress, run_pipeline, snapshot_for
+    from mktpipe.pipeline import Progress, preflight, run_pipeline, snapshot_for
     from mktpipe.reporting import print_run_summary
     from mktpipe.session import get_spark
 
     config = _load(args)
     run_date = _landing_dates(config)[-1] if args.run_date == "latest" else args.run_date
     stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else None
+    preflight(config, stages or config.pipeline.stages)  # before the JVM starts
     spark = get_spark(config)
     print(f"mktpipe run {run_date} (snapshot {snapshot_for(run_date)})")
     manifest = run_pipeline(spark, config, run_date, force=args.force, progress=Progress(),
@@ -395,11 +396,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_backfill(args) -> int:
-    from mktpipe.pipeline import Progress, run_backfill
+    from mktpipe.pipeline import Progress, preflight, run_backfill
     from mktpipe.reporting import print_run_summary
     from mktpipe.session import get_spark
 
     config = _load(args)
+    preflight(config, config.pipeline.stages)  # before the JVM starts
     dates = None
     if args.start is None or args.end is None:
         dates = _landing_dates(config)

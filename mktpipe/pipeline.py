@@ -268,6 +268,7 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
+    preflight(config, wanted)
     if force:  # forget only the stages run now; the others stay recorded
         state.forget(wanted)
     runner = Runner(spark, config, store, manifest, state, progress or Progress(), force,
@@ -290,6 +291,14 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     return manifest
 
 
+def preflight(config: Config, stages) -> None:
+    """Fail before any work on what would stop a later stage: the export key for score."""
+    if "score" in stages:
+        from mktpipe.score.export import export_key
+
+        export_key(config)
+
+
 def backfill_snapshots(start: dt.date, end: dt.date, every_days: int) -> list[dt.date]:
     """Snapshots of a batched backfill of ``start``..``end``: start + every_days, + 2 x
     every_days, ... up to end + 1, and end + 1 itself (the one scored); oldest first."""
@@ -308,6 +317,7 @@ def run_backfill(spark: SparkSession, config: Config, start: dt.date, end: dt.da
     """Backfill ``start``..``end`` (module docstring); returns the finished manifest."""
     if end < start:
         raise ValueError(f"backfill: --end {end} is before --start {start}")
+    preflight(config, config.pipeline.stages)
     store = store or open_store(spark, config)
     progress = progress or Progress()
     manifest = _new_manifest("backfill", config)

@@ -105,3 +105,13 @@ def test_stage_failed_keeps_the_cause_exit_code():
     failed = StageFailed("train", day, RuntimeError("bug"), "re-run it")
     assert failed.exit_code == 1
     assert "stage 'train' failed for 2026-10-01: bug" in str(failed)
+
+
+def test_run_without_export_key_fails_fast_with_exit_2(tmp_path, monkeypatch, capsys):
+    from mktpipe.cli import main
+
+    (tmp_path / "events" / "date=2026-10-01").mkdir(parents=True)
+    monkeypatch.delenv("MKTPIPE_EXPORT_KEY", raising=False)
+    code = main(["run", "--run-date", "2026-10-01", "--conf", f"paths.landing={tmp_path}"])
+    assert code == 2
+    assert "MKTPIPE_EXPORT_KEY is not set" in capsys.readouterr().err
