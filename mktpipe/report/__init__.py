@@ -1,0 +1,6 @@
+"""The HTML report: ``run_report(spark, config, snapshot_date)`` writes
+``<paths.reports>/<YYYY-MM-DD>/index.html`` (see ``mktpipe.report.stage``)."""
+
+from mktpipe.report.stage import run_report
+
+__all__ = ["run_report"]

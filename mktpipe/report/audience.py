@@ -1,0 +1,239 @@
+"""Sections 4 and 5: customer segments, and influencers / communities from the graph stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+from pyspark.sql import functions as F
+
+from mktpipe import schemas as S
+from mktpipe.features import columns as C
+from mktpipe.report import charts, queries
+from mktpipe.report import formatting as fmt
+from mktpipe.report.blocks import Section, Table, Text, not_available
+from mktpipe.report.context import ReportContext
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_TABLE = "gold.customer_segments"
+METRICS_TABLE, COMMUNITIES_TABLE = "silver.graph_metrics", "silver.communities"
+TOP_N = 10
+TIER_FAMILIES = (("churn_tier", "Churn risk tiers"), ("intent_tier", "Purchase intent tiers"),
+                 ("clv_tier", "CLV tiers"))
+PROFILE_LABELS = {"churn_probability": ("churn risk", "pct"),
+                  "intent_probability": ("purchase intent", "pct"),
+                  "clv_90d": ("90-day CLV", "usd"), "order_count": ("orders", "num1"),
+                  "monetary_total": ("spend to date", "usd"),
+                  C.DAYS_SINCE_LAST_ACTIVE: ("days since active", "num1")}
+
+
+def _label(col: str) -> tuple[str, str]:
+    if col in PROFILE_LABELS:
+        return PROFILE_LABELS[col]
+    if col.startswith("engagement_rate"):
+        return f"engagements per view ({col.rsplit('_', 1)[-1]})", "num2"
+    return col.replace("_", " ").replace(" 30d", " (30d)"), "num1"
+
+
+def _text(value) -> str:
+    """A table cell for an id or a name; '—' for null / NaN."""
+    if value is None or (isinstance(value, float) and value != value):
+        return fmt.MISSING
+    return str(value)
+
+
+def _cell(value, unit: str) -> str:
+    if unit.startswith("num"):
+        return fmt.fmt_num(value, int(unit[3:]))
+    return fmt.fmt_value(value, unit)
+
+
+def _profile_table(profiles: pd.DataFrame, total: int) -> Table:
+    """Metrics as rows, segments as columns (a segment count stays readable; metrics grow)."""
+    cols = [c for c in profiles.columns if c not in ("segment", "users")]
+    segments = [str(v) for v in profiles["segment"]]
+    rows = [["users", *[fmt.fmt_int(v) for v in profiles["users"]]],
+            ["share of users", *[fmt.fmt_pct(v / total if total else None)
+                                 for v in profiles["users"]]]]
+    for col in cols:
+        label, unit = _label(col)
+        rows.append([label, *[_cell(v, unit) for v in profiles[col]]])
+    return Table(["average per user", *segments], rows, id="segment-profiles",
+                 title="Segment profiles", numeric=set(range(1, len(segments) + 1)),
+                 note="Scores from the models; behaviour from the user features of the same "
+                      "snapshot (30-day windows unless stated).")
+
+
+def value_order(config) -> dict[str, list[str]]:
+    """Display order of each dimension's values: tiers from the highest, RFM by rule order."""
+    from mktpipe.models.segmentation import RFM_RULES
+    from mktpipe.models.settings import CHURN_TIERS, INTENT_TIERS, normalize_tiers
+
+    def names(tiers) -> list[str]:
+        try:
+            return [name for name, _ in normalize_tiers(tiers)]
+        except ValueError:
+            return []
+
+    return {"churn_tier": names(config.models.churn.get("tiers", CHURN_TIERS)),
+            "intent_tier": names(config.models.intent.get("tiers", INTENT_TIERS)),
+            "clv_tier": names(config.models.clv_tiers),
+            "rfm_segment": [name for name, _, _ in RFM_RULES] + ["no_purchase"]}
+
+
+def _ordered(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    rank = {v: i for i, v in enumerate(order)}
+    return frame.assign(_o=frame["value"].map(lambda v: rank.get(v, len(rank)))) \
+        .sort_values(["_o", "users", "value"], ascending=[True, False, True])
+
+
+def segments_section(ctx: ReportContext) -> Section:
+    section = Section("segments", "Customer segments",
+                      "Who the scored customers are: behavioural segments, RFM groups and the "
+                      "action tiers of the churn, intent and CLV models.")
+    segments = ctx.table(SEGMENTS_TABLE)
+    if segments is None:
+        section.missing = not_available(f"{SEGMENTS_TABLE} does not exist",
+                                        "Run the score stage first.")
+        return section
+    dates = queries.partition_dates(segments)
+    if ctx.snapshot not in dates:
+        latest = queries.latest_on_or_before(dates, ctx.snapshot)
+        section.missing = not_available(
+            f"{SEGMENTS_TABLE} has no partition for {ctx.snapshot}",
+            f"Latest scores: {latest}." if latest else "Run the score stage for this snapshot.")
+        return section
+    current = segments.filter(F.col(S.SNAPSHOT_DATE) == F.lit(ctx.snapshot))
+    order = value_order(ctx.config)
+    by_dim = {d: _ordered(g, order.get(d, []))
+              for d, g in queries.segment_counts(current).groupby("dimension")}
+    total = int(by_dim[next(iter(by_dim))]["users"].sum()) if by_dim else 0
+    lead = f"{fmt.fmt_int(total)} users scored for {ctx.snapshot}."
+    flagged = by_dim.get("is_anomalous")
+    if flagged is not None and (flagged["value"] == "true").any():
+        n = int(flagged.loc[flagged["value"] == "true", "users"].sum())
+        lead += (f" {fmt.fmt_int(n)} of them {'shows' if n == 1 else 'show'} anomalous "
+                 "(bot-like) engagement: best left out of campaigns until reviewed.")
+    section.add(Text(lead, "lead"))
+    if "segment" in by_dim:
+        seg = by_dim["segment"]
+        section.add(charts.hbars("segment-sizes", "Users per behavioural segment.",
+                                 seg["value"].tolist(), seg["users"].tolist(), "users"))
+    if "rfm_segment" in by_dim:
+        rfm = by_dim["rfm_segment"]
+        section.add(Table(["RFM segment", "users", "share"],
+                          [[str(v).replace("_", " "), fmt.fmt_int(n), fmt.fmt_pct(n / total)]
+                           for v, n in zip(rfm["value"], rfm["users"])],
+                          id="rfm-segments", title="RFM segments (recency, frequency, monetary)",
+                          numeric={1, 2}, size="half"))
+    panels = {title: list(zip(by_dim[col]["value"], by_dim[col]["users"]))
+              for col, title in TIER_FAMILIES if col in by_dim}
+    if panels:
+        section.add(charts.tier_panels("tiers", "Users per action tier of each model, highest "
+                                       "tier on top.", panels))
+    features = _features(ctx)
+    feature_cols = [] if features is None else queries.profile_columns(
+        features.columns, ctx.config.features.windows_days)
+    section.add(_profile_table(queries.segment_profiles(current, features, feature_cols), total))
+    if features is None:
+        section.note(f"Behaviour averages need {C.FEATURES_TABLE} for {ctx.snapshot}; it is "
+                     "missing, so only model scores are profiled.")
+    ctx.details["segments"] = {d: dict(zip(g["value"], g["users"].astype(int)))
+                               for d, g in by_dim.items()}
+    return section
+
+
+def _features(ctx: ReportContext):
+    features = ctx.table(C.FEATURES_TABLE)
+    if features is None:
+        return None
+    current = features.filter(F.col(S.SNAPSHOT_DATE) == F.lit(ctx.snapshot))
+    return current if current.limit(1).count() else None
+
+
+def _graph_snapshot(ctx: ReportContext, table: str):
+    df = ctx.table(table)
+    if df is None:
+        return None, None
+    snap = queries.latest_on_or_before(queries.partition_dates(df), ctx.snapshot)
+    if snap is None:
+        return None, None
+    return df.filter(F.col(S.SNAPSHOT_DATE) == F.lit(snap)), snap
+
+
+def _influencer_blocks(metrics, snap: dt.date) -> list:
+    top, users = queries.top_influencers(metrics, TOP_N)
+    if top.empty:
+        return [Text(not_available(f"{METRICS_TABLE} is empty for {snap}"), "warning")]
+    times_avg = top["pagerank"] * users  # PageRank sums to 1: the average user has 1 / users
+    labels = [_text(u) for u in top["user_id"]]
+    rows = [[str(i + 1), _text(r["user_id"]), f"{times_avg[i]:,.1f}×",
+             fmt.fmt_num(r.get("influence_percentile"), 1), _text(r.get("community_id")),
+             fmt.fmt_int(r.get("in_degree"))] for i, (_, r) in enumerate(top.iterrows())]
+    return [
+        charts.hbars("top-influencers", f"Top {len(top)} users by influence (PageRank), as a "
+                     "multiple of the average user's.", labels, times_avg.tolist(),
+                     "influence (× average user)", color=charts.TEAL,
+                     value_fmt=lambda v: f"{v:,.1f}×"),
+        Table(["rank", "user", "influence", "percentile", "community", "incoming links"], rows,
+              id="top-influencers", numeric={0, 2, 3, 5}, size="half",
+              note=f"Among {fmt.fmt_int(users)} users. Incoming links: followers plus users who "
+                   "liked, commented on or shared their videos."),
+    ]
+
+
+def _community_blocks(communities, snap: dt.date) -> list:
+    top, totals = queries.top_communities(communities, TOP_N)
+    if top.empty:
+        return [Text(not_available(f"{COMMUNITIES_TABLE} is empty for {snap}"), "warning")]
+    q = totals.get("modularity")
+    intro = (f"{fmt.fmt_int(totals.get('communities'))} communities among "
+             f"{fmt.fmt_int(totals.get('users'))} users; modularity {fmt.fmt_num(q, 2)} "
+             "(above 0.3 means clearly separated communities).")
+    def label(community, category) -> str:
+        name = f"#{community}" if str(community).isdigit() else _text(community)
+        return f"{name} · {category or 'mixed'}"
+
+    labels = [label(r["community_id"], r.get("dominant_category")) for _, r in top.iterrows()]
+
+    def creators(value) -> str:
+        return ", ".join(str(v) for v in list(value)[:3]) if value is not None else ""
+
+    rows = [[_text(r["community_id"]), fmt.fmt_int(r["size"]), _text(r.get("dominant_category")),
+             fmt.fmt_pct(r.get("internal_density")), creators(r.get("top_creators"))]
+            for _, r in top.iterrows()]
+    return [
+        Text(intro),
+        charts.hbars("communities", f"The {len(top)} largest communities (users), labelled with "
+                     "their most viewed content category.", labels, top["size"].tolist(),
+                     "users", color=charts.NAVY),
+        Table(["community", "users", "top category", "link density", "top creators"], rows,
+              id="communities", numeric={1, 3}, size="half"),
+    ]
+
+
+def influencers_section(ctx: ReportContext) -> Section:
+    section = Section("influencers", "Influencers and communities",
+                      "Influence is PageRank on the follow and interaction graph; communities "
+                      "are groups of users who mostly follow and interact with each other.")
+    metrics, snap = _graph_snapshot(ctx, METRICS_TABLE)
+    communities, csnap = _graph_snapshot(ctx, COMMUNITIES_TABLE)
+    if metrics is None and communities is None:
+        section.missing = not_available(
+            f"no graph results ({METRICS_TABLE}, {COMMUNITIES_TABLE}) on or before "
+            f"{ctx.snapshot}", "Run the graph stage (mktpipe graph) first.")
+        return section
+    if snap and snap != ctx.snapshot:
+        section.note(f"The graph was last computed for {snap}; that is what is shown.")
+    section.add(Text("Top influencers", "subheading"))
+    section.add(*(_influencer_blocks(metrics, snap) if metrics is not None else
+                  [Text(not_available(f"{METRICS_TABLE} on or before {ctx.snapshot}"),
+                        "warning")]))
+    section.add(Text("Communities", "subheading"))
+    section.add(*(_community_blocks(communities, csnap) if communities is not None else
+                  [Text(not_available(f"{COMMUNITIES_TABLE} on or before {ctx.snapshot}"),
+                        "warning")]))
+    ctx.details["graph_snapshot"] = str(snap or csnap)
+    return section

@@ -1,0 +1,49 @@
+"""What every section builder needs: the session, config, store, snapshot and a read log.
+
+``ReportContext.table`` reads a table at its current version and remembers that version, so
+the whole report sees one consistent version of each table and the footer / run manifest can
+say which versions it read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from mktpipe.config import Config
+from mktpipe.storage import TableStore
+
+
+@dataclass
+class ReportContext:
+    spark: SparkSession
+    config: Config
+    store: TableStore
+    snapshot: dt.date
+    run_id: str
+    tables_read: dict[str, int] = field(default_factory=dict)
+    models_read: dict[str, int] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # facts for the StageResult (anomalies, ...)
+    _frames: dict[str, DataFrame] = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> DataFrame | None:
+        """``name`` at the version first seen by this report; None when it does not exist.
+        The DataFrame is reused (not cached: each section filters it differently)."""
+        if name not in self._frames:
+            if not self.store.exists(name):
+                return None
+            self.tables_read[name] = self.store.version(name)
+            self._frames[name] = self.store.read(name, version=self.tables_read[name])
+        return self._frames[name]
+
+    def local_path(self, key: str) -> Path:
+        """``paths.<key>`` as an absolute local path."""
+        return self.config.resolve_path(key)
+
+    @property
+    def data_end(self) -> dt.date:
+        """The last day the report covers (the day before the snapshot)."""
+        return self.snapshot - dt.timedelta(days=1)

@@ -1,0 +1,171 @@
+"""Section 6: data quality from the run manifests and the quarantine tables.
+
+Run manifests (``<warehouse>/_runs/*.json``) give, per stage, the most recent result for a run
+date on or before the snapshot (a run date may be a span ``a..b``: its last day counts).
+Ingest results carry per-source counts; "balanced" re-checks read = written + quarantined +
+deduplicated from those counts. Quarantined rows are counted per source and reason code from
+the ``quarantine.<source>`` tables (``bronze.quarantine`` too, where a deployment has one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from mktpipe import schemas as S
+from mktpipe.quality.manifest import load_manifests
+from mktpipe.report import charts, queries
+from mktpipe.report import formatting as fmt
+from mktpipe.report.blocks import Section, Table, Text, not_available
+from mktpipe.report.context import ReportContext
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_TABLES = (*(f"quarantine.{s}" for s in S.SOURCES), "bronze.quarantine")
+RECENT_INGESTS = 14
+
+
+def last_day(run_date: Any) -> dt.date | None:
+    """The last day of a manifest run_date ('2026-03-01' or '2026-03-01..2026-03-10')."""
+    try:
+        return dt.date.fromisoformat(str(run_date).split("..")[-1].strip()[:10])
+    except ValueError:
+        return None
+
+
+def stage_results(manifests: list[dict], snapshot: dt.date) -> list[dict]:
+    """Every stage result with a run date on or before ``snapshot``, oldest first, with the
+    manifest's run_id and command added."""
+    out = []
+    for order, m in enumerate(manifests):
+        for st in m.get("stages") or []:
+            day = last_day(st.get("run_date"))
+            if day is None or day > snapshot:
+                continue
+            out.append({**st, "run_id": m.get("run_id", ""), "command": m.get("command", ""),
+                        "_day": day, "_key": (st.get("started_at") or m.get("started_at", ""),
+                                              order)})
+    return sorted(out, key=lambda s: s["_key"])
+
+
+def latest_per_stage(results: list[dict]) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for r in results:  # oldest first: later ones win
+        latest[r.get("stage", "?")] = r
+    return latest
+
+
+def is_balanced(counts: dict) -> bool:
+    accounted = sum(int(counts.get(k) or 0) for k in ("written", "quarantined",
+                                                      "duplicates_in_batch",
+                                                      "duplicates_existing"))
+    return accounted == int(counts.get("read") or 0)
+
+
+def _stage_table(latest: dict[str, dict]) -> Table:
+    rows = [[stage, str(r.get("run_date", "")), str(r.get("status", "")), fmt.fmt_int(r.get(
+        "rows_in")), fmt.fmt_int(r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
+             fmt.fmt_int(r.get("rows_deduplicated")), f"{fmt.fmt_num(r.get('elapsed_s'), 1)} s",
+             str(r.get("run_id", ""))] for stage, r in latest.items()]
+    return Table(["stage", "run date", "status", "rows in", "rows out", "quarantined",
+                  "deduplicated", "time", "run id"], rows, id="stage-runs",
+                 title="Latest result per stage", numeric={3, 4, 5, 6, 7})
+
+
+def _balance_table(ingest: dict) -> Table | None:
+    details = ingest.get("details") or {}
+    sources = {k: v for k, v in details.items() if isinstance(v, dict) and "read" in v}
+    if not sources:
+        return None
+    rows = []
+    for source, c in sources.items():
+        reasons = ", ".join(f"{k} {v}" for k, v in (c.get("quarantine_reasons") or {}).items())
+        dups = int(c.get("duplicates_in_batch") or 0) + int(c.get("duplicates_existing") or 0)
+        rows.append([source, fmt.fmt_int(c.get("read")), fmt.fmt_int(c.get("written")),
+                     fmt.fmt_int(c.get("quarantined")), fmt.fmt_int(dups),
+                     "✓" if is_balanced(c) else "✗ mismatch", reasons or "—"])
+    return Table(["source", "read", "written", "quarantined", "duplicates", "balanced",
+                  "quarantine reasons"], rows, id="ingest-balance",
+                 title=f"Ingest of {ingest.get('run_date')}: every row accounted for",
+                 numeric={1, 2, 3, 4},
+                 note="Balanced: rows read = written + quarantined + duplicates dropped.")
+
+
+def _recent_ingests(results: list[dict]) -> Table | None:
+    by_date: dict[str, dict] = {}
+    for r in results:
+        if r.get("stage") == "ingest":
+            by_date[str(r.get("run_date"))] = r
+    if not by_date:
+        return None
+    recent = sorted(by_date.items(), key=lambda kv: last_day(kv[0]))[-RECENT_INGESTS:]
+    rows = []
+    for day, r in reversed(recent):
+        read = int(r.get("rows_in") or 0)
+        accounted = sum(int(r.get(k) or 0) for k in ("rows_out", "rows_quarantined",
+                                                    "rows_deduplicated"))
+        rows.append([day, str(r.get("status", "")), fmt.fmt_int(read), fmt.fmt_int(
+            r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
+                     fmt.fmt_int(r.get("rows_deduplicated")),
+                     "✓" if read == accounted else "✗ mismatch"])
+    return Table(["run date", "status", "read", "written", "quarantined", "deduplicated",
+                  "balanced"], rows, id="recent-ingests",
+                 title="Ingest runs by run date (latest first)", numeric={2, 3, 4, 5})
+
+
+def _failures(results: list[dict]) -> Table | None:
+    failed = [r for r in results if r.get("status") == "failed"][-5:]
+    if not failed:
+        return None
+    rows = [[str(r.get("stage")), str(r.get("run_date")), str(r.get("run_id")),
+             str(r.get("error") or "")[:200]] for r in reversed(failed)]
+    return Table(["stage", "run date", "run id", "error"], rows, id="failures",
+                 title="Recent failures")
+
+
+def _quarantine_blocks(ctx: ReportContext) -> list:
+    tables = [t for t in (ctx.table(name) for name in QUARANTINE_TABLES) if t is not None]
+    if not tables:
+        return [Text("No quarantine tables yet: ingest has not rejected any rows (or has not "
+                     "run).", "note")]
+    counts = queries.quarantine_counts(tables, ctx.snapshot)
+    ctx.details["quarantine"] = {f"{r.source}/{r.reason_code}": int(r.rows)
+                                 for r in counts.itertuples()}
+    if counts.empty:
+        return [Text(f"No rows quarantined before {ctx.snapshot}.", "note")]
+    wide = counts.pivot_table(index="source", columns="reason_code", values="rows",
+                              aggfunc="sum", fill_value=0)
+    wide = wide.loc[wide.sum(axis=1).sort_values(ascending=False).index]
+    wide = wide[wide.sum(axis=0).sort_values(ascending=False).index]
+    rows = [[str(source), fmt.fmt_int(r.sum()), *[fmt.fmt_int(v) if v else "·" for v in r]]
+            for source, r in wide.iterrows()]
+    return [
+        charts.stacked_hbars("quarantine", "Quarantined rows per source, split by reason code "
+                             f"(all landing dates before {ctx.snapshot}).", wide, "rows"),
+        Table(["source", "total", *[str(c) for c in wide.columns]], rows, id="quarantine",
+              numeric=set(range(1, len(wide.columns) + 2)),
+              title="Quarantined rows by source and reason",
+              note="Reasons, in the order ingest checks them: see the README's ingest rules."),
+    ]
+
+
+def quality_section(ctx: ReportContext) -> Section:
+    section = Section("quality", "Data quality",
+                      "What the pipeline runs did: rows in and out of each stage, rows rejected "
+                      "by validation (quarantined, with the reason) and duplicates dropped.")
+    raw = ctx.config.paths.warehouse
+    manifests = [] if "://" in raw else load_manifests(ctx.local_path("warehouse"))
+    results = stage_results(manifests, ctx.snapshot)
+    if results:
+        latest = latest_per_stage(results)
+        section.add(_stage_table(latest))
+        if "ingest" in latest:
+            section.add(_balance_table(latest["ingest"]))
+        section.add(_recent_ingests(results), _failures(results))
+        ctx.details["stages"] = {s: r.get("status") for s, r in latest.items()}
+    else:
+        section.add(Text(not_available(f"no run manifests for run dates up to {ctx.snapshot} "
+                                       f"under {raw}/_runs"), "warning"))
+    section.add(Text("Quarantine", "subheading"), *_quarantine_blocks(ctx))
+    return section

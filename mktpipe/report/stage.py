@@ -1,0 +1,151 @@
+"""The report stage: one self-contained HTML file per snapshot.
+
+``run_report`` writes ``<paths.reports>/<YYYY-MM-DD>/index.html`` with six sections: executive
+KPIs, daily trends (STL decomposition, anomalies, 30-day forecast), model quality, customer
+segments, influencers and communities, data quality. Charts are inline SVG, CSS is inline,
+nothing is fetched from the network. Every aggregate is computed in Spark; only small results
+(a row per day, per segment, per reason, a top-N list) come to the driver.
+
+A section whose inputs are missing says so ("Not available: ...") instead of failing; a section
+that fails unexpectedly is replaced by an error note, logged with its traceback and listed in
+``details["errors"]``, so one bad input never costs the whole report. Re-running replaces the
+file atomically (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import time
+from importlib import resources
+from pathlib import Path
+
+from jinja2 import Environment, StrictUndefined
+from pyspark.sql import SparkSession
+
+from mktpipe import __version__
+from mktpipe.config import Config
+from mktpipe.quality.manifest import StageResult
+from mktpipe.report import activity, audience, data_quality, model_quality
+from mktpipe.report.blocks import Section
+from mktpipe.report.context import ReportContext
+from mktpipe.storage import TableStore, open_store
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "index.html"
+SECTION_IDS = ("kpis", "trends", "models", "segments", "influencers", "quality")
+
+
+def as_date(value: dt.date | str) -> dt.date:
+    """A ``datetime.date`` from a date or an ISO string (a datetime keeps its date)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"report: snapshot_date {value!r} is not a date; use YYYY-MM-DD") \
+            from None
+
+
+def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
+    """Every section in report order, and {section id: error} for those that failed."""
+    daily = functools.cache(lambda: activity.load_daily(ctx))  # shared by KPIs and trends
+    builders = (
+        ("kpis", "Executive summary", lambda: activity.kpi_section(ctx, daily())),
+        ("trends", "Daily trends", lambda: activity.trends_section(ctx, daily())),
+        ("models", "Model quality", lambda: model_quality.model_section(ctx)),
+        ("segments", "Customer segments", lambda: audience.segments_section(ctx)),
+        ("influencers", "Influencers and communities",
+         lambda: audience.influencers_section(ctx)),
+        ("quality", "Data quality", lambda: data_quality.quality_section(ctx)),
+    )
+    sections, errors = [], {}
+    for section_id, title, build in builders:
+        started = time.monotonic()
+        try:
+            sections.append(build())
+            log.info("report %s: section %s in %.1fs", ctx.snapshot, section_id,
+                     time.monotonic() - started)
+        except Exception as exc:  # one broken input must not cost the whole report
+            log.exception("report %s: section %s failed", ctx.snapshot, section_id)
+            errors[section_id] = f"{type(exc).__name__}: {exc}"
+            sections.append(Section(section_id, title, missing=(
+                f"This section could not be built ({type(exc).__name__}: {exc}). The run "
+                "log has the details.")))
+    return sections, errors
+
+
+def render_html(sections: list[Section], ctx: ReportContext, generated_at: str) -> str:
+    """The report page: ``template.html`` with ``report.css`` inlined."""
+    files = resources.files("mktpipe.report")
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False)
+    template = env.from_string(files.joinpath("template.html").read_text(encoding="utf-8"))
+    return template.render(
+        sections=sections, snapshot=ctx.snapshot.isoformat(), data_end=ctx.data_end.isoformat(),
+        generated_at=generated_at, run_id=ctx.run_id, version=__version__,
+        backend=ctx.store.backend, tables_read=dict(sorted(ctx.tables_read.items())),
+        models_read=dict(sorted(ctx.models_read.items())),
+        css=files.joinpath("report.css").read_text(encoding="utf-8"),
+    )
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder + os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def report_path(config: Config, snapshot: dt.date) -> Path:
+    """``<paths.reports>/<YYYY-MM-DD>/index.html`` (a local folder)."""
+    return config.resolve_path("reports") / snapshot.isoformat() / REPORT_FILE
+
+
+def run_report(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date | str,
+    store: TableStore | None = None,
+    run_id: str | None = None,
+) -> StageResult:
+    """Write the HTML report for ``snapshot_date`` (a date or 'YYYY-MM-DD').
+
+    Returns a StageResult whose details hold ``path``, ``charts`` (how many), ``sections``
+    (ids in order), ``missing`` (sections without data), ``errors`` (sections that failed),
+    ``anomalies`` / ``forecast_points`` per analysed series and the KPI values.
+    """
+    snapshot = as_date(snapshot_date)
+    store = store or open_store(spark, config)
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = run_id or f"report-{now:%Y%m%dT%H%M%SZ}"
+    started = time.monotonic()
+    result = StageResult(stage="report", run_date=snapshot.isoformat(),
+                         backend={"storage": store.backend},
+                         started_at=now.isoformat(timespec="seconds"))
+    ctx = ReportContext(spark, config, store, snapshot, run_id)
+    sections, errors = build_sections(ctx)
+    html = render_html(sections, ctx, now.strftime("%Y-%m-%d %H:%M UTC"))
+    path = write_atomic(report_path(config, snapshot), html)
+    charts = sum(len(s.charts) for s in sections)
+    result.tables_read = dict(sorted(ctx.tables_read.items()))
+    result.details = {
+        "path": str(path), "charts": charts, "sections": [s.id for s in sections],
+        "missing": [s.id for s in sections if s.missing], "errors": errors,
+        "models_read": dict(ctx.models_read), "bytes": len(html.encode("utf-8")),
+        "run_id": run_id, **ctx.details,
+    }
+    if errors:  # the report exists; the failed sections say so inside it
+        log.warning("report %s: sections failed: %s", snapshot, errors)
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    log.info("report %s: %s (%d charts, %.1fs)", snapshot, path, charts, result.elapsed_s)
+    return result
