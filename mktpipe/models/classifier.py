@@ -268,15 +268,22 @@ def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
             metrics["calibration"] = calibration_table(
                 scored, LABEL, col, calibration_bins).to_dict("records")
             metrics["tiers"] = tier_table(scored, LABEL, col, model.tiers)
-            metrics["pr_curve"] = precision_recall_at_thresholds(
-                scored, LABEL, col, PR_CURVE_THRESHOLDS)[
-                    ["threshold", "precision", "recall"]].to_dict("records")
+            metrics["pr_curve"] = pr_curve(scored, LABEL, col)
             out[name] = metrics
         if len(model.models) == 1:  # one model: the ensemble is that model
             out["ensemble"] = out[model.models[0]]
     finally:
         scored.unpersist()
     return out
+
+
+def pr_curve(df: DataFrame, label_col: str, prob_col: str) -> list[dict]:
+    """Precision and recall at fixed thresholds (0, 0.05, ..., 1) and at the score's own
+    quantiles (so rare positives with small probabilities still get a curve)."""
+    quantiles = df.approxQuantile(prob_col, [i / 20 for i in range(1, 20)] + [0.99], 0.001)
+    thresholds = sorted({round(t, 6) for t in [*PR_CURVE_THRESHOLDS, *quantiles]})
+    table = precision_recall_at_thresholds(df, label_col, prob_col, thresholds)
+    return table[["threshold", "precision", "recall"]].to_dict("records")
 
 
 def tier_table(df: DataFrame, label_col: str, prob_col: str, tiers) -> list[dict]:

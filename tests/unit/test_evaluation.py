@@ -207,3 +207,19 @@ def test_regression_edge_cases(spark):
                                        "y double, yhat double")
     with pytest.raises(ValueError, match="1 rows with null or NaN y; 2 rows with null or NaN yhat"):
         regression_metrics(with_nulls, "y", "yhat")
+
+
+def test_pr_curve_adds_score_quantiles_for_rare_small_probabilities(spark):
+    from mktpipe.models.classifier import pr_curve
+
+    rows = [(float(i % 50 == 0), i / 10_000) for i in range(400)]  # scores all below 0.04
+    df = spark.createDataFrame(rows, "y double, p double")
+    curve = pr_curve(df, "y", "p")
+    inside = [r for r in curve if 0 < r["threshold"] < 0.05]
+    assert len(inside) >= 10  # the fixed 0.05 grid alone would give none
+    for r in curve:  # each point equals a brute-force count
+        tp = sum(1 for y, p in rows if p >= r["threshold"] and y == 1)
+        pp = sum(1 for _, p in rows if p >= r["threshold"])
+        assert r["recall"] == pytest.approx(tp / 8)
+        if pp:
+            assert r["precision"] == pytest.approx(tp / pp)
