@@ -50,12 +50,14 @@ def print_ingest_summary(manifest: RunManifest) -> None:
 def print_run_summary(manifest: RunManifest, config) -> None:
     """The closing summary of `mktpipe run` / `backfill`: stages, and where the outputs are."""
     print(f"\n{manifest.command} {manifest.status}: run {manifest.run_id}")
-    print(f"{'stage':<10}{'date':<12}{'status':<9}{'rows out':>12}{'seconds':>9}")
+    width = max([12, *(len(s.run_date) + 2 for s in manifest.stages)])
+    print(f"{'stage':<10}{'date':<{width}}{'status':<9}{'rows out':>12}{'seconds':>9}")
     total = 0.0
     for s in manifest.stages:
         total += s.elapsed_s
-        print(f"{s.stage:<10}{s.run_date:<12}{s.status:<9}{s.rows_out:>12,}{s.elapsed_s:>9.1f}")
-    print(f"{'total':<31}{'':>12}{total:>9.1f}")
+        print(f"{s.stage:<10}{s.run_date:<{width}}{s.status:<9}{s.rows_out:>12,}"
+              f"{s.elapsed_s:>9.1f}")
+    print(f"{'total':<{19 + width}}{'':>12}{total:>9.1f}")
     outputs = {}
     for s in manifest.stages:
         if s.status != "ok":
