@@ -50,9 +50,14 @@ def stage_results(manifests: list[dict], snapshot: dt.date) -> list[dict]:
 
 
 def latest_per_stage(results: list[dict]) -> dict[str, dict]:
+    """The latest result of each stage that did work (ok or failed); a "skipped" result (a
+    resumed or repeated run pointing at earlier work) shows only when nothing else exists."""
     latest: dict[str, dict] = {}
     for r in results:  # oldest first: later ones win
-        latest[r.get("stage", "?")] = r
+        stage = r.get("stage", "?")
+        if r.get("status") == "skipped" and stage in latest:
+            continue
+        latest[stage] = r
     return latest
 
 

@@ -348,3 +348,17 @@ def test_write_atomic_replaces(tmp_path):
     write_atomic(target, "second")
     assert target.read_text() == "second" and [p.name for p in target.parent.iterdir()] == [
         "index.html"]
+
+
+def test_latest_per_stage_prefers_work_over_skips():
+    from mktpipe.report.data_quality import latest_per_stage
+
+    results = [{"stage": "ingest", "status": "ok", "rows_out": 10},
+               {"stage": "ingest", "status": "skipped", "rows_out": 0},
+               {"stage": "score", "status": "skipped", "rows_out": 0},
+               {"stage": "train", "status": "ok", "rows_out": 5},
+               {"stage": "train", "status": "failed", "rows_out": 0}]
+    latest = latest_per_stage(results)
+    assert latest["ingest"]["rows_out"] == 10
+    assert latest["score"]["status"] == "skipped"  # nothing else to show
+    assert latest["train"]["status"] == "failed"
