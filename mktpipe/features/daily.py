@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -204,9 +203,7 @@ def run_daily_range(
     dates = sorted(set(dates))
     store = store or open_store(spark, config)
     run_id = run_id or default_run_id("daily")
-    started = time.monotonic()
-    result = StageResult(stage="daily", run_date=span(dates), backend={"storage": store.backend},
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    result = StageResult.begin("daily", span(dates), store.backend)
     events, orders, videos = read_bronze_days(spark, store, dates)
     result.tables_read = versions(store, (EVENTS_TABLE, ORDERS_TABLE, VIDEOS_TABLE))
     result.rows_in = events.count()  # Parquet footers only: cheap
@@ -219,7 +216,7 @@ def run_daily_range(
     result.tables_written = {C.DAILY_TABLE: version}
     result.details = {"dates": [d.isoformat() for d in dates], "run_id": run_id,
                       "partitions_replaced": len(dates)}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("daily %s: %d events -> %d user-days (%s v%d, %.1fs)", result.run_date,
              result.rows_in, result.rows_out, C.DAILY_TABLE, version, result.elapsed_s)
     return result

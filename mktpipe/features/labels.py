@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -171,10 +170,7 @@ def run_labels(
     """Build gold.user_labels for ``snapshot_date``; check, then replace that partition."""
     store = store or open_store(spark, config)
     run_id = run_id or default_run_id("labels")
-    started = time.monotonic()
-    result = StageResult(stage="labels", run_date=snapshot_date.isoformat(),
-                         backend={"storage": store.backend},
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    result = StageResult.begin("labels", snapshot_date.isoformat(), store.backend)
     result.tables_read = versions(store, (EVENTS_TABLE, ORDERS_TABLE))
     end = end if end is not None else data_end(store)
     labels = build_labels(store, snapshot_date, config, end=end).withColumn(
@@ -194,7 +190,7 @@ def run_labels(
         labels.unpersist()
     result.rows_in = result.rows_out = store.last_write.rows
     result.tables_written = {C.LABELS_TABLE: version}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("labels %s: %s (%s v%d)", snapshot_date, result.details["summary"],
              C.LABELS_TABLE, version)
     return result

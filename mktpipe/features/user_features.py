@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -174,10 +173,7 @@ def run_features(
     """
     store = store or open_store(spark, config)
     run_id = run_id or default_run_id("features")
-    started = time.monotonic()
-    result = StageResult(stage="features", run_date=snapshot_date.isoformat(),
-                         backend={"storage": store.backend},
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    result = StageResult.begin("features", snapshot_date.isoformat(), store.backend)
     sources, notices = load_sources(spark, store)
     for notice in notices:
         log.warning("features %s: %s", snapshot_date, notice)
@@ -199,7 +195,7 @@ def run_features(
     result.rows_in = quality[0]["rows"]
     result.rows_out = store.last_write.rows
     result.tables_written = {C.FEATURES_TABLE: version}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("features %s: %d users (%s v%d, %.1fs)", snapshot_date, result.rows_out,
              C.FEATURES_TABLE, version, result.elapsed_s)
     return result

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from pathlib import Path
 
 from pyspark.ml.feature import Bucketizer
@@ -203,10 +202,7 @@ def run_graph(
     store = store or open_store(spark, config)
     g = config.graph
     run_id = run_id or f"graph-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    result = StageResult(stage="graph", run_date=snapshot_date.isoformat(),
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         backend={"storage": store.backend})
-    started = time.monotonic()
+    result = StageResult.begin("graph", snapshot_date.isoformat(), store.backend)
     sources = {t: store.version(t) for t in ("bronze.follows", "bronze.events", "bronze.users",
                                              "bronze.videos")}
     result.tables_read = sources
@@ -226,7 +222,7 @@ def run_graph(
     finally:
         edges.unpersist()
     result.tables_written.update(outputs)
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     return result
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -208,10 +207,7 @@ def run_train(
     ``only_if_due``: skip (status "skipped") unless :func:`training_due` says so."""
     store = store or open_store(spark, config)
     run_id = run_id or default_run_id("train")
-    started = time.monotonic()
-    result = StageResult(stage="train", run_date=snapshot_date.isoformat(),
-                         backend={"storage": store.backend},
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    result = StageResult.begin("train", snapshot_date.isoformat(), store.backend)
     if only_if_due:
         due, why = training_due(config, snapshot_date)
         if not due:
@@ -293,7 +289,7 @@ def run_train(
     result.details.update({"run_id": run_id, "data_end": end.isoformat(),
                            "snapshots": [str(s) for s in snapshots], "models": trained,
                            "skipped": skipped, "excluded_anomalous_users": excluded_users})
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     if not trained:
         raise InputError(f"train {snapshot_date}: no model could be trained: {skipped}. "
                          "Build feature snapshots far enough in the past (a churn label needs "

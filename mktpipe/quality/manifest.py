@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,22 @@ class StageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def begin(cls, stage: str, run_date: str, storage: str, **backend: str) -> StageResult:
+        """A result for a stage starting now: started_at set, the clock running for
+        :meth:`finish`; ``backend`` = {"storage": storage, **backend}."""
+        result = cls(stage=stage, run_date=run_date, backend={"storage": storage, **backend},
+                     started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        result._clock = time.monotonic()
+        return result
+
+    def finish(self) -> StageResult:
+        """Set elapsed_s from :meth:`begin` (no-op for a result not made by it)."""
+        clock = getattr(self, "_clock", None)
+        if clock is not None:
+            self.elapsed_s = round(time.monotonic() - clock, 2)
+        return self
 
 
 @dataclass

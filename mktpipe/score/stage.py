@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -198,10 +197,7 @@ def run_score(
     """Score ``snapshot_date``: write its gold.customer_segments partition and the export."""
     store = store or open_store(spark, config)
     run_id = run_id or default_run_id("score")
-    started = time.monotonic()
-    result = StageResult(stage="score", run_date=snapshot_date.isoformat(),
-                         backend={"storage": store.backend},
-                         started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    result = StageResult.begin("score", snapshot_date.isoformat(), store.backend)
     key = export_mod.export_key(config) if export else None  # fail before any Spark work
     if not store.exists(C.FEATURES_TABLE):
         raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} does not exist; run "
@@ -239,7 +235,7 @@ def run_score(
     result.rows_in, result.rows_out = n, written
     result.tables_written = {SEGMENTS_TABLE: version}
     result.details = {"run_id": run_id, **details}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("score %s: %d users -> %s v%d; tiers %s", snapshot_date, written, SEGMENTS_TABLE,
              version, details["tiers"]["churn_tier"])
     return result

@@ -115,3 +115,13 @@ def test_run_without_export_key_fails_fast_with_exit_2(tmp_path, monkeypatch, ca
     code = main(["run", "--run-date", "2026-10-01", "--conf", f"paths.landing={tmp_path}"])
     assert code == 2
     assert "MKTPIPE_EXPORT_KEY is not set" in capsys.readouterr().err
+
+
+def test_stage_result_begin_finish_times_the_stage():
+    import time
+
+    r = StageResult.begin("score", "2026-10-01", "delta-rs", sentiment="vader")
+    assert r.backend == {"storage": "delta-rs", "sentiment": "vader"} and r.started_at
+    time.sleep(0.02)
+    assert r.finish().elapsed_s >= 0.02
+    assert "_clock" not in r.to_dict()
