@@ -171,7 +171,11 @@ def test_random_split_when_one_snapshot(spark, caplog):
 def test_settings_from_config_objects(config):
     from types import SimpleNamespace
 
-    assert churn.settings_from(config) == ClassifierSettings()  # no models section yet
+    # the config's models.churn section (base.yaml) overrides the library defaults
+    from_config = churn.settings_from(config)
+    assert from_config.class_weight == config.models.churn["class_weight"] == "none"
+    assert from_config.tuning == config.models.churn["tuning"]
+    assert from_config.xgb_params == ClassifierSettings().xgb_params  # not overridden
     with_section = SimpleNamespace(models=SimpleNamespace(churn={"class_weight": "none"}))
     assert churn.settings_from(with_section).class_weight == "none"
     tiers = churn.settings_from({"tiers": {"hot": 0.6, "cold": 0.0}}).tiers
