@@ -35,9 +35,9 @@ browser:  ## headless Chromium for the report's browser test (Debian package; th
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
 	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); echo "installing chromium (Debian package) for the report's browser test"; \
-	    { $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
 	      { $$SUDO apt-get update -q >/dev/null 2>&1 && \
-	        $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } || \
+	        $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
 	      echo "could not install chromium: the report's browser test will skip"; \
 	  else echo "chromium is not installed and apt-get is not usable here: the report's browser test will skip"; fi; }
 
