@@ -264,9 +264,12 @@ def run_train(
                     continue
                 metrics = dict(model.metrics)
                 if target.name == "clv":
-                    metrics["comparison"] = clv_comparison(
-                        store, model, data, chosen[-1] if len(chosen) > 1 else chosen[0],
-                        target.horizon_days)
+                    try:
+                        metrics["comparison"] = clv_comparison(
+                            store, model, data, chosen[-1], target.horizon_days)
+                    except ValueError as exc:  # e.g. no repeat buyer: BG/NBD cannot be fitted
+                        log.warning("train %s: CLV comparison skipped: %s", snapshot_date, exc)
+                        metrics["comparison"] = {"winner": "ml", "skipped": str(exc)}
                 reg = registry.register(
                     target.name, model, metrics=metrics, primary_metric=target.primary_metric,
                     higher_is_better=target.higher_is_better,

@@ -146,6 +146,9 @@ def clv_blocks(registry: Registry, ctx: ReportContext) -> list:
     comp = metrics.get("comparison")
     if not comp:
         return blocks + [Text("This CLV model version has no comparison with BG/NBD.", "note")]
+    if comp.get("skipped"):
+        return blocks + [Text("No comparison with BG/NBD for this version: the probabilistic "
+                              f"model could not be fitted ({comp['skipped']}).", "note")]
     names = {"ml": "machine learning (XGBoost)", "bgnbd": "BG/NBD + Gamma-Gamma"}
     metric = str(comp.get("metric", "rmse"))
     if comp.get("winner") in names:

@@ -144,9 +144,16 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
     seg = seg_m.predict(features).select(C.USER_ID, F.col("segment_name").alias("segment"))
     orders = store.read(ORDERS_TABLE).filter(
         F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
-    bgnbd = clv_ml.bgnbd_predictions(
-        orders, snapshot_date - dt.timedelta(days=1), horizon_days=config.labels.clv_horizon_days,
-        amount_col="amount_usd").select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd"))
+    bgnbd_note = None
+    try:
+        bgnbd = clv_ml.bgnbd_predictions(
+            orders, snapshot_date - dt.timedelta(days=1),
+            horizon_days=config.labels.clv_horizon_days, amount_col="amount_usd",
+        ).select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd"))
+    except ValueError as exc:  # e.g. no repeat buyer yet: the ML value stands alone
+        log.warning("score %s: BG/NBD not fitted: %s", snapshot_date, exc)
+        bgnbd_note = str(exc)
+        bgnbd = base.select(C.USER_ID, F.lit(None).cast("double").alias("clv_90d_bgnbd"))
     flagged = anomalous_users(store, config, snapshot_date).select(
         C.USER_ID, "is_anomalous", "anomaly_reason")
     winner = (clv_metrics.get("comparison") or {}).get("winner", "ml")
@@ -167,7 +174,8 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
     }).persist(StorageLevel.MEMORY_AND_DISK)  # quantiles, checks, write and export read it
     clv_tier, cutoffs = value_tiers(joined, "clv_90d", config.models.clv_tiers)
     scored = joined.withColumn("clv_tier", clv_tier).select(*OUTPUT_COLUMNS)
-    details = {"clv_model_used": "bgnbd" if winner == "bgnbd" else "ml",
+    details = {"clv_model_used": "bgnbd" if winner == "bgnbd" and not bgnbd_note else "ml",
+               "bgnbd_skipped": bgnbd_note,
                "clv_tier_cutoffs_usd": cutoffs,
                "model_versions": {"churn": churn_v, "intent": intent_v, "clv": clv_v,
                                   "segments": seg_v}}

@@ -2,8 +2,9 @@
 
 A module fixture starts a Spark standalone master + one worker on 127.0.0.1 with
 ``scripts/spark-cluster.sh`` (from the installed pyspark, state in a temporary folder) and
-stops it afterwards, whatever happens. Tiny generated data is run through the stage sequence
-``STAGES`` twice, each into its own warehouse, with the same config (``--env test``):
+stops it afterwards, whatever happens. Tiny generated data (8 days) is run through ``STAGES``
+(the whole batched backfill: ingest ... train, score, report) twice, each into its own
+warehouse and registry, with the same config (``--env test``):
 
 * ``spark-submit --master local[2]``
 * ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe>``
@@ -48,7 +49,7 @@ APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
 RUN_TIMEOUT_S = 540
 
 START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
-DAYS = 4
+DAYS = 8
 USERS = 200
 
 
@@ -57,16 +58,10 @@ def day(n: int) -> str:
 
 
 # The pipeline, in order: (job script, arguments). All run in one spark-submit per mode.
-# Any jobs/*.py script with its arguments fits, e.g. ("jobs/run.py", ["--run-date", day(i)]);
-# but `run` for the first dates of the data fails at its train stage (no labelled feature
-# snapshot yet), so history has to be built first (as below) before run.py dates.
+# The batched backfill of every landing date: ingest, sentiment, daily; graph + features +
+# labels for the snapshots of the schedule (every 3 days and the last); train, score, report.
 STAGES: list[tuple[str, list[str]]] = [
-    ("jobs/ingest.py", ["--all-dates"]),
-    ("jobs/sentiment.py", ["--all-dates"]),
-    ("jobs/daily.py", ["--all-dates"]),
-    ("jobs/graph.py", ["--snapshot-date", day(DAYS)]),
-    ("jobs/features.py", ["--snapshot-date", day(DAYS)]),
-    ("jobs/labels.py", ["--snapshot-date", day(DAYS - 2)]),
+    ("jobs/backfill.py", []),
 ]
 # config for both runs, beyond the paths (horizons short enough for DAYS days of data)
 CONFIG_ENV = {
@@ -75,11 +70,14 @@ CONFIG_ENV = {
     "MKTPIPE__LABELS__CHURN_ACTIVE_BEFORE_DAYS": "2",
     "MKTPIPE__LABELS__CLV_HORIZON_DAYS": "2",
     "MKTPIPE__LABELS__PURCHASE_HORIZON_DAYS": "2",
+    "MKTPIPE__PIPELINE__SNAPSHOT_EVERY_DAYS": "3",
+    "MKTPIPE__MODELS__SEGMENTATION": "{k_min: 2, k_max: 4}",
+    "MKTPIPE_EXPORT_KEY": "cluster-test-export-key-0123456789",
 }
 # tables that must exist after STAGES (so that an empty run cannot pass the comparison)
 EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
                    "silver/comment_sentiment", "silver/graph_metrics", "silver/communities",
-                   "gold/user_features", "gold/user_labels"}
+                   "gold/user_features", "gold/user_labels", "gold/customer_segments"}
 # columns that differ between two runs by design
 RUN_COLUMNS = {"_run_id", "_ingested_at"}
 # results of iterative algorithms: compared with a looser relative tolerance
