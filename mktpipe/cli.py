@@ -130,13 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
         ("labels", "churn / CLV / purchase labels for a snapshot",
          "Build gold.user_labels from data at or after the snapshot (null where the horizon "
          "runs past the data's end)."),
-    ):
-        stage = sub.add_parser(name, help=text, description=desc)
-        stage.add_argument("--snapshot-date", type=_snapshot, required=True,
-                           help="YYYY-MM-DD, or 'latest' (the day after the last landing date)")
-        _common(stage)
-
-    for name, text, desc in (
         ("train", "train and register the churn, intent, CLV and segment models",
          "Build training sets from the feature snapshots before SNAPSHOT whose label windows "
          "have closed (the latest validates), fit the models, register them under "

@@ -264,7 +264,7 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     own = manifest is None
     manifest = manifest or _new_manifest("run", config)
     state = RunState.load(config.resolve_path("warehouse"), f"run-{run_date}")
-    wanted = [s for s in (stages or config.pipeline.stages)]
+    wanted = list(stages or config.pipeline.stages)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")

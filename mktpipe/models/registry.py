@@ -105,6 +105,11 @@ class Registry:
     def metrics(self, name: str, version: int) -> dict:
         return artifacts.read_json(artifacts.join(self._dir(name, version), "metrics.json"))
 
+    def lineage(self, name: str, version: int) -> dict:
+        """Training snapshots, source table versions, run id, created_at ({} if absent)."""
+        path = artifacts.join(self._dir(name, version), "lineage.json")
+        return artifacts.read_json(path) if artifacts.exists(path) else {}
+
     def load(self, name: str, version: int):
         """The model of ``version`` (any class saved through ``SavedPipelineModel``)."""
         if int(version) not in self.versions(name):

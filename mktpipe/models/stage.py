@@ -83,7 +83,7 @@ def training_due(config: Config, snapshot_date: dt.date) -> tuple[bool, str]:
         version = registry.latest_version(name)
         if version is None:
             return True, f"no {name} model in the registry yet"
-        lineage = _lineage(registry, name, version)
+        lineage = registry.lineage(name, version)
         trained = lineage.get("snapshot_date")
         if trained is None:
             return True, f"{name} v{version} has no training date in its lineage"
@@ -94,13 +94,6 @@ def training_due(config: Config, snapshot_date: dt.date) -> tuple[bool, str]:
                           f"{snapshot_date} (retrain_every_days={every})")
     return False, (f"every model was trained within {config.models.retrain_every_days} days "
                    f"before {snapshot_date}")
-
-
-def _lineage(registry: Registry, name: str, version: int) -> dict:
-    from mktpipe.models import artifacts
-
-    path = artifacts.join(registry.root, name, str(version), "lineage.json")
-    return artifacts.read_json(path) if artifacts.exists(path) else {}
 
 
 def feature_snapshots(store: TableStore, before: dt.date) -> list[dt.date]:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.config import Config
-from mktpipe.features._common import day_range
+from mktpipe.features._common import day_range, span
 from mktpipe.quality.manifest import StageResult
 from mktpipe.storage import TableStore, open_store
 
@@ -77,11 +76,8 @@ def run_sentiment_range(
     store = store or open_store(spark, config)
     now = dt.datetime.now(dt.timezone.utc)
     run_id = run_id or f"sentiment-{now.strftime('%Y%m%dT%H%M%SZ')}"
-    started = time.monotonic()
-    span = str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
-    result = StageResult(stage="sentiment", run_date=span,
-                         backend={"storage": store.backend, "sentiment": config.sentiment.backend},
-                         started_at=now.isoformat(timespec="seconds"))
+    result = StageResult.begin("sentiment", span(dates), store.backend,
+                               sentiment=config.sentiment.backend)
     comments = store.read(COMMENTS_TABLE).filter(F.col(COMMENT_DATE).isin(dates))
     result.tables_read = {COMMENTS_TABLE: store.version(COMMENTS_TABLE)}
     result.rows_in = comments.count()  # Parquet footers only: cheap
@@ -93,7 +89,7 @@ def run_sentiment_range(
     result.rows_out = store.last_write.rows
     result.tables_written = {SENTIMENT_TABLE: version}
     result.details = {"dates": [d.isoformat() for d in dates], "run_id": run_id}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("sentiment %s: %d comments scored (%s v%d, %.1fs)", result.run_date,
              result.rows_out, SENTIMENT_TABLE, version, result.elapsed_s)
     return result

@@ -128,10 +128,7 @@ def run_report(
     store = store or open_store(spark, config)
     now = dt.datetime.now(dt.timezone.utc)
     run_id = run_id or f"report-{now:%Y%m%dT%H%M%SZ}"
-    started = time.monotonic()
-    result = StageResult(stage="report", run_date=snapshot.isoformat(),
-                         backend={"storage": store.backend},
-                         started_at=now.isoformat(timespec="seconds"))
+    result = StageResult.begin("report", snapshot.isoformat(), store.backend)
     ctx = ReportContext(spark, config, store, snapshot, run_id)
     sections, errors = build_sections(ctx)
     html = render_html(sections, ctx, now.strftime("%Y-%m-%d %H:%M UTC"))
@@ -146,6 +143,6 @@ def run_report(
     }
     if errors:  # the report exists; the failed sections say so inside it
         log.warning("report %s: sections failed: %s", snapshot, errors)
-    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.finish()
     log.info("report %s: %s (%d charts, %.1fs)", snapshot, path, charts, result.elapsed_s)
     return result

@@ -130,37 +130,39 @@ def _rfm(features: DataFrame) -> DataFrame:
 
 
 def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, features: DataFrame,
-                   models: dict, run_id: str) -> tuple[DataFrame, dict]:
-    """The scored segments DataFrame (OUTPUT_COLUMNS) and details (cut-offs, CLV choice)."""
+                   models: dict, run_id: str) -> tuple[DataFrame, DataFrame, dict]:
+    """The scored segments DataFrame (OUTPUT_COLUMNS), the persisted frame it reads (for the
+    caller to unpersist) and details (cut-offs, CLV choice)."""
     (churn_v, churn_m, _), (intent_v, intent_m, _) = models["churn"], models["intent"]
     (clv_v, clv_m, clv_metrics), (seg_v, seg_m, _) = models["clv"], models["segments"]
     churn_tiers = churn.settings_from(config).tiers
     intent_tiers = intent.settings_from(config).tiers
-    base = features.select(C.USER_ID, C.SNAPSHOT_DATE, "community_id", "influence_percentile")
-    churn_p = churn_m.predict(features).select(C.USER_ID, "churn_probability")
-    intent_p = intent_m.predict(features).select(C.USER_ID, "intent_probability")
-    clv_p = clv_m.predict(features).select(
-        C.USER_ID, F.col(clv_m.output_col).alias("clv_90d_ml"))
-    seg = seg_m.predict(features).select(C.USER_ID, F.col("segment_name").alias("segment"))
+    predicted = features
+    for model in (churn_m, intent_m, clv_m, seg_m):  # one narrow chain, no join per model
+        predicted = model.predict(predicted)
+    base = predicted.select(
+        C.USER_ID, C.SNAPSHOT_DATE, "community_id", "influence_percentile", "churn_probability",
+        "intent_probability", F.col(clv_m.output_col).alias("clv_90d_ml"),
+        F.col("segment_name").alias("segment"))
+    parts = [_rfm(features), anomalous_users(store, config, snapshot_date).select(
+        C.USER_ID, "is_anomalous", "anomaly_reason")]
     orders = store.read(ORDERS_TABLE).filter(
         F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
     bgnbd_note = None
     try:
-        bgnbd = clv_ml.bgnbd_predictions(
+        parts.append(clv_ml.bgnbd_predictions(
             orders, snapshot_date - dt.timedelta(days=1),
             horizon_days=config.labels.clv_horizon_days, amount_col="amount_usd",
-        ).select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd"))
+        ).select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd")))
     except ValueError as exc:  # e.g. no repeat buyer yet: the ML value stands alone
         log.warning("score %s: BG/NBD not fitted: %s", snapshot_date, exc)
         bgnbd_note = str(exc)
-        bgnbd = base.select(C.USER_ID, F.lit(None).cast("double").alias("clv_90d_bgnbd"))
-    flagged = anomalous_users(store, config, snapshot_date).select(
-        C.USER_ID, "is_anomalous", "anomaly_reason")
+        base = base.withColumn("clv_90d_bgnbd", F.lit(None).cast("double"))
     winner = (clv_metrics.get("comparison") or {}).get("winner", "ml")
     clv = (F.coalesce(F.col("clv_90d_bgnbd"), F.col("clv_90d_ml")) if winner == "bgnbd"
            else F.col("clv_90d_ml"))
     joined = base
-    for part in (churn_p, intent_p, clv_p, bgnbd, seg, _rfm(features), flagged):
+    for part in parts:
         joined = joined.join(part, on=C.USER_ID, how="left")
     joined = joined.withColumns({
         "clv_90d": clv,
@@ -179,7 +181,7 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
                "clv_tier_cutoffs_usd": cutoffs,
                "model_versions": {"churn": churn_v, "intent": intent_v, "clv": clv_v,
                                   "segments": seg_v}}
-    return scored, {"_cached": joined, **details}
+    return scored, joined, details
 
 
 def _tier_counts(scored: DataFrame) -> dict:
@@ -220,8 +222,8 @@ def run_score(
         if n == 0:
             raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} has no rows for this "
                              f"snapshot; run `mktpipe features --snapshot-date {snapshot_date}`")
-        scored, details = score_snapshot(store, config, snapshot_date, features, models, run_id)
-        cached = details.pop("_cached")
+        scored, cached, details = score_snapshot(store, config, snapshot_date, features, models,
+                                                 run_id)
         try:
             quality = Q.run_checks(scored, segment_checks(config), key_cols=KEYS)
             details["quality"] = quality

@@ -64,6 +64,8 @@ def test_version_files_and_lineage(registry):
     lineage = read(os.path.join(result.path, "lineage.json"))
     assert lineage["source_tables"] == {"gold.user_features": 12}
     assert lineage["training_snapshot"] == "2026-10-01" and lineage["created_at"]
+    assert registry.lineage("churn", 1) == lineage
+    assert registry.lineage("churn", 99) == {}
     info = registry.info("churn", 1)
     assert info["primary_metric"] == "ensemble.average_precision" and info["value"] == 0.8
     assert info["model_class"] == "mktpipe.models.artifacts.SavedPipelineModel"
