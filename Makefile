@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup run test test-fast lint bench clean doctor cluster-up cluster-down \
-	cluster-status dist test-cluster browser
+JARS_DIR ?= jars
+
+.PHONY: help setup jars run test test-fast lint bench clean doctor maintain cluster-up \
+	cluster-down cluster-status dist test-cluster browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,7 +24,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -c requirements.lock -e ".[full,dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP)  ## create the virtualenv and install pinned dependencies
+setup: $(STAMP) jars  ## create the virtualenv, install pinned dependencies, resolve the jars
+
+jars:  ## resolve the pinned Spark extension jars (jvm/pom.xml) with Maven into ./jars, where reachable
+	@scripts/resolve-jars.sh $(JARS_DIR)
 
 run: setup  ## demo data (if missing), then the whole pipeline: backfill, train, score, report
 	@if [ ! -d "$${MKTPIPE__PATHS__LANDING:-data/landing}/events" ]; then $(MKTPIPE) generate; fi
@@ -47,8 +52,11 @@ test: setup browser  ## the whole test suite (unit + integration), as CI runs it
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest tests/unit -m "not integration"
 
-doctor: setup  ## versions and which backend each capability uses
+doctor: setup  ## versions, extension jars and which backend each capability uses
 	$(MKTPIPE) doctor
+
+maintain: setup  ## compact small files and vacuum every table (mktpipe maintain)
+	$(MKTPIPE) maintain
 
 bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/generate.py

@@ -187,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--force", action="store_true", help="re-run completed steps too")
     _common(back)
 
+    mnt = sub.add_parser(
+        "maintain", help="compact small files (OPTIMIZE) and vacuum unreferenced ones",
+        description="OPTIMIZE (bin-packing compaction) and VACUUM every Delta table of the "
+                    "warehouse, or the ones named, on the configured storage backend.",
+    )
+    mnt.add_argument("--table", action="append", default=[], metavar="LAYER.NAME",
+                     help="a table to maintain (repeatable; default: every table)")
+    mnt.add_argument("--vacuum-hours", type=float, default=None,
+                     help="keep files referenced by versions newer than this many hours "
+                          "(default 168, Delta's own; lower loses time travel)")
+    _common(mnt)
+
     doc = sub.add_parser(
         "doctor", help="versions, and which backend each capability uses and why",
         description="Print Python/Java/Spark/package versions and the backend chosen for "
@@ -409,6 +421,25 @@ def cmd_backfill(args) -> int:
     return EXIT_OK
 
 
+def cmd_maintain(args) -> int:
+    from mktpipe.session import get_spark
+    from mktpipe.storage import DEFAULT_VACUUM_HOURS, open_store
+    from mktpipe.storage.maintain import maintain_tables
+
+    config = _load(args)
+    hours = DEFAULT_VACUUM_HOURS if args.vacuum_hours is None else args.vacuum_hours
+    spark = get_spark(config)
+    store = open_store(spark, config)
+    print(f"mktpipe maintain {store.warehouse} ({store.backend}), vacuum retention {hours:g} h")
+    results = maintain_tables(store, args.table or None, hours)
+    print(f"{'table':<34} {'files before':>12} {'after':>6} {'compacted':>9} "
+          f"{'vacuumed':>8} {'version':>7}")
+    for r in results:
+        print(f"{r.table:<34} {r.files_before:>12} {r.files_after:>6} {r.files_compacted:>9} "
+              f"{r.files_vacuumed:>8} {r.version:>7}")
+    return EXIT_OK
+
+
 def cmd_doctor(args) -> int:
     from mktpipe.doctor import report
 
@@ -430,6 +461,7 @@ COMMANDS = {
     "report": cmd_report,
     "run": cmd_run,
     "backfill": cmd_backfill,
+    "maintain": cmd_maintain,
     "doctor": cmd_doctor,
 }
 

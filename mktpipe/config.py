@@ -60,7 +60,7 @@ class SparkConfig(_Section):
     driver_memory: str = "2g"
     ui_enabled: bool = False
     # folder searched for extension jars (Delta, GraphFrames, Spark NLP) before start-up
-    jars_dir: str | None = None
+    jars_dir: str | None = "jars"
     # Maven coordinates; only used when set, never by default (no network here)
     packages: list[str] = Field(default_factory=list)
     # extra Spark settings passed through as-is (e.g. {"spark.executor.memory": "4g"})
@@ -70,7 +70,8 @@ class SparkConfig(_Section):
 class StorageConfig(_Section):
     # auto: delta-spark when its jar is present, else delta-rs
     backend: Literal["auto", "delta-rs", "delta-spark"] = "auto"
-    target_file_rows: int = Field(1_000_000, ge=1000)
+    target_file_rows: int = Field(1_000_000, ge=1000)  # a write splits files above this
+    target_file_mb: int = Field(128, ge=1)  # OPTIMIZE bin-packs files up to this size
 
 
 class GenerateConfig(_Section):

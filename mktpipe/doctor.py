@@ -12,7 +12,7 @@ import sys
 from importlib import metadata
 
 from mktpipe.config import Config
-from mktpipe.session import detect_capabilities
+from mktpipe.session import detect_capabilities, jar_inventory, jars_dir, spark_line
 
 PACKAGES = ("pyspark", "deltalake", "delta-spark", "pandas", "pyarrow", "numpy",
             "xgboost-cpu", "graphframes-py", "spark-nlp", "vaderSentiment", "igraph",
@@ -72,6 +72,14 @@ def report(config: Config) -> str:
         "packages:",
     ]
     lines += [f"  {name:<16} {_version(name)}" for name in PACKAGES]
+    folder = jars_dir(config)
+    jars = jar_inventory(config)
+    lines += ["", f"extension jars in {folder or '(spark.jars_dir not set)'} "
+                  f"(for Spark {spark_line()}; `make jars` resolves jvm/pom.xml):"]
+    if jars:
+        lines += [f"  {name:<34} {version}" for name, version, _ in jars]
+    else:
+        lines.append("  none: every capability uses its embedded default")
     lines += ["", "backends:"]
     for capability, backend, why in backends(config):
         lines.append(f"  {capability:<16} {backend}")

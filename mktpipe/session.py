@@ -25,17 +25,21 @@ from mktpipe.config import Config
 
 log = logging.getLogger(__name__)
 
-# file-name patterns of each extension's jar
+# file-name patterns of each extension's jar; group "spark" is the Spark line a jar is built for
 JAR_PATTERNS = {
-    "delta_spark": re.compile(r"^delta-spark_(\d+\.\d+_)?2\.1[23]-[\d.]+.*\.jar$"),
-    "graphframes": re.compile(r"^graphframes.*\.jar$"),
-    "spark_nlp": re.compile(r"^spark-nlp.*\.jar$"),
+    "delta_spark": re.compile(
+        r"^delta-spark_((?P<spark>\d+\.\d+)_)?2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
+    "graphframes": re.compile(
+        r"^graphframes-(spark(?P<spark>\d+)_)?2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
+    "spark_nlp": re.compile(r"^spark-nlp(-[a-z0-9]+)?_2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
 }
 JAR_NAMES = {
-    "delta_spark": "delta-spark_2.13-<version>.jar (+ delta-storage-<version>.jar)",
+    "delta_spark": "delta-spark_<spark>_2.13-<version>.jar (+ delta-storage-<version>.jar)",
     "graphframes": "graphframes-spark4_2.13-<version>.jar",
     "spark_nlp": "spark-nlp_2.13-<version>.jar",
 }
+# the `make jars` profile (jvm/pom.xml) that resolves each capability
+JAR_PROFILES = {"delta_spark": "delta", "graphframes": "graphframes", "spark_nlp": "sparknlp"}
 # Maven coordinate prefixes that provide each capability through spark.packages
 PACKAGE_PREFIXES = {
     "delta_spark": "io.delta:delta-spark",
@@ -43,6 +47,7 @@ PACKAGE_PREFIXES = {
     "spark_nlp": "com.johnsnowlabs.nlp:spark-nlp",
 }
 _CONF_PREFIX = "spark.mktpipe.capability."
+_VERSIONED = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.+-]*)\.jar$")
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,18 @@ class Capabilities:
         return asdict(self)
 
 
+def jars_dir(config: Config) -> Path | None:
+    """The configured extension jars folder (relative paths are from the working dir)."""
+    if not config.spark.jars_dir:
+        return None
+    return Path(config.spark.jars_dir).expanduser().resolve()
+
+
 def _jar_dirs(config: Config) -> list[Path]:
     dirs = []
-    if config.spark.jars_dir:
-        dirs.append(Path(config.spark.jars_dir).expanduser())
+    own = jars_dir(config)
+    if own is not None:
+        dirs.append(own)
     spark_home = os.environ.get("SPARK_HOME")
     if spark_home:
         dirs.append(Path(spark_home) / "jars")
@@ -76,54 +89,91 @@ def _configured_jars(config: Config) -> list[Path]:
     return [Path(p.strip()) for p in listed.split(",") if p.strip()]
 
 
+def spark_line() -> str:
+    """The installed pyspark's major.minor (what a Spark-versioned jar must be built for)."""
+    import pyspark
+
+    return ".".join(pyspark.__version__.split(".")[:2])
+
+
+def jar_inventory(config: Config) -> list[tuple[str, str, Path]]:
+    """(artifact, version, path) of every jar in the configured jars folder, by name."""
+    folder = jars_dir(config)
+    if folder is None or not folder.is_dir():
+        return []
+    rows = []
+    for path in sorted(folder.glob("*.jar")):
+        match = _VERSIONED.match(path.name)
+        name, version = (match["name"], match["version"]) if match else (path.stem, "?")
+        rows.append((name, version, path))
+    return rows
+
+
+def _wrong_spark_line(name: str, path: Path) -> str | None:
+    match = JAR_PATTERNS[name].match(path.name)
+    built_for = match.groupdict().get("spark") if match else None
+    if not built_for:
+        return None
+    line = spark_line()
+    if name == "graphframes":  # graphframes-spark4: built for a Spark major version
+        return None if line.split(".")[0] == built_for else f"Spark {built_for}.x"
+    return None if built_for == line else f"Spark {built_for}"
+
+
 def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
     """Find extension jars on disk before start-up.
 
-    Returns the capabilities and the jar paths to add to ``spark.jars`` (those found in a jars
-    folder that Spark does not load by itself).
+    Returns the capabilities and the jar paths to add to ``spark.jars``: every jar of the
+    configured jars folder (the set ``make jars`` resolved, dependencies included) and the
+    delta-storage jar beside a configured delta-spark jar. Jars in ``$SPARK_HOME/jars`` and
+    pyspark's own folder are on Spark's class path already.
     """
     found: dict[str, bool] = {}
     reasons: dict[str, str] = {}
-    extra_jars: list[str] = []
-    spark_home_jars = [d for d in _jar_dirs(config)[1:]]  # Spark loads these itself
-    candidates: list[tuple[Path, bool]] = [(p, True) for p in _configured_jars(config)]
+    own = jars_dir(config)
+    candidates: list[tuple[Path, bool]] = [(p, False) for p in _configured_jars(config)]
     for folder in _jar_dirs(config):
-        loaded_by_spark = folder in spark_home_jars
+        loaded_by_spark = folder != own
         for path in sorted(glob.glob(str(folder / "*.jar"))):
             candidates.append((Path(path), loaded_by_spark))
+    searched = ", ".join(str(d) for d in _jar_dirs(config)) or "(none)"
     for name, pattern in JAR_PATTERNS.items():
-        hits = [(p, auto) for p, auto in candidates if pattern.match(p.name) and p.exists()]
+        hits = [p for p, _ in candidates if pattern.match(p.name) and p.exists()]
+        usable = [p for p in hits if _wrong_spark_line(name, p) is None]
         package = next(
             (c for c in config.spark.packages if c.startswith(PACKAGE_PREFIXES[name])), None
         )
-        if hits:
-            path, auto = hits[0]
+        if usable:
             found[name] = True
-            reasons[name] = f"jar found: {path}"
-            if not auto:
-                extra_jars.append(str(path))
+            reasons[name] = f"jar found: {usable[0]}"
         elif package:
             found[name] = True
             reasons[name] = f"Maven package requested in spark.packages: {package}"
+        elif hits:
+            found[name] = False
+            reasons[name] = (
+                f"{hits[0].name} is built for {_wrong_spark_line(name, hits[0])}, but pyspark "
+                f"is {spark_line()}; re-run `make jars` (jvm/pom.xml pins the matching build); "
+                "using the embedded default"
+            )
         else:
             found[name] = False
-            searched = ", ".join(str(d) for d in _jar_dirs(config)) or "(none)"
             reasons[name] = (
-                f"no {JAR_NAMES[name]} in spark.jars or {searched}, and no Maven "
-                f"coordinate in spark.packages; using the embedded default"
+                f"no {JAR_NAMES[name]} in spark.jars or {searched}, and no Maven coordinate "
+                f"in spark.packages (`make jars` resolves the '{JAR_PROFILES[name]}' profile "
+                "of jvm/pom.xml); using the embedded default"
             )
     if found["delta_spark"] and not config.spark.packages:
         # the delta-spark jar needs delta-storage beside it
-        storage = [p for p, _ in candidates if p.name.startswith("delta-storage")]
-        if not storage:
+        if not any(p.name.startswith("delta-storage") for p, _ in candidates):
             found["delta_spark"] = False
             reasons["delta_spark"] = (
                 "delta-spark jar found but no delta-storage jar beside it; using delta-rs"
             )
-        else:
-            extra_jars += [str(p) for p, auto in candidates if p.name.startswith("delta-storage")
-                           and not auto and str(p) not in extra_jars]
-    return Capabilities(reasons=reasons, **found), extra_jars
+    extra_jars = [str(p) for p, auto in candidates if not auto and p.exists()]
+    if not any(found.values()):
+        extra_jars = [str(p) for p in _configured_jars(config)]
+    return Capabilities(reasons=reasons, **found), list(dict.fromkeys(extra_jars))
 
 
 def _python_env() -> None:

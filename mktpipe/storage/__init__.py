@@ -8,6 +8,9 @@ from pyspark.sql import SparkSession
 
 from mktpipe.config import Config
 from mktpipe.storage.base import (
+    DEFAULT_VACUUM_HOURS,
+    ConcurrentWriteError,
+    MaintenanceStats,
     SchemaMismatchError,
     TableNotFoundError,
     TableStore,
@@ -23,6 +26,9 @@ __all__ = [
     "TableNotFoundError",
     "SchemaMismatchError",
     "WriteStats",
+    "MaintenanceStats",
+    "ConcurrentWriteError",
+    "DEFAULT_VACUUM_HOURS",
 ]
 
 
@@ -51,10 +57,12 @@ def open_store(spark: SparkSession, config: Config) -> TableStore:
     raw = config.paths.warehouse
     warehouse = raw if "://" in raw else str(config.resolve_path("warehouse"))
     log.debug("table store %s at %s: %s", backend, warehouse, why)
+    sizes = {"target_file_rows": config.storage.target_file_rows,
+             "target_file_bytes": config.storage.target_file_mb * 1024 * 1024}
     if backend == "delta-spark":
         from mktpipe.storage.delta_spark import DeltaSparkStore
 
-        return DeltaSparkStore(spark, warehouse)
+        return DeltaSparkStore(spark, warehouse, **sizes)
     from mktpipe.storage.delta_rs import DeltaRsStore
 
-    return DeltaRsStore(spark, warehouse, target_file_rows=config.storage.target_file_rows)
+    return DeltaRsStore(spark, warehouse, **sizes)

@@ -24,6 +24,41 @@ class SchemaMismatchError(ValueError):
     """Data whose columns or types differ from the table's."""
 
 
+class ConcurrentWriteError(RuntimeError):
+    """Another writer kept committing to the same table; the write was retried and gave up.
+
+    Nothing of this write was committed; run it again (a re-run of a stage is idempotent)."""
+
+
+# a write that lost a commit race is retried this many times, with a growing jittered pause
+COMMIT_ATTEMPTS = 8
+
+
+def retry_on_conflict(operation, table: str, is_conflict, what: str):
+    """Run ``operation()`` until it commits, retrying when ``is_conflict(exc)`` says another
+    writer's commit made it invalid (Delta's optimistic concurrency); bounded."""
+    import logging
+    import random
+    import time
+
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return operation()
+        except Exception as exc:  # noqa: BLE001 - filtered by is_conflict
+            if not is_conflict(exc):
+                raise
+            if attempt == COMMIT_ATTEMPTS:
+                raise ConcurrentWriteError(
+                    f"{what} on {table} conflicted with concurrent commits {attempt} times; "
+                    f"nothing was committed, run it again ({str(exc).splitlines()[0]})"
+                ) from exc
+            pause = min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random())
+            logging.getLogger(__name__).warning(
+                "%s on %s lost a commit race (attempt %d): %s; retrying in %.2fs", what,
+                table, attempt, str(exc).splitlines()[0][:200], pause)
+            time.sleep(pause)
+
+
 @dataclass(frozen=True)
 class WriteStats:
     """What the last write or merge committed (from file metadata, never from the data)."""
@@ -37,6 +72,30 @@ class WriteStats:
 
 
 ReplaceWhere = Mapping[str, Any]
+# VACUUM keeps files a reader of the last week's versions may still need (Delta's default)
+DEFAULT_VACUUM_HOURS = 168
+
+
+@dataclass(frozen=True)
+class MaintenanceStats:
+    """What ``optimize`` + ``vacuum`` did to one table (files are the live snapshot's)."""
+
+    table: str
+    files_before: int
+    files_after: int
+    files_compacted: int
+    files_vacuumed: int
+    version: int
+
+
+def cluster_by_partitions(df: DataFrame, partitions: Sequence[str]) -> DataFrame:
+    """Rows of one partition value in one task, so a write makes one file per partition
+    (split only by ``maxRecordsPerFile``) instead of one per task per partition."""
+    from pyspark.sql import functions as F
+
+    if not partitions:
+        return df
+    return df.repartition(*[F.col(f"`{c}`") for c in partitions])
 
 
 def replace_where_sql(replace_where: ReplaceWhere) -> str:
@@ -172,6 +231,60 @@ class TableStore(ABC):
     @abstractmethod
     def schema(self, table: str) -> StructType:
         """The table's Spark schema."""
+
+    @abstractmethod
+    def file_count(self, table: str) -> int:
+        """Data files in the table's latest snapshot."""
+
+    @abstractmethod
+    def optimize(self, table: str) -> int:
+        """Compact small files (bin-packing, per partition) as one commit; return files removed
+        (0 and no commit when there was nothing to compact)."""
+
+    @abstractmethod
+    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS) -> int:
+        """Delete files no version newer than ``retention_hours`` references; return how many.
+
+        Time travel to versions older than the retention stops working for those files."""
+
+    def tables(self) -> list[str]:
+        """Every ``layer.name`` Delta table under the warehouse (local or object storage)."""
+        import pyarrow.fs as pafs
+
+        from mktpipe.storage.parquet_files import filesystem
+
+        fs, root = filesystem(self.warehouse)
+        if fs.get_file_info(root).type != pafs.FileType.Directory:
+            return []
+        found = []
+        for layer in fs.get_file_info(pafs.FileSelector(root)):
+            if layer.type != pafs.FileType.Directory or layer.base_name.startswith(("_", ".")):
+                continue
+            for entry in fs.get_file_info(pafs.FileSelector(layer.path)):
+                name = f"{layer.base_name}.{entry.base_name}"
+                if entry.type == pafs.FileType.Directory and _TABLE_NAME.match(name) and (
+                    fs.get_file_info(f"{entry.path}/_delta_log").type
+                    == pafs.FileType.Directory
+                ):
+                    found.append(name)
+        return sorted(found)
+
+    def data_files_on_disk(self, table: str) -> int:
+        """Parquet files under the table folder, referenced or not (log and staging aside)."""
+        from mktpipe.storage.parquet_files import filesystem, list_parquet
+
+        fs, root = filesystem(self._require(table))
+        return sum(1 for info in list_parquet(fs, root)
+                   if "/_delta_log/" not in info.path and "/_staging/" not in info.path)
+
+    def maintain(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS
+                 ) -> MaintenanceStats:
+        """OPTIMIZE (compaction) then VACUUM one table."""
+        before = self.file_count(table)
+        compacted = self.optimize(table)
+        vacuumed = self.vacuum(table, retention_hours)
+        return MaintenanceStats(table, before, self.file_count(table), compacted, vacuumed,
+                                self.version(table))
 
     def _require(self, table: str) -> str:
         path = self.path(table)

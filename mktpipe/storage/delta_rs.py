@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Sequence
 
 from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake.exceptions import CommitFailedError
 from deltalake.exceptions import TableNotFoundError as DeltaRsTableNotFound
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
@@ -35,15 +36,29 @@ from pyspark.sql.types import StructField, StructType, TimestampNTZType
 
 from mktpipe.storage import parquet_files as pf
 from mktpipe.storage.base import (
+    DEFAULT_VACUUM_HOURS,
     ReplaceWhere,
     SchemaMismatchError,
     TableStore,
     WriteStats,
+    cluster_by_partitions,
+    retry_on_conflict,
     schema_differences,
 )
 
 log = logging.getLogger(__name__)
 STAGING = "_staging"
+
+
+class _LostRace(RuntimeError):
+    """Another writer committed the version an exclusive commit needed."""
+
+    def __init__(self, table: str):
+        super().__init__(f"another writer committed to {table} first")
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, (_LostRace, CommitFailedError))
 
 
 def _nullable(schema: StructType) -> StructType:
@@ -59,9 +74,11 @@ class DeltaRsStore(TableStore):
 
     backend = "delta-rs"
 
-    def __init__(self, spark: SparkSession, warehouse: str, target_file_rows: int = 1_000_000):
+    def __init__(self, spark: SparkSession, warehouse: str, target_file_rows: int = 1_000_000,
+                 target_file_bytes: int = 128 * 1024 * 1024):
         super().__init__(spark, warehouse)
         self.target_file_rows = target_file_rows
+        self.target_file_bytes = target_file_bytes
 
     # --- metadata ------------------------------------------------------------------------
     def _table(self, table: str, version: int | None = None) -> DeltaTable:
@@ -91,6 +108,43 @@ class DeltaRsStore(TableStore):
     def history(self, table: str) -> list[dict]:
         return self._table(table).history()
 
+    def file_count(self, table: str) -> int:
+        return len(self._table(table).file_uris())
+
+    # --- maintenance ---------------------------------------------------------------------
+    def optimize(self, table: str) -> int:
+        dt = self._table(table)
+        metrics = dt.optimize.compact(target_size=self.target_file_bytes)
+        removed = int(metrics.get("numFilesRemoved", 0))
+        log.info("%s: optimize removed %d files, added %d", table, removed,
+                 int(metrics.get("numFilesAdded", 0)))
+        return removed
+
+    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS) -> int:
+        dt = self._table(table)
+        before = self.data_files_on_disk(table)
+        # delta-rs returns every tombstoned path, deleted now or before: count the disk
+        dt.vacuum(retention_hours=int(retention_hours), dry_run=False,
+                  enforce_retention_duration=False)
+        deleted = before - self.data_files_on_disk(table)
+        deleted_staging = self._clean_staging(table, retention_hours)
+        log.info("%s: vacuum deleted %d files (+%d abandoned staging files)", table,
+                 deleted, deleted_staging)
+        return deleted + deleted_staging
+
+    def _clean_staging(self, table: str, retention_hours: float) -> int:
+        """Files of writes that died before their commit, older than the retention."""
+        fs, root_path = pf.filesystem(f"{self.path(table)}/{STAGING}")
+        if fs.get_file_info(root_path).type != pf.pafs.FileType.Directory:
+            return 0
+        cutoff = time.time() - retention_hours * 3600
+        deleted = 0
+        for info in fs.get_file_info(pf.pafs.FileSelector(root_path, recursive=True)):
+            if info.type == pf.pafs.FileType.File and info.mtime.timestamp() <= cutoff:
+                fs.delete_file(info.path)
+                deleted += 1
+        return deleted
+
     # --- reads ---------------------------------------------------------------------------
     def read(self, table: str, version: int | None = None) -> DataFrame:
         dt = self._table(table, version)
@@ -115,7 +169,6 @@ class DeltaRsStore(TableStore):
         replace_where: ReplaceWhere | None = None,
     ) -> int:
         self._check_mode(mode, replace_where)
-        root = self.path(table)
         exists = self.exists(table)
         partitions = self._resolve_partitions(table, exists, df, partition_by)
         if replace_where:
@@ -130,11 +183,55 @@ class DeltaRsStore(TableStore):
             raise SchemaMismatchError(
                 f"{table}: TIMESTAMP_NTZ columns need a newer Delta protocol; cast to timestamp"
             )
+        version = self._write_commit(df, table, mode, exists, partitions, replace_where)
+        if version is None:
+            raise _LostRace(table)  # only an exclusive commit (merge_insert) can lose
+        return version
+
+    def merge_insert(
+        self, df: DataFrame, table: str, keys: Sequence[str], existing_filter: str | None = None
+    ) -> int:
+        keys = list(keys)
+        missing = [k for k in keys if k not in df.columns]
+        if missing:
+            raise ValueError(f"merge_insert into {table}: keys {missing} not in {df.columns}")
+        if not self.exists(table):
+            return self.write(df.dropDuplicates(keys), table, mode="append")
+        self._check_df_schema(table, True, df)
+        partitions = self.partition_columns(table)
+
+        def attempt() -> int:
+            # optimistic: the anti-join reads version v; the commit must be v + 1, else
+            # another writer changed the table in between and the insert set is recomputed
+            read_version = self.version(table)
+            current = self.read(table, version=read_version)
+            if existing_filter:
+                current = current.filter(existing_filter)
+            new_rows = df.dropDuplicates(keys).join(
+                current.select(*keys), on=keys, how="left_anti"
+            )
+            version = self._write_commit(new_rows, table, "append", True, partitions, None,
+                                         read_version=read_version)
+            if version is None:
+                raise _LostRace(table)
+            return version
+
+        return retry_on_conflict(attempt, table, _is_conflict, "merge_insert")
+
+    def _write_commit(self, df, table, mode, exists, partitions, replace_where,
+                      read_version: int | None = None) -> int | None:
+        """Write files, check them, commit; the new version (None: lost an exclusive race).
+
+        Appends commit whatever else committed meanwhile (blind appends never conflict).
+        Overwrites re-plan their removals on the latest version until their commit lands, so
+        rows appended concurrently to a replaced partition are removed too. With
+        ``read_version`` the commit must be the next version, or nothing is committed."""
+        root = self.path(table)
         started = time.monotonic()
         actions = self._write_files(df, root, partitions)
         if exists and mode == "append" and not actions:
             # nothing to add: no empty commit, the table stays at its version
-            version = self.version(table)
+            version = self.version(table) if read_version is None else read_version
             self.last_write = WriteStats(table, None, 0, 0, 0, mode)
             log.info("%s v%s: append of 0 rows, nothing committed", table, version)
             return version
@@ -142,9 +239,22 @@ class DeltaRsStore(TableStore):
             self._check_file_schemas(table, exists, df, partitions, actions)
             if replace_where:
                 self._check_within(table, actions, replace_where)
-            version = self._commit(table, exists, df, mode, partitions, actions, replace_where)
-        except BaseException:
+            if read_version is not None:
+                version = self._commit(table, exists, df, mode, partitions, actions, None,
+                                       read_version=read_version)
+            elif mode == "overwrite" and exists:
+                version = retry_on_conflict(
+                    lambda: self._commit(table, exists, df, mode, partitions, actions,
+                                         replace_where, read_version=-1),
+                    table, _is_conflict, "overwrite",
+                )
+            else:
+                version = self._commit(table, exists, df, mode, partitions, actions,
+                                       replace_where)
+        except BaseException as exc:
             self._discard(root, actions)
+            if read_version is not None and _is_conflict(exc):
+                return None
             raise
         rows = sum(a.stats_rows for a in actions)
         self.last_write = WriteStats(
@@ -155,22 +265,6 @@ class DeltaRsStore(TableStore):
             table, version, mode, rows, len(actions), time.monotonic() - started,
         )
         return version
-
-    def merge_insert(
-        self, df: DataFrame, table: str, keys: Sequence[str], existing_filter: str | None = None
-    ) -> int:
-        keys = list(keys)
-        missing = [k for k in keys if k not in df.columns]
-        if missing:
-            raise ValueError(f"merge_insert into {table}: keys {missing} not in {df.columns}")
-        new_rows = df.dropDuplicates(keys)
-        if self.exists(table):
-            current = self.read(table)
-            if existing_filter:
-                current = current.filter(existing_filter)
-            current = current.select(*keys)
-            new_rows = new_rows.join(current, on=keys, how="left_anti")
-        return self.write(new_rows, table, mode="append")
 
     # --- internals -----------------------------------------------------------------------
     def _resolve_partitions(self, table, exists, df, partition_by) -> list[str]:
@@ -199,7 +293,10 @@ class DeltaRsStore(TableStore):
     def _write_files(self, df: DataFrame, root: str, partitions: list[str]) -> list[_Added]:
         write_id = uuid.uuid4().hex
         staging = f"{root}/{STAGING}/{write_id}"
-        writer = df.write.mode("error").option("maxRecordsPerFile", self.target_file_rows)
+        writer = (
+            cluster_by_partitions(df, partitions)
+            .write.mode("error").option("maxRecordsPerFile", self.target_file_rows)
+        )
         if partitions:
             writer = writer.partitionBy(*partitions)
         writer.parquet(staging)
@@ -247,7 +344,10 @@ class DeltaRsStore(TableStore):
                         f", outside replace_where {dict(replace_where)}"
                     )
 
-    def _commit(self, table, exists, df, mode, partitions, actions, replace_where) -> int:
+    def _commit(self, table, exists, df, mode, partitions, actions, replace_where,
+                read_version: int | None = None) -> int:
+        """Commit ``actions``; with ``read_version`` (-1: the latest) the commit must be the
+        next version after it (no automatic retry by delta-rs), else CommitFailedError."""
         root = self.path(table)
         adds = [a.to_add_action() for a in actions]
         props = CommitProperties(
@@ -255,7 +355,9 @@ class DeltaRsStore(TableStore):
                 "mktpipe.operation": mode if not replace_where else "replace_where",
                 "mktpipe.rows": str(sum(a.stats_rows for a in actions)),
                 "mktpipe.files": str(len(actions)),
-            }
+                "mktpipe.commit": uuid.uuid4().hex,
+            },
+            max_commit_retries=0 if read_version is not None else None,
         )
         if not exists:
             schema = Schema.from_json(_nullable(df.schema).json())
@@ -264,7 +366,8 @@ class DeltaRsStore(TableStore):
                 commit_properties=props,
             )
             return DeltaTable(root).version()
-        dt = DeltaTable(root)
+        dt = DeltaTable(root) if read_version in (None, -1) else DeltaTable(
+            root, version=read_version)
         filters = None
         if replace_where:
             filters = [
@@ -277,10 +380,15 @@ class DeltaRsStore(TableStore):
             adds, mode=mode, schema=dt.schema(), partition_by=partitions or None,
             partition_filters=filters, commit_properties=props,
         )
-        return DeltaTable(root).version()
+        # this commit's version, found by its tag: the latest may already be another writer's
+        tag = props.custom_metadata["mktpipe.commit"]
+        for entry in DeltaTable(root).history(50):
+            if entry.get("mktpipe.commit") == tag:
+                return int(entry["version"])
+        raise RuntimeError(f"{table}: the write's commit ({tag}) is not in the last 50 commits")
 
     @staticmethod
-    def _discard(root: str, actions) -> None:
+    def _discard(root: str, actions) -> None:  # noqa: D401
         fs, root_path = pf.filesystem(root)
         for action in actions:
             try:

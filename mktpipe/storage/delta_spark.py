@@ -8,21 +8,36 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from mktpipe.storage.base import (
+    DEFAULT_VACUUM_HOURS,
     ReplaceWhere,
     SchemaMismatchError,
     TableStore,
     WriteStats,
+    cluster_by_partitions,
     replace_where_sql,
+    retry_on_conflict,
     schema_differences,
 )
 
 log = logging.getLogger(__name__)
+_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
+              "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+              "ConcurrentWriteException", "MetadataChangedException", "ProtocolChangedException",
+              "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is Delta's optimistic-concurrency conflict (retrying may succeed)."""
+    text = type(exc).__name__ + " " + str(exc)[:2000]
+    return any(marker in text for marker in _CONFLICTS)
 
 
 class DeltaSparkStore(TableStore):
@@ -30,8 +45,11 @@ class DeltaSparkStore(TableStore):
 
     backend = "delta-spark"
 
-    def __init__(self, spark: SparkSession, warehouse: str):
+    def __init__(self, spark: SparkSession, warehouse: str, target_file_rows: int = 1_000_000,
+                 target_file_bytes: int = 128 * 1024 * 1024):
         super().__init__(spark, warehouse)
+        self.target_file_rows = target_file_rows
+        self.target_file_bytes = target_file_bytes
         from delta.tables import DeltaTable  # imported late: needs the jar at run time
 
         self._delta_table = DeltaTable
@@ -47,6 +65,47 @@ class DeltaSparkStore(TableStore):
 
     def schema(self, table: str) -> StructType:
         return self._dt(table).toDF().schema
+
+    def partition_columns(self, table: str) -> list[str]:
+        detail = self._dt(table).detail().select("partitionColumns").first()
+        return list(detail[0] or [])
+
+    def file_count(self, table: str) -> int:
+        return int(self._dt(table).detail().select("numFiles").first()[0])
+
+    # --- maintenance ---------------------------------------------------------------------
+    def optimize(self, table: str) -> int:
+        key = "spark.databricks.delta.optimize.maxFileSize"
+        previous = self.spark.conf.get(key, None)
+        self.spark.conf.set(key, str(self.target_file_bytes))
+        try:
+            metrics = self._dt(table).optimize().executeCompaction().select(
+                "metrics.numFilesRemoved", "metrics.numFilesAdded").first()
+        finally:
+            if previous is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, previous)
+        log.info("%s: optimize removed %d files, added %d", table, metrics[0], metrics[1])
+        return int(metrics[0])
+
+    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS) -> int:
+        # Delta refuses a retention under its own (7 days) unless this check is off; the
+        # caller chose the retention (mktpipe maintain warns below the default)
+        key = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(key, None)
+        self.spark.conf.set(key, "false")
+        try:
+            before = self.data_files_on_disk(table)
+            self._dt(table).vacuum(float(retention_hours))
+            deleted = before - self.data_files_on_disk(table)
+        finally:
+            if previous is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, previous)
+        log.info("%s: vacuum deleted %d files", table, deleted)
+        return deleted
 
     def history(self, table: str) -> list[dict]:
         rows = self._dt(table).history().select(
@@ -70,20 +129,53 @@ class DeltaSparkStore(TableStore):
     ) -> int:
         self._check_mode(mode, replace_where)
         path = self.path(table)
-        if self.exists(table):
+        exists = self.exists(table)
+        if exists:
             problems = schema_differences(self.schema(table), df.schema)
             if problems:
                 raise SchemaMismatchError(
                     f"data for {table} does not match the table schema: {'; '.join(problems)}"
                 )
-        writer = df.write.format("delta").mode(mode)
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
+            current = self.partition_columns(table)
+            if partition_by is not None and list(partition_by) != current:
+                raise SchemaMismatchError(
+                    f"{table} is partitioned by {current}, not {list(partition_by)}"
+                )
+            partitions = current
+        else:
+            partitions = list(partition_by or [])
+        if replace_where:
+            unknown = [c for c in replace_where if c not in partitions]
+            if unknown:
+                raise ValueError(
+                    f"replace_where on {table} names {unknown}, which are not partition "
+                    f"columns (partition columns: {partitions})"
+                )
+        commit_tag = f"mktpipe-{uuid.uuid4().hex}"  # finds this commit among others
+        writer = (
+            cluster_by_partitions(df, partitions)
+            .write.format("delta").mode(mode).option("maxRecordsPerFile", self.target_file_rows)
+            .option("userMetadata", commit_tag)
+        )
+        if partitions and not exists:
+            writer = writer.partitionBy(*partitions)
         if replace_where:
             writer = writer.option("replaceWhere", replace_where_sql(replace_where))
-        writer.save(path)
-        version = self.version(table)
-        metrics = self.history(table)[0].get("operationMetrics") or {}
+        try:
+            retry_on_conflict(lambda: writer.save(path), table, is_conflict, f"{mode} write")
+        except Exception as exc:
+            if replace_where and "REPLACE_WHERE_MISMATCH" in str(exc):
+                first = str(exc).splitlines()[0]
+                raise ValueError(
+                    f"data written to {table} has rows outside replace_where "
+                    f"{dict(replace_where)}; nothing was committed ({first})"
+                ) from None
+            raise
+        commit = self._own_commit(table, commit_tag)
+        if commit is None:
+            raise RuntimeError(f"{table}: the write's commit ({commit_tag}) is not in the log")
+        version = int(commit["version"])
+        metrics = commit.get("operationMetrics") or {}
         rows = int(metrics.get("numOutputRows", 0))
         files = int(metrics.get("numFiles", metrics.get("numAddedFiles", 0)))
         self.last_write = WriteStats(table, version, rows, files, 0, mode)
@@ -101,14 +193,38 @@ class DeltaSparkStore(TableStore):
         if existing_filter:
             # qualify the filter's `backticked` columns with the target alias
             condition += " AND (" + re.sub(r"`([^`]+)`", r"t.`\1`", existing_filter) + ")"
-        (
-            self._dt(table).alias("t")
-            .merge(new_rows.alias("s"), condition)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-        version = self.version(table)
-        metrics = self.history(table)[0].get("operationMetrics") or {}
-        rows = int(metrics.get("numTargetRowsInserted", 0)) if version != before else 0
+        commit_tag = f"mktpipe-{uuid.uuid4().hex}"
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+
+        def merge() -> None:
+            self.spark.conf.set(key, commit_tag)
+            try:
+                (
+                    self._dt(table).alias("t")
+                    .merge(new_rows.alias("s"), condition)
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+            finally:
+                self.spark.conf.unset(key)
+
+        retry_on_conflict(merge, table, is_conflict, "merge_insert")
+        commit = self._own_commit(table, commit_tag)
+        metrics = (commit or {}).get("operationMetrics") or {}
+        rows = int(metrics.get("numTargetRowsInserted", 0))
+        if commit is None or rows == 0:
+            version = before  # nothing inserted (Delta made no commit, or an empty one)
+        else:
+            version = int(commit["version"])
         self.last_write = WriteStats(table, version, rows, 0, 0, "merge_insert")
         return version
+
+    def _own_commit(self, table: str, commit_tag: str) -> dict | None:
+        """This writer's commit (by its userMetadata tag), among any concurrent ones."""
+        rows = (
+            self._dt(table).history(50)
+            .filter(F.col("userMetadata") == commit_tag)
+            .select("version", "operationMetrics")
+            .collect()  # metadata of one commit
+        )
+        return rows[0].asDict(recursive=True) if rows else None

@@ -33,11 +33,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
+from warehouse_compare import compare
+from warehouse_compare import tables as compare_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -78,11 +76,6 @@ CONFIG_ENV = {
 EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
                    "silver/comment_sentiment", "silver/graph_metrics", "silver/communities",
                    "gold/user_features", "gold/user_labels", "gold/customer_segments"}
-# columns that differ between two runs by design
-RUN_COLUMNS = {"_run_id", "_ingested_at"}
-# results of iterative algorithms: compared with a looser relative tolerance
-ITERATIVE_COLUMNS = {"pagerank", "influence_percentile", "modularity"}
-RTOL, RTOL_ITERATIVE, ATOL = 1e-9, 1e-6, 1e-12
 
 # Runs STAGES in one driver process, as `spark-submit <script> <args>` would run each, then
 # records where executors import mktpipe from. argv: stages-json info-json-path
@@ -369,69 +362,6 @@ def _event_log(events_dir: Path) -> list[dict]:
     return apps
 
 
-def _tables(warehouse: Path) -> set[str]:
-    return {str(p.parent.relative_to(warehouse)) for p in warehouse.glob("*/*/_delta_log")}
-
-
-def _canonical(value):
-    """Nested values (lists, maps, structs) as JSON-able Python, maps sorted by key."""
-    if value is None:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
-        return value.isoformat()
-    return value
-
-
-def _load(path: Path, run_started: dt.datetime) -> tuple[pd.DataFrame, list[str], int]:
-    """A Delta table as a sorted pandas frame without run-specific columns.
-
-    Dropped: RUN_COLUMNS, and any timestamp column whose values all lie after the test
-    started (a time-of-run column). Nested columns become canonical JSON text.
-    Returns the frame, the dropped columns and the table's version.
-    """
-    from deltalake import DeltaTable
-
-    table = DeltaTable(str(path))
-    data = table.to_pyarrow_table()
-    dropped = []
-    for field in data.schema:
-        if field.name in RUN_COLUMNS or field.name.endswith("run_id"):
-            dropped.append(field.name)
-        elif pa.types.is_timestamp(field.type):
-            earliest = pc.min(data.column(field.name)).as_py()
-            if earliest is not None and earliest.tzinfo is None:
-                earliest = earliest.replace(tzinfo=dt.timezone.utc)
-            if earliest is not None and earliest >= run_started:
-                dropped.append(field.name)
-    frame = data.drop(dropped).to_pandas()
-    for field in data.schema:
-        if field.name in dropped:
-            continue
-        kind = field.type
-        if pa.types.is_map(kind):
-            frame[field.name] = [
-                None if v is None else json.dumps(sorted(_canonical(list(v))), default=str)
-                for v in frame[field.name]]
-        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)
-              or pa.types.is_struct(kind)):
-            frame[field.name] = [
-                None if v is None else json.dumps(_canonical(v), sort_keys=True, default=str)
-                for v in frame[field.name]]
-    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
-    keys = [c for c in frame.columns if c not in floats] + floats  # floats never decide order
-    if len(frame):
-        frame = frame.sort_values(keys, na_position="first", kind="mergesort")
-    return frame.reset_index(drop=True), dropped, table.version()
-
-
 def _manifest_stages(warehouse: Path) -> list[dict]:
     """Per-stage counts of every run manifest, timings and paths aside, in a stable order."""
     rows = []
@@ -510,28 +440,10 @@ def test_local_run_ran_in_local_mode(runs):
 
 def test_every_table_equals_local_mode(runs):
     local_wh, cluster_wh = runs["local"]["warehouse"], runs["cluster"]["warehouse"]
-    tables = _tables(local_wh)
+    tables = compare_tables(local_wh)
     assert EXPECTED_TABLES <= tables, f"missing tables: {sorted(EXPECTED_TABLES - tables)}"
-    assert _tables(cluster_wh) == tables
-    problems, summary = [], []
-    for name in sorted(tables):
-        left, dropped, left_version = _load(local_wh / name, runs["started"])
-        right, _, right_version = _load(cluster_wh / name, runs["started"])
-        summary.append(f"{name} {left.shape[0]}x{left.shape[1]} (-{','.join(dropped)})")
-        if left_version != right_version:
-            problems.append(f"{name}: version {left_version} locally, {right_version} on "
-                            "the cluster")
-        if list(left.columns) != list(right.columns) or len(left) != len(right):
-            problems.append(f"{name}: shape/columns differ: {left.shape} {list(left.columns)} "
-                            f"vs {right.shape} {list(right.columns)}")
-            continue
-        for col in left.columns:
-            rtol = RTOL_ITERATIVE if col in ITERATIVE_COLUMNS else RTOL
-            try:
-                pd.testing.assert_series_equal(left[col], right[col], check_exact=False,
-                                               rtol=rtol, atol=ATOL, obj=f"{name}.{col}")
-            except AssertionError as exc:
-                problems.append(str(exc)[:800])
+    assert compare_tables(cluster_wh) == tables
+    problems, summary = compare(local_wh, cluster_wh, runs["started"], tables)
     print("[compare] " + "; ".join(summary))
     assert not problems, "\n\n".join(problems)
 

@@ -13,7 +13,8 @@ def _config(**spark):
 def test_no_jars_means_embedded_defaults_and_no_maven(tmp_path):
     caps, extra = detect_capabilities(_config(jars_dir=str(tmp_path)))
     assert (caps.delta_spark, caps.graphframes, caps.spark_nlp) == (False, False, False)
-    assert "delta-spark_2.13" in caps.reasons["delta_spark"]
+    assert "delta-spark_<spark>_2.13" in caps.reasons["delta_spark"]
+    assert "make jars" in caps.reasons["delta_spark"]
     conf = build_conf(_config(), caps, extra)
     assert "spark.jars.packages" not in conf
     assert "spark.sql.extensions" not in conf
@@ -22,6 +23,7 @@ def test_no_jars_means_embedded_defaults_and_no_maven(tmp_path):
 
 def test_jars_in_the_jars_dir_enable_their_backends(tmp_path):
     for name in ("delta-spark_2.13-4.4.1.jar", "delta-storage-4.4.1.jar",
+                 "delta-kernel-api-4.4.1.jar",
                  "graphframes-spark4_2.13-0.12.3.jar", "spark-nlp_2.13-7.0.0.jar"):
         (tmp_path / name).write_bytes(b"")
     config = _config(jars_dir=str(tmp_path))
@@ -32,7 +34,33 @@ def test_jars_in_the_jars_dir_enable_their_backends(tmp_path):
     jars = conf["spark.jars"].split(",")
     assert any(j.endswith("delta-storage-4.4.1.jar") for j in jars)
     assert any(j.endswith("graphframes-spark4_2.13-0.12.3.jar") for j in jars)
+    # the folder is the resolved set: dependencies such as the kernel jars go along
+    assert any(j.endswith("delta-kernel-api-4.4.1.jar") for j in jars)
     assert "spark.jars.packages" not in conf
+
+
+def test_a_jar_built_for_another_spark_line_is_not_used(tmp_path):
+    from mktpipe.session import spark_line
+
+    other = "9.9" if spark_line() != "9.9" else "9.8"
+    for name in (f"delta-spark_{other}_2.13-4.4.0.jar", "delta-storage-4.4.0.jar"):
+        (tmp_path / name).write_bytes(b"")
+    caps, _ = detect_capabilities(_config(jars_dir=str(tmp_path)))
+    assert caps.delta_spark is False
+    assert f"built for Spark {other}" in caps.reasons["delta_spark"]
+    assert spark_line() in caps.reasons["delta_spark"]
+
+
+def test_the_jar_of_this_spark_line_is_used(tmp_path):
+    from mktpipe.session import jar_inventory, spark_line
+
+    for name in (f"delta-spark_{spark_line()}_2.13-4.4.0.jar", "delta-storage-4.4.0.jar"):
+        (tmp_path / name).write_bytes(b"")
+    config = _config(jars_dir=str(tmp_path))
+    caps, _ = detect_capabilities(config)
+    assert caps.delta_spark is True
+    assert [(name, version) for name, version, _ in jar_inventory(config)] == [
+        (f"delta-spark_{spark_line()}_2.13", "4.4.0"), ("delta-storage", "4.4.0")]
 
 
 def test_delta_jar_without_delta_storage_is_not_used(tmp_path):
