@@ -121,6 +121,9 @@ class GraphConfig(_Section):
     interaction_weight: float = Field(0.2, ge=0.0)  # per like/comment/share; a follow is 1
     pagerank_engine: Literal["auto", "spark", "igraph", "graphframes"] = "auto"
     louvain_engine: Literal["auto", "spark", "igraph"] = "auto"
+    lpa_engine: Literal["auto", "spark", "igraph"] = "auto"  # label propagation
+    lpa_max_iter: int = Field(20, ge=1)
+    components_engine: Literal["auto", "spark", "igraph"] = "auto"
     igraph_max_edges: int = Field(200_000, ge=0)
     damping: float = Field(0.85, gt=0.0, lt=1.0)
     tol: float = Field(1e-9, gt=0.0)

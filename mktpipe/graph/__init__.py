@@ -1,4 +1,5 @@
-"""Graph analytics: PageRank, Louvain communities and modularity on Spark edge lists.
+"""Graph analytics on Spark edge lists: PageRank, Louvain and label-propagation communities,
+connected components and modularity.
 
 Public API (see each function's docstring for conventions)::
 
@@ -6,11 +7,17 @@ Public API (see each function's docstring for conventions)::
              engine="auto") -> DataFrame[id, pagerank]
     louvain(edges, src="src", dst="dst", weight=None, resolution=1.0, engine="auto",
             seed=None) -> DataFrame[id, community]
+    label_propagation(edges, src="src", dst="dst", weight=None, max_iter=20, engine="auto",
+                      seed=None) -> DataFrame[id, community]
+    connected_components(edges, src="src", dst="dst", engine="auto",
+                         vertices=None) -> DataFrame[id, component]
     modularity(edges, communities, src="src", dst="dst", weight=None, resolution=1.0) -> float
 """
 
+from mktpipe.graph.components import connected_components
+from mktpipe.graph.label_propagation import label_propagation
 from mktpipe.graph.louvain import louvain
 from mktpipe.graph.modularity import modularity
 from mktpipe.graph.pagerank import pagerank
 
-__all__ = ["louvain", "modularity", "pagerank"]
+__all__ = ["connected_components", "label_propagation", "louvain", "modularity", "pagerank"]

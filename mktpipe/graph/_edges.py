@@ -17,9 +17,16 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import AtomicType, DataType, DoubleType, NumericType
+from pyspark.sql.types import (
+    AtomicType,
+    DataType,
+    DoubleType,
+    NumericType,
+    StructField,
+    StructType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ DST = "dst"
 WEIGHT = "weight"
 PAGERANK = "pagerank"
 COMMUNITY = "community"
+COMPONENT = "component"
 
 
 def require_columns(df: DataFrame, columns: list[str], name: str) -> None:
@@ -201,3 +209,24 @@ def materialise(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     cut = checkpoint_now(cached, checkpoint_dir)
     cached.unpersist()
     return cut
+
+
+def local_or_spark(undirected: DataFrame, engine: str, max_edges: int) -> str:
+    """The engine ``auto`` means: ``igraph`` when the undirected graph has at most
+    ``max_edges`` edges (one count job), else ``spark``; any other engine is kept."""
+    if engine != "auto":
+        return engine
+    return "igraph" if undirected.count() <= max_edges else "spark"
+
+
+def local_partition(
+    spark: SparkSession, ids: pd.Series, membership: list[int], vertices: DataFrame,
+    column: str,
+) -> DataFrame:
+    """An igraph membership list as ``DataFrame[id, column]``, each group named by its
+    smallest member id (same type as ``id``), as the spark engines name them."""
+    local = pd.DataFrame({ID: ids, "label": membership})
+    local[column] = local.groupby("label")[ID].transform("min")
+    ids_type = id_type(vertices)
+    schema = StructType([StructField(ID, ids_type, False), StructField(column, ids_type, False)])
+    return spark.createDataFrame(local[[ID, column]], schema=schema)

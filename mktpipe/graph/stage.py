@@ -1,4 +1,5 @@
-"""The graph stage: influence (PageRank) and communities (Louvain) for a snapshot.
+"""The graph stage: influence (PageRank), communities (Louvain, and label propagation as a
+baseline) and connected components for a snapshot.
 
 Graph, from data strictly before the snapshot:
 
@@ -9,13 +10,20 @@ Graph, from data strictly before the snapshot:
 - every user signed up before the snapshot is a vertex (isolated users: own community,
   teleport-only PageRank).
 
-PageRank runs on the directed weighted graph, Louvain on its undirected version. Outputs,
-partitioned by snapshot_date and overwritten per snapshot (a re-run is idempotent):
+PageRank runs on the directed weighted graph; Louvain, label propagation (LPA) and connected
+components on its undirected version. Outputs, partitioned by snapshot_date and overwritten per
+snapshot (a re-run is idempotent):
 
 - ``silver.graph_metrics``: user_id, snapshot_date, pagerank, influence_percentile (0-100,
-  share of users with a lower PageRank), community_id, community_size, in_degree, out_degree
-- ``silver.communities``: snapshot_date, community_id, size, internal_edges,
-  internal_density, top_creators (by PageRank), dominant_category, modularity
+  share of users with a lower PageRank), community_id, community_size, in_degree, out_degree,
+  component_id (the smallest user id of the user's connected component), lpa_community (the
+  smallest user id of the user's LPA community)
+- ``silver.communities`` (Louvain's): snapshot_date, community_id, size, internal_edges,
+  internal_density, top_creators (by PageRank), dominant_category, modularity, and for
+  comparison lpa_modularity and lpa_communities (the LPA partition's modularity and count)
+
+The stage result's details hold modularity, communities, lpa_modularity, lpa_communities,
+components and largest_component_share (share of the vertices in the largest component).
 """
 
 from __future__ import annotations
@@ -29,8 +37,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
-from mktpipe.config import Config
-from mktpipe.graph import louvain, modularity, pagerank
+from mktpipe.config import Config, GraphConfig
+from mktpipe.graph import (
+    connected_components,
+    label_propagation,
+    louvain,
+    modularity,
+    pagerank,
+)
 from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.quality.manifest import StageResult
 from mktpipe.storage import TableStore, open_store
@@ -191,6 +205,40 @@ def planted_nmi(spark: SparkSession, assignment: DataFrame, truth_dir: str) -> f
     return nmi_from_counts(counts)
 
 
+def components_and_lpa(
+    edges: DataFrame, g: GraphConfig, checkpoint_dir: str
+) -> tuple[DataFrame, DataFrame, dict]:
+    """Connected components and LPA communities of the undirected graph of ``edges``.
+
+    Input: the stage's ``edges[src, dst, weight]`` (a null ``dst`` declares a user). Output:
+    ``[id, component_id]`` and ``[id, lpa_community]`` (strings, persisted: the caller
+    unpersists) and the numbers for the stage result: ``lpa_modularity``, ``lpa_communities``,
+    ``components``, ``largest_component_share`` (of all vertices, 0-1).
+    """
+    components = connected_components(
+        edges, engine=g.components_engine, checkpoint_dir=checkpoint_dir,
+        igraph_max_edges=g.igraph_max_edges,
+    ).select("id", F.col("component").cast("string").alias("component_id")).persist()
+    lpa = label_propagation(
+        edges, weight=WEIGHT, max_iter=g.lpa_max_iter, engine=g.lpa_engine, seed=g.seed,
+        checkpoint_dir=checkpoint_dir, igraph_max_edges=g.igraph_max_edges,
+    ).select("id", F.col("community").cast("string").alias("lpa_community")).persist()
+    real = edges.filter(F.col(DST).isNotNull())
+    sizes = (
+        components.groupBy("component_id").agg(F.count(F.lit(1)).alias("size"))
+        .agg(F.count(F.lit(1)).alias("components"), F.max("size").alias("largest"),
+             F.sum("size").alias("vertices"))
+        .first()
+    )
+    stats = {
+        "lpa_modularity": modularity(real, lpa, weight=WEIGHT, community_col="lpa_community"),
+        "lpa_communities": lpa.agg(F.countDistinct("lpa_community")).first()[0],
+        "components": sizes["components"],
+        "largest_component_share": sizes["largest"] / sizes["vertices"],
+    }
+    return components, lpa, stats
+
+
 def run_graph(
     spark: SparkSession,
     config: Config,
@@ -238,6 +286,7 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
                          igraph_max_edges=g.igraph_max_edges).persist()
     q = modularity(real, assignment, weight=WEIGHT,
                    resolution=g.resolution)
+    components, lpa, structure = components_and_lpa(edges, g, checkpoints)
     undirected = real.select(F.least(SRC, DST).alias(SRC), F.greatest(SRC, DST).alias(DST)
                              ).distinct()
     sizes = assignment.groupBy("community").agg(F.count(F.lit(1)).alias("community_size"))
@@ -247,12 +296,14 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
         influence_percentile(ranks)
         .join(assignment, "id", "left").join(sizes, "community", "left")
         .join(in_deg, "id", "left").join(out_deg, "id", "left")
+        .join(components, "id", "left").join(lpa, "id", "left")
         .select(
             F.col("id").alias(S.USER_ID), F.lit(snapshot_date).alias(S.SNAPSHOT_DATE),
             "pagerank", "influence_percentile", F.col("community").alias("community_id"),
             "community_size",
             F.coalesce("in_degree", F.lit(0)).cast("long").alias("in_degree"),
             F.coalesce("out_degree", F.lit(0)).cast("long").alias("out_degree"),
+            "component_id", "lpa_community",
             F.lit(run_id).alias(S.RUN_ID),
         )
     )
@@ -261,6 +312,8 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
         assignment, undirected, ranks, users,
         category_views(events, videos, snapshot_date, g.interaction_window_days), g.top_creators,
     ).select(F.lit(snapshot_date).alias(S.SNAPSHOT_DATE), "*", F.lit(q).alias("modularity"),
+             F.lit(structure["lpa_modularity"]).alias("lpa_modularity"),
+             F.lit(structure["lpa_communities"]).cast("long").alias("lpa_communities"),
              F.lit(run_id).alias(S.RUN_ID))
     where = {S.SNAPSHOT_DATE: snapshot_date.isoformat()}
     written = {
@@ -273,10 +326,14 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
     result.details.update(
         modularity=q, communities=store.last_write.rows, vertices=result.rows_out,
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.paths.truth),
+        **structure,
     )
-    log.info("graph %s: %d vertices, %d edges, %d communities, modularity %.4f, NMI %s",
+    log.info("graph %s: %d vertices, %d edges, %d communities, modularity %.4f, NMI %s; "
+             "LPA %d communities, modularity %.4f; %d components, largest %.1f%%",
              snapshot_date, result.rows_out, result.details["edges"],
-             result.details["communities"], q, result.details["planted_nmi"])
-    ranks.unpersist()
-    assignment.unpersist()
+             result.details["communities"], q, result.details["planted_nmi"],
+             structure["lpa_communities"], structure["lpa_modularity"],
+             structure["components"], 100 * structure["largest_component_share"])
+    for frame in (ranks, assignment, components, lpa):
+        frame.unpersist()
     return written

@@ -192,6 +192,11 @@ def _community_blocks(communities, snap: dt.date) -> list:
     intro = (f"{fmt.fmt_int(totals.get('communities'))} communities among "
              f"{fmt.fmt_int(totals.get('users'))} users; modularity {fmt.fmt_num(q, 2)} "
              "(above 0.3 means clearly separated communities).")
+    if totals.get("lpa_modularity") is not None:
+        intro += (f" Label propagation, a cheaper method used as a baseline, finds "
+                  f"{fmt.fmt_int(totals.get('lpa_communities'))} communities with modularity "
+                  f"{fmt.fmt_num(totals['lpa_modularity'], 2)} (Louvain's: "
+                  f"{fmt.fmt_num(q, 2)}).")
     def label(community, category) -> str:
         name = f"#{community}" if str(community).isdigit() else _text(community)
         return f"{name} · {category or 'mixed'}"

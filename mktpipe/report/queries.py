@@ -154,13 +154,17 @@ def top_influencers(metrics: DataFrame, n: int = 10) -> tuple[pd.DataFrame, int]
 
 
 def top_communities(communities: DataFrame, n: int = 10) -> tuple[pd.DataFrame, dict]:
-    """The ``n`` largest communities of one snapshot and totals (count, users, modularity)."""
+    """The ``n`` largest communities of one snapshot and totals (count, users, modularity, and
+    the label-propagation baseline's modularity and count where the table has them)."""
     cols = [c for c in ("community_id", "size", "internal_density", "top_creators",
                         "dominant_category") if c in communities.columns]
     top = communities.select(*cols).orderBy(F.desc("size"), "community_id").limit(n).toPandas()
+    # tables written before the graph stage ran label propagation lack the lpa_ columns
+    baseline = [F.max(c).alias(c) for c in ("lpa_modularity", "lpa_communities")
+                if c in communities.columns]
     totals = communities.agg(F.count(F.lit(1)).alias("communities"),
                              F.sum("size").alias("users"),
-                             F.max("modularity").alias("modularity")).first().asDict()
+                             F.max("modularity").alias("modularity"), *baseline).first().asDict()
     return top, totals
 
 

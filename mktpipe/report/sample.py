@@ -56,10 +56,12 @@ FEATURES_SCHEMA = ("user_id string, snapshot_date date, active_days_30d long, vi
                    "days_since_last_active long, _run_id string")
 METRICS_SCHEMA = ("user_id string, snapshot_date date, pagerank double, "
                   "influence_percentile double, community_id string, community_size long, "
-                  "in_degree long, out_degree long, _run_id string")
+                  "in_degree long, out_degree long, component_id string, lpa_community string, "
+                  "_run_id string")
 COMMUNITIES_SCHEMA = ("snapshot_date date, community_id string, size long, internal_edges long, "
                       "internal_density double, top_creators array<string>, "
-                      "dominant_category string, modularity double, _run_id string")
+                      "dominant_category string, modularity double, lpa_modularity double, "
+                      "lpa_communities long, _run_id string")
 
 
 @dataclass
@@ -159,12 +161,15 @@ def write_tables(spark, config: Config, sample: Sample) -> None:
                             "snapshot_date": day, "pagerank": float(pr),
                             "influence_percentile": 100.0 * (29 - i) / 30,
                             "community_id": str(i % 3), "community_size": 10,
-                            "in_degree": 30 - i, "out_degree": i, "_run_id": "sample"})
+                            "in_degree": 30 - i, "out_degree": i, "component_id": "creator00",
+                            "lpa_community": str(i % 4), "_run_id": "sample"})
         for k, (size, cat) in enumerate(((14, "beauty"), (10, "food"), (6, None))):
             communities.append({"snapshot_date": day, "community_id": str(k), "size": size,
                                 "internal_edges": 3 * size, "internal_density": 0.4 - 0.1 * k,
                                 "top_creators": [f"creator{k:02d}", f"creator{k + 3:02d}"],
                                 "dominant_category": cat, "modularity": 0.42,
+                                "lpa_modularity": 0.37 if back > 0 else 0.11,
+                                "lpa_communities": 4 if back > 0 else 9,
                                 "_run_id": "sample"})
     store.write(_rows(spark, metrics, METRICS_SCHEMA), "silver.graph_metrics", mode="overwrite",
                 partition_by=[S.SNAPSHOT_DATE])

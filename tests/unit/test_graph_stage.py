@@ -72,6 +72,16 @@ def _oracle():
     return g
 
 
+def _undirected_oracle() -> nx.Graph:
+    """The undirected graph Louvain, LPA and components see: both directions' weights summed."""
+    undirected = nx.Graph()
+    for s, d, data in _oracle().edges(data=True):
+        w = undirected.get_edge_data(s, d, {"weight": 0.0})["weight"]
+        undirected.add_edge(s, d, weight=w + data["weight"])
+    undirected.add_node("z")
+    return undirected
+
+
 def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
     cfg, store = graph_env
     run_graph(spark, cfg, SNAP, store=store)
@@ -99,16 +109,40 @@ def test_communities_recover_the_two_groups_and_isolate_z(spark, graph_env):
     assert a.internal_density == pytest.approx(5 / 6)
     assert a.top_creators == ["a1"]
     assert a.dominant_category is None  # no views in the window
-    undirected = nx.Graph()
-    for s, d, data in _oracle().edges(data=True):
-        w = undirected.get_edge_data(s, d, {"weight": 0.0})["weight"]
-        undirected.add_edge(s, d, weight=w + data["weight"])
-    undirected.add_node("z")
+    undirected = _undirected_oracle()
     groups = {}
     for u, c in community.items():
         groups.setdefault(c, set()).add(u)
     expected_q = nx.community.modularity(undirected, groups.values(), weight="weight")
     assert a.modularity == pytest.approx(expected_q, abs=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["auto", "spark"])  # auto: igraph on a graph this small
+def test_components_and_label_propagation_equal_networkx(spark, graph_env, engine):
+    cfg, store = graph_env
+    cfg.graph.components_engine = cfg.graph.lpa_engine = engine
+    result = run_graph(spark, cfg, SNAP, store=store)
+    rows = {r.user_id: r for r in store.read(METRICS_TABLE).collect()}
+    undirected = _undirected_oracle()
+
+    expected_components = {u: min(part) for part in nx.connected_components(undirected)
+                           for u in part}
+    assert {u: r.component_id for u, r in rows.items()} == expected_components
+    assert expected_components["b4"] == "a1" and expected_components["z"] == "z"
+
+    lpa_parts = list(nx.community.label_propagation_communities(undirected))
+    expected_lpa = {u: min(part) for part in lpa_parts for u in part}
+    assert {u: r.lpa_community for u, r in rows.items()} == expected_lpa
+    assert set(expected_lpa.values()) == {"a1", "b1", "z"}  # the two groups and z alone
+
+    d = result.details
+    expected_q = nx.community.modularity(undirected, lpa_parts, weight="weight")
+    assert d["lpa_modularity"] == pytest.approx(expected_q, abs=1e-9)
+    assert (d["lpa_communities"], d["components"]) == (3, 2)
+    assert d["largest_component_share"] == pytest.approx(8 / 9)
+    assert d["modularity"] == pytest.approx(expected_q, abs=1e-9)  # Louvain finds the same
+    summary = store.read(COMMUNITIES_TABLE).collect()
+    assert {(r.lpa_modularity, r.lpa_communities) for r in summary} == {(d["lpa_modularity"], 3)}
 
 
 def test_data_after_the_snapshot_changes_nothing(spark, graph_env, tmp_path):

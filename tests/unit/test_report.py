@@ -168,6 +168,11 @@ def test_model_segment_graph_and_quality_sections(report, sample):
     assert result.details["graph_snapshot"] == str(SNAP - dt.timedelta(days=7))
     top = table_rows(page, "top-influencers")
     assert len(top) == 10 and top[0][1] == "creator00" and "future" not in page
+    # the label-propagation baseline beside Louvain's modularity, from the same (S-7) snapshot
+    influencers = html.unescape(section_html(page, "influencers"))
+    assert "3 communities among 30 users; modularity 0.42" in influencers
+    assert ("Label propagation, a cheaper method used as a baseline, finds 4 communities with "
+            "modularity 0.37 (Louvain's: 0.42).") in influencers
     # data quality: runs up to S only; quarantine before S only
     stages = table_rows(page, "stage-runs")
     assert {r[0] for r in stages} == {"ingest", "daily"}
