@@ -6,11 +6,14 @@
 #
 #   scripts/resolve-jars.sh [JARS_DIR]        (default: jars)
 #   MKTPIPE_SKIP_JARS=1 scripts/resolve-jars.sh   skip resolution (embedded defaults only)
+#   MVN=/path/to/mvn MVN_ARGS="-s settings.xml"   another Maven, or a mirror / proxy settings
 set -uo pipefail
 cd "$(dirname "$0")/.."
 POM=jvm/pom.xml
 OUT=${1:-jars}
 PROFILES=(delta graphframes sparknlp)
+MVN=${MVN:-mvn}
+read -r -a MVN_EXTRA <<< "${MVN_ARGS:-}"
 declare -A FALLBACK=(
   [delta]="Delta tables use delta-rs (Spark writes Parquet, deltalake commits)"
   [graphframes]="PageRank uses igraph / DataFrame power iteration; no GraphFrames components or LPA"
@@ -20,8 +23,8 @@ declare -A FALLBACK=(
 if [ -n "${MKTPIPE_SKIP_JARS:-}" ]; then
   echo "jars: MKTPIPE_SKIP_JARS is set; every capability uses its embedded default"; exit 0
 fi
-if ! command -v mvn >/dev/null 2>&1; then
-  echo "jars: mvn not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}"
+if ! command -v "$MVN" >/dev/null 2>&1; then
+  echo "jars: $MVN not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}"
   exit 0
 fi
 mkdir -p "$OUT"
@@ -35,7 +38,7 @@ for profile in "${PROFILES[@]}"; do
   [ -f "$OUT/.resolved-$profile" ] && continue
   tmp=$(mktemp -d)
   log=$(mktemp)
-  if timeout 600 mvn -B -q -f "$POM" -P "$profile" dependency:copy-dependencies \
+  if timeout 600 "$MVN" -B -q "${MVN_EXTRA[@]}" -f "$POM" -P "$profile" dependency:copy-dependencies \
        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$log" 2>&1 \
      && compgen -G "$tmp/*.jar" >/dev/null; then
     ls "$tmp" > "$OUT/.resolved-$profile"

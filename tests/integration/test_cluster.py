@@ -240,6 +240,13 @@ def landing(tmp_path_factory) -> Path:
     return root
 
 
+def _extension_jars() -> list[Path]:
+    from mktpipe.config import load_config
+    from mktpipe.session import jar_inventory
+
+    return [path for _, _, path in jar_inventory(load_config("test", environ={}))]
+
+
 def _submit(mode: str, master_args: list[str], landing: Path, root: Path) -> dict:
     """Start one spark-submit of STAGES into ``root``; returns what _wait and _result need."""
     spark_home = _pyspark_dir()
@@ -261,8 +268,11 @@ def _submit(mode: str, master_args: list[str], landing: Path, root: Path) -> dic
         env[f"MKTPIPE__PATHS__{key.upper()}"] = str(root / key)
     driver = root / "driver.py"
     driver.write_text(DRIVER)
+    # the resolved extension jars (make jars) travel with --jars, as on a real cluster
+    jars = [str(j) for j in _extension_jars()]
     cmd = [
         str(spark_home / "bin" / "spark-submit"), *master_args,
+        *(["--jars", ",".join(jars)] if jars else []),
         "--driver-memory", "1g",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir={events}",
@@ -451,6 +461,9 @@ def test_every_table_equals_local_mode(runs):
 def test_run_manifests_agree(runs):
     local = _manifest_stages(runs["local"]["warehouse"])
     cluster = _manifest_stages(runs["cluster"]["warehouse"])
+    has_delta_jar = any(p.name.startswith("delta-spark") for p in _extension_jars())
+    storage = {(r["backend"] or {}).get("storage") for r in cluster if r["backend"]}
+    assert storage == ({"delta-spark"} if has_delta_jar else {"delta-rs"})
     assert len(local) >= len(STAGES)
     assert all(r["status"] == "ok" for r in local)
     assert cluster == local
