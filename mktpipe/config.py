@@ -72,6 +72,9 @@ class StorageConfig(_Section):
     backend: Literal["auto", "delta-rs", "delta-spark"] = "auto"
     target_file_rows: int = Field(1_000_000, ge=1000)  # a write splits files above this
     target_file_mb: int = Field(128, ge=1)  # OPTIMIZE bin-packs files up to this size
+    # add_columns: a write may add new nullable columns (an upgrade adding an output column);
+    # strict: any difference is refused. A missing column or changed type is always refused.
+    schema_evolution: Literal["add_columns", "strict"] = "add_columns"
 
 
 class GenerateConfig(_Section):

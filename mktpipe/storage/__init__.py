@@ -62,7 +62,11 @@ def open_store(spark: SparkSession, config: Config) -> TableStore:
     if backend == "delta-spark":
         from mktpipe.storage.delta_spark import DeltaSparkStore
 
-        return DeltaSparkStore(spark, warehouse, **sizes)
-    from mktpipe.storage.delta_rs import DeltaRsStore
+        store = DeltaSparkStore(spark, warehouse, **sizes)
+    else:
+        from mktpipe.storage.delta_rs import DeltaRsStore
 
-    return DeltaRsStore(spark, warehouse, **sizes)
+        store = DeltaRsStore(spark, warehouse, **sizes)
+    store.add_columns = config.storage.schema_evolution == "add_columns"
+    return store
+

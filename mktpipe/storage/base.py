@@ -135,6 +135,30 @@ def schema_differences(expected: StructType, actual: StructType) -> list[str]:
     return problems
 
 
+def evolved_schema(table: str, current: StructType, incoming: StructType,
+                   add_columns: bool) -> StructType | None:
+    """The table schema a write of ``incoming`` leads to, or None when it stays the same.
+
+    Columns new in ``incoming`` are added (nullable, at the end) when ``add_columns``; a
+    missing column or a changed type is always refused with SchemaMismatchError."""
+    from pyspark.sql.types import StructField
+
+    problems = schema_differences(current, incoming)
+    known = set(current.fieldNames())
+    added = [f for f in incoming.fields if f.name not in known]
+    if add_columns:
+        problems = [p for p in problems if not p.startswith("unexpected columns")]
+    if problems:
+        hint = "" if add_columns else " (storage.schema_evolution is strict)"
+        raise SchemaMismatchError(
+            f"data for {table} does not match the table schema: {'; '.join(problems)}{hint}"
+        )
+    if not added:
+        return None
+    return StructType(list(current.fields)
+                      + [StructField(f.name, f.dataType, True, f.metadata) for f in added])
+
+
 def _strip_nullability(dtype):
     from pyspark.sql.types import ArrayType, MapType, StructField
 
@@ -164,6 +188,8 @@ class TableStore(ABC):
         self.spark = spark
         self.warehouse = str(warehouse)
         self.last_write: WriteStats | None = None
+        # a write may add new (nullable) columns to a table; other schema changes are refused
+        self.add_columns = True
 
     # --- naming --------------------------------------------------------------------------
     def path(self, table: str) -> str:

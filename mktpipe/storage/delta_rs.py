@@ -42,6 +42,7 @@ from mktpipe.storage.base import (
     TableStore,
     WriteStats,
     cluster_by_partitions,
+    evolved_schema,
     retry_on_conflict,
     schema_differences,
 )
@@ -178,12 +179,18 @@ class DeltaRsStore(TableStore):
                     f"replace_where on {table} names {unknown}, which are not partition "
                     f"columns (partition columns: {partitions})"
                 )
-        self._check_df_schema(table, exists, df)
+        evolved = self._check_df_schema(table, exists, df, self.add_columns)
+        if evolved is not None:
+            # the new columns go last, as in the table's new schema
+            df = df.select(*[F.col(f"`{n}`") for n in evolved.fieldNames()])
+            log.info("%s: adding columns %s", table,
+                     evolved.fieldNames()[len(self.schema(table).fieldNames()):])
         if any(isinstance(f.dataType, TimestampNTZType) for f in df.schema.fields):
             raise SchemaMismatchError(
                 f"{table}: TIMESTAMP_NTZ columns need a newer Delta protocol; cast to timestamp"
             )
-        version = self._write_commit(df, table, mode, exists, partitions, replace_where)
+        version = self._write_commit(df, table, mode, exists, partitions, replace_where,
+                                     evolved=evolved)
         if version is None:
             raise _LostRace(table)  # only an exclusive commit (merge_insert) can lose
         return version
@@ -219,7 +226,8 @@ class DeltaRsStore(TableStore):
         return retry_on_conflict(attempt, table, _is_conflict, "merge_insert")
 
     def _write_commit(self, df, table, mode, exists, partitions, replace_where,
-                      read_version: int | None = None) -> int | None:
+                      read_version: int | None = None, evolved: StructType | None = None
+                      ) -> int | None:
         """Write files, check them, commit; the new version (None: lost an exclusive race).
 
         Appends commit whatever else committed meanwhile (blind appends never conflict).
@@ -236,7 +244,7 @@ class DeltaRsStore(TableStore):
             log.info("%s v%s: append of 0 rows, nothing committed", table, version)
             return version
         try:
-            self._check_file_schemas(table, exists, df, partitions, actions)
+            self._check_file_schemas(table, exists, df, partitions, actions, evolved)
             if replace_where:
                 self._check_within(table, actions, replace_where)
             if read_version is not None:
@@ -245,12 +253,12 @@ class DeltaRsStore(TableStore):
             elif mode == "overwrite" and exists:
                 version = retry_on_conflict(
                     lambda: self._commit(table, exists, df, mode, partitions, actions,
-                                         replace_where, read_version=-1),
+                                         replace_where, read_version=-1, evolved=evolved),
                     table, _is_conflict, "overwrite",
                 )
             else:
                 version = self._commit(table, exists, df, mode, partitions, actions,
-                                       replace_where)
+                                       replace_where, evolved=evolved)
         except BaseException as exc:
             self._discard(root, actions)
             if read_version is not None and _is_conflict(exc):
@@ -281,14 +289,12 @@ class DeltaRsStore(TableStore):
             raise ValueError(f"partition_by {missing} not among the columns of {table}'s data")
         return partitions
 
-    def _check_df_schema(self, table: str, exists: bool, df: DataFrame) -> None:
+    def _check_df_schema(self, table: str, exists: bool, df: DataFrame,
+                         add_columns: bool = False) -> StructType | None:
+        """The evolved table schema when ``df`` adds columns (None: unchanged)."""
         if not exists:
-            return
-        problems = schema_differences(self.schema(table), df.schema)
-        if problems:
-            raise SchemaMismatchError(
-                f"data for {table} does not match the table schema: {'; '.join(problems)}"
-            )
+            return None
+        return evolved_schema(table, self.schema(table), df.schema, add_columns)
 
     def _write_files(self, df: DataFrame, root: str, partitions: list[str]) -> list[_Added]:
         write_id = uuid.uuid4().hex
@@ -317,8 +323,8 @@ class DeltaRsStore(TableStore):
             fs.delete_dir(staging_path)
         return added
 
-    def _check_file_schemas(self, table, exists, df, partitions, actions) -> None:
-        expected = self.schema(table) if exists else _nullable(df.schema)
+    def _check_file_schemas(self, table, exists, df, partitions, actions, evolved=None) -> None:
+        expected = evolved or (self.schema(table) if exists else _nullable(df.schema))
         expected = StructType([f for f in expected.fields if f.name not in partitions])
         for action in actions:
             arrow = pf.arrow_schema(action.metadata)
@@ -345,7 +351,7 @@ class DeltaRsStore(TableStore):
                     )
 
     def _commit(self, table, exists, df, mode, partitions, actions, replace_where,
-                read_version: int | None = None) -> int:
+                read_version: int | None = None, evolved: StructType | None = None) -> int:
         """Commit ``actions``; with ``read_version`` (-1: the latest) the commit must be the
         next version after it (no automatic retry by delta-rs), else CommitFailedError."""
         root = self.path(table)
@@ -377,7 +383,9 @@ class DeltaRsStore(TableStore):
                 for col, val in replace_where.items()
             ]
         dt.create_write_transaction(
-            adds, mode=mode, schema=dt.schema(), partition_by=partitions or None,
+            adds, mode=mode,
+            schema=Schema.from_json(evolved.json()) if evolved is not None else dt.schema(),
+            partition_by=partitions or None,
             partition_filters=filters, commit_properties=props,
         )
         # this commit's version, found by its tag: the latest may already be another writer's

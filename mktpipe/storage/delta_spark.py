@@ -22,9 +22,9 @@ from mktpipe.storage.base import (
     TableStore,
     WriteStats,
     cluster_by_partitions,
+    evolved_schema,
     replace_where_sql,
     retry_on_conflict,
-    schema_differences,
 )
 
 log = logging.getLogger(__name__)
@@ -130,12 +130,9 @@ class DeltaSparkStore(TableStore):
         self._check_mode(mode, replace_where)
         path = self.path(table)
         exists = self.exists(table)
+        evolved = None
         if exists:
-            problems = schema_differences(self.schema(table), df.schema)
-            if problems:
-                raise SchemaMismatchError(
-                    f"data for {table} does not match the table schema: {'; '.join(problems)}"
-                )
+            evolved = evolved_schema(table, self.schema(table), df.schema, self.add_columns)
             current = self.partition_columns(table)
             if partition_by is not None and list(partition_by) != current:
                 raise SchemaMismatchError(
@@ -157,6 +154,10 @@ class DeltaSparkStore(TableStore):
             .write.format("delta").mode(mode).option("maxRecordsPerFile", self.target_file_rows)
             .option("userMetadata", commit_tag)
         )
+        if evolved is not None:
+            writer = writer.option("mergeSchema", "true")
+            log.info("%s: adding columns %s", table,
+                     [f.name for f in evolved.fields[len(self.schema(table).fields):]])
         if partitions and not exists:
             writer = writer.partitionBy(*partitions)
         if replace_where:

@@ -123,3 +123,25 @@ def test_maintain_names_an_unknown_table(spark, tmp_path):
     store.write(_rows(spark, 0, 3), "silver.known")
     with pytest.raises(InputError, match=r"silver\.nope.*silver\.known"):
         maintain_tables(store, ["silver.nope"])
+
+
+@pytest.mark.parametrize("backend", ["delta-rs", "delta-spark"])
+def test_a_new_output_column_is_added_and_old_rows_read_null(spark, tmp_path, backend):
+    stores = _stores(spark, str(tmp_path / "wh"))
+    store = stores[backend]
+    table = "silver.evolving"
+    store.write(_rows(spark, 0, 6), table, partition_by=["day"])
+    wider = _rows(spark, 100, 3, day_index=1).withColumn("score", F.col("id") * 0.5)
+    store.write(wider, table, mode="overwrite", replace_where={"day": DAYS[1].isoformat()})
+    assert store.schema(table).fieldNames() == ["id", "name", "day", "score"]
+    for reader in stores.values():  # both backends read the evolved table
+        got = {r.id: r.score for r in reader.read(table).collect()}
+        assert got[100] == 50.0 and got[0] is None and len(got) == 7 - 2 + 3
+    # a changed type or a missing column is still refused, and strict refuses new columns
+    from mktpipe.storage import SchemaMismatchError
+
+    with pytest.raises(SchemaMismatchError, match="score"):
+        store.write(wider.withColumn("score", F.col("score").cast("string")), table)
+    store.add_columns = False
+    with pytest.raises(SchemaMismatchError, match="unexpected columns.*strict"):
+        store.write(wider.withColumn("extra", F.lit(1)), table)
