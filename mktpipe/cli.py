@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     mnt.add_argument("--vacuum-hours", type=float, default=None,
                      help="keep files referenced by versions newer than this many hours "
                           "(default 168, Delta's own; lower loses time travel)")
+    mnt.add_argument("--full", action="store_true",
+                     help="full VACUUM: also list every folder for files no commit ever "
+                          "referenced (slower; default LITE uses the log's tombstones)")
     _common(mnt)
 
     doc = sub.add_parser(
@@ -431,7 +434,7 @@ def cmd_maintain(args) -> int:
     spark = get_spark(config)
     store = open_store(spark, config)
     print(f"mktpipe maintain {store.warehouse} ({store.backend}), vacuum retention {hours:g} h")
-    results = maintain_tables(store, args.table or None, hours)
+    results = maintain_tables(store, args.table or None, hours, full_vacuum=args.full)
     print(f"{'table':<34} {'files before':>12} {'after':>6} {'compacted':>9} "
           f"{'vacuumed':>8} {'version':>7}")
     for r in results:

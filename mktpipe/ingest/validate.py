@@ -7,7 +7,10 @@ failing rule names the reason; see ``schemas.REASON_CODES``):
     BAD_ENCODING      the line held bytes that are not UTF-8 (decoded as U+FFFD)
     MALFORMED_RECORD  not a JSON object / wrong CSV field count / blank line
     MISSING_REQUIRED  a required field absent, null or empty
-    WRONG_TYPE        a field that does not parse as its type (or a non-finite number)
+    WRONG_TYPE        a JSON value whose JSON type its field does not allow (an object or
+                      array where a scalar belongs, a quoted number, an epoch number for a
+                      time: see JSON_TYPES), or a value that does not parse as its type (or
+                      a non-finite number)
     UNKNOWN_ENUM      a value outside its enum (event type, currency, device, ...)
     OUT_OF_RANGE      negative amounts, negative or impossible watch time, duration <= 0
     FUTURE_TIMESTAMP  event time after the landing date's end plus tolerance, or after now
@@ -30,6 +33,23 @@ REASON = "reason_code"
 DETAIL = "reason_detail"
 CORRUPT = "_corrupt"
 PARSED = "_parsed"
+VARIANT = "_variant"  # JSON sources: the line as a Variant, for each value's JSON type
+
+# The JSON types (as schema_of_variant names them) a raw field of each kind may have. Spark's
+# from_json reads an object or array into a string field as its JSON text, and a quoted number
+# casts to a number: without this check {"order_id": {"nested": 1}} would land as an id.
+_INTEGER = ("BIGINT", "INT", "SMALLINT", "TINYINT")
+_NUMBER = _INTEGER + ("DOUBLE", "FLOAT", "DECIMAL")
+JSON_TYPES: dict[str, tuple[str, ...]] = {
+    "string": ("STRING",) + _NUMBER,  # ids and codes exported as numbers are still ids
+    "double": _NUMBER,
+    "long": _INTEGER,
+    "int": _INTEGER,
+    "boolean": ("BOOLEAN",),
+    "timestamp": ("STRING",),  # ISO-8601 text; an epoch number is not accepted
+    "date": ("STRING",),
+    "array<string>": ("ARRAY<STRING>", "ARRAY<VOID>"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,10 +102,29 @@ def parse_raw(lines: DataFrame, source: str) -> DataFrame:
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     schema = _raw_schema(source)
     if file_format(source) == "csv":
-        parsed = F.from_csv(F.col(RAW), schema.simpleString(), options)
-    else:
-        parsed = F.from_json(F.col(RAW), schema, options)
-    return lines.withColumn(PARSED, parsed)
+        return lines.withColumn(PARSED, F.from_csv(F.col(RAW), schema.simpleString(), options))
+    return (
+        lines.withColumn(PARSED, F.from_json(F.col(RAW), schema, options))
+        .withColumn(VARIANT, F.try_parse_json(F.col(RAW)))
+    )
+
+
+def _json_type(name: str) -> Column:
+    """The JSON type of field ``name`` (``STRING``, ``BIGINT``, ``OBJECT<...>``, ``VOID``...)."""
+    return F.schema_of_variant(F.variant_get(F.col(VARIANT), f"$.{name}", "variant"))
+
+
+def _json_type_failure(name: str, kind: str) -> tuple[Column, Column]:
+    """(a present value whose JSON type the kind does not allow, detail)."""
+    json_type = _json_type(name)
+    base = F.regexp_extract(json_type, r"^([A-Z]+)", 1)
+    allowed = JSON_TYPES[kind]
+    scalar_ok = base.isin([t for t in allowed if "<" not in t])
+    nested_ok = json_type.isin([t for t in allowed if "<" in t])
+    bad = json_type.isNotNull() & (json_type != "VOID") & ~(scalar_ok | nested_ok)
+    detail = F.concat(F.lit(f"{name} is a JSON "), F.substring(json_type, 1, 40),
+                      F.lit(f", expected {kind}"))
+    return bad, detail
 
 
 def _raw(name: str) -> Column:
@@ -131,6 +170,10 @@ def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
     ]
     for name in S.REQUIRED_FIELDS[source]:
         checks.append((_is_blank(_raw(name)), S.REASON_MISSING_REQUIRED, F.lit(f"{name} missing")))
+    if file_format(source) == "json":
+        for name, kind in S.RAW_FIELDS[source]:
+            bad, detail = _json_type_failure(name, kind)
+            checks.append((bad, S.REASON_WRONG_TYPE, detail))
     for name, kind in S.RAW_FIELDS[source]:
         if kind != "string":
             detail = F.concat(F.lit(f"{name}="), F.substring(_raw(name), 1, 40),

@@ -268,10 +268,13 @@ class TableStore(ABC):
         (0 and no commit when there was nothing to compact)."""
 
     @abstractmethod
-    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS) -> int:
+    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS,
+               full: bool = False) -> int:
         """Delete files no version newer than ``retention_hours`` references; return how many.
 
-        Time travel to versions older than the retention stops working for those files."""
+        Time travel to versions older than the retention stops working for those files. The
+        default (LITE) deletes the files the log's tombstones name; ``full`` also lists every
+        folder for files no commit referenced (slower)."""
 
     def tables(self) -> list[str]:
         """Every ``layer.name`` Delta table under the warehouse (local or object storage)."""
@@ -303,12 +306,12 @@ class TableStore(ABC):
         return sum(1 for info in list_parquet(fs, root)
                    if "/_delta_log/" not in info.path and "/_staging/" not in info.path)
 
-    def maintain(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS
-                 ) -> MaintenanceStats:
+    def maintain(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS,
+                 full_vacuum: bool = False) -> MaintenanceStats:
         """OPTIMIZE (compaction) then VACUUM one table."""
         before = self.file_count(table)
         compacted = self.optimize(table)
-        vacuumed = self.vacuum(table, retention_hours)
+        vacuumed = self.vacuum(table, retention_hours, full=full_vacuum)
         return MaintenanceStats(table, before, self.file_count(table), compacted, vacuumed,
                                 self.version(table))
 

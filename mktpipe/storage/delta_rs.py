@@ -121,12 +121,13 @@ class DeltaRsStore(TableStore):
                  int(metrics.get("numFilesAdded", 0)))
         return removed
 
-    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS) -> int:
+    def vacuum(self, table: str, retention_hours: float = DEFAULT_VACUUM_HOURS,
+               full: bool = False) -> int:
         dt = self._table(table)
         before = self.data_files_on_disk(table)
         # delta-rs returns every tombstoned path, deleted now or before: count the disk
         dt.vacuum(retention_hours=int(retention_hours), dry_run=False,
-                  enforce_retention_duration=False)
+                  enforce_retention_duration=False, full=full)
         deleted = before - self.data_files_on_disk(table)
         deleted_staging = self._clean_staging(table, retention_hours)
         log.info("%s: vacuum deleted %d files (+%d abandoned staging files)", table,

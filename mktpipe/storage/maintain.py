@@ -20,6 +20,7 @@ def maintain_tables(
     store: TableStore,
     tables: Sequence[str] | None = None,
     vacuum_hours: float = DEFAULT_VACUUM_HOURS,
+    full_vacuum: bool = False,
 ) -> list[MaintenanceStats]:
     """OPTIMIZE then VACUUM ``tables`` (default: every table of the warehouse).
 
@@ -43,7 +44,7 @@ def maintain_tables(
         )
     results = []
     for table in wanted:
-        stats = store.maintain(table, vacuum_hours)
+        stats = store.maintain(table, vacuum_hours, full_vacuum)
         log.info("%s: files %d -> %d (%d compacted, %d vacuumed), v%d", table,
                  stats.files_before, stats.files_after, stats.files_compacted,
                  stats.files_vacuumed, stats.version)
