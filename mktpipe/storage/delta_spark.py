@@ -6,6 +6,7 @@ Same contract as the delta-rs store; tables written by either are read by the ot
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -57,20 +58,47 @@ class DeltaSparkStore(TableStore):
     def _dt(self, table: str):
         return self._delta_table.forPath(self.spark, self._require(table))
 
+    def _log(self, table: str):
+        """The table's log read by the ``deltalake`` package (milliseconds, no Spark job), for
+        metadata on local paths; None on object storage, where the JVM reads it."""
+        path = self.path(table)
+        if "://" in path and not path.startswith("file://"):
+            return None
+        from deltalake import DeltaTable as LogTable
+
+        return LogTable(path) if LogTable.is_deltatable(path) else None
+
     def exists(self, table: str) -> bool:
-        return self._delta_table.isDeltaTable(self.spark, self.path(table))
+        path = self.path(table)
+        if "://" not in path or path.startswith("file://"):
+            from deltalake import DeltaTable as LogTable
+
+            return LogTable.is_deltatable(path)
+        return self._delta_table.isDeltaTable(self.spark, path)
 
     def version(self, table: str) -> int:
+        log_table = self._log(table)
+        if log_table is not None:
+            return log_table.version()
         return int(self._dt(table).history(1).select("version").first()[0])
 
     def schema(self, table: str) -> StructType:
+        log_table = self._log(table)
+        if log_table is not None:
+            return StructType.fromJson(json.loads(log_table.schema().to_json()))
         return self._dt(table).toDF().schema
 
     def partition_columns(self, table: str) -> list[str]:
+        log_table = self._log(table)
+        if log_table is not None:
+            return list(log_table.metadata().partition_columns)
         detail = self._dt(table).detail().select("partitionColumns").first()
         return list(detail[0] or [])
 
     def file_count(self, table: str) -> int:
+        log_table = self._log(table)
+        if log_table is not None:
+            return len(log_table.file_uris())
         return int(self._dt(table).detail().select("numFiles").first()[0])
 
     # --- maintenance ---------------------------------------------------------------------
@@ -234,6 +262,13 @@ class DeltaSparkStore(TableStore):
 
     def _own_commit(self, table: str, commit_tag: str) -> dict | None:
         """This writer's commit (by its userMetadata tag), among any concurrent ones."""
+        log_table = self._log(table)
+        if log_table is not None:
+            for entry in log_table.history(50):
+                if entry.get("userMetadata") == commit_tag:
+                    return {"version": entry["version"],
+                            "operationMetrics": entry.get("operationMetrics") or {}}
+            return None
         rows = (
             self._dt(table).history(50)
             .filter(F.col("userMetadata") == commit_tag)

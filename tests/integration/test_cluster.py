@@ -44,7 +44,7 @@ HOST = "127.0.0.1"
 MASTER_PORT = 7077
 MASTER_URL = f"spark://{HOST}:{MASTER_PORT}"
 APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
-RUN_TIMEOUT_S = 540
+RUN_TIMEOUT_S = 900  # both runs share 2 cores with the test session
 
 START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
 DAYS = 8
