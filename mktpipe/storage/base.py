@@ -208,6 +208,17 @@ class TableStore(ABC):
         if replace_where and mode != "overwrite":
             raise ValueError("replace_where needs mode='overwrite'")
 
+    @staticmethod
+    def _check_replace_where(table: str, replace_where: ReplaceWhere | None,
+                             partitions: Sequence[str]) -> None:
+        """replace_where may only name partition columns (both backends alike)."""
+        unknown = [c for c in (replace_where or {}) if c not in partitions]
+        if unknown:
+            raise ValueError(
+                f"replace_where on {table} names {unknown}, which are not partition "
+                f"columns (partition columns: {list(partitions)})"
+            )
+
     # --- the contract --------------------------------------------------------------------
     @abstractmethod
     def write(

@@ -173,13 +173,7 @@ class DeltaRsStore(TableStore):
         self._check_mode(mode, replace_where)
         exists = self.exists(table)
         partitions = self._resolve_partitions(table, exists, df, partition_by)
-        if replace_where:
-            unknown = [c for c in replace_where if c not in partitions]
-            if unknown:
-                raise ValueError(
-                    f"replace_where on {table} names {unknown}, which are not partition "
-                    f"columns (partition columns: {partitions})"
-                )
+        self._check_replace_where(table, replace_where, partitions)
         evolved = self._check_df_schema(table, exists, df, self.add_columns)
         if evolved is not None:
             # the new columns go last, as in the table's new schema

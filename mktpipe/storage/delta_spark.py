@@ -181,13 +181,7 @@ class DeltaSparkStore(TableStore):
             partitions = current
         else:
             partitions = list(partition_by or [])
-        if replace_where:
-            unknown = [c for c in replace_where if c not in partitions]
-            if unknown:
-                raise ValueError(
-                    f"replace_where on {table} names {unknown}, which are not partition "
-                    f"columns (partition columns: {partitions})"
-                )
+        self._check_replace_where(table, replace_where, partitions)
         commit_tag = f"mktpipe-{uuid.uuid4().hex}"  # finds this commit among others
         writer = (
             cluster_by_partitions(df, partitions)
