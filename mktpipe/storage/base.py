@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,6 @@ COMMIT_ATTEMPTS = 8
 def retry_on_conflict(operation, table: str, is_conflict, what: str):
     """Run ``operation()`` until it commits, retrying when ``is_conflict(exc)`` says another
     writer's commit made it invalid (Delta's optimistic concurrency); bounded."""
-    import logging
     import random
     import time
 
@@ -155,6 +155,7 @@ def evolved_schema(table: str, current: StructType, incoming: StructType,
         )
     if not added:
         return None
+    logging.getLogger(__name__).info("%s: adding columns %s", table, [f.name for f in added])
     return StructType(list(current.fields)
                       + [StructField(f.name, f.dataType, True, f.metadata) for f in added])
 
@@ -207,6 +208,22 @@ class TableStore(ABC):
             raise ValueError(f"write mode {mode!r} is not one of {WRITE_MODES}")
         if replace_where and mode != "overwrite":
             raise ValueError("replace_where needs mode='overwrite'")
+
+    def _resolve_partitions(self, table: str, exists: bool, df: DataFrame,
+                            partition_by: Sequence[str] | None) -> list[str]:
+        """The table's partition columns (checked against ``partition_by`` when given)."""
+        if exists:
+            current = self.partition_columns(table)
+            if partition_by is not None and list(partition_by) != current:
+                raise SchemaMismatchError(
+                    f"{table} is partitioned by {current}, not {list(partition_by)}"
+                )
+            return current
+        partitions = list(partition_by or [])
+        missing = [c for c in partitions if c not in df.columns]
+        if missing:
+            raise ValueError(f"partition_by {missing} not among the columns of {table}'s data")
+        return partitions
 
     @staticmethod
     def _check_replace_where(table: str, replace_where: ReplaceWhere | None,

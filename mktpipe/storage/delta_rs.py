@@ -178,8 +178,6 @@ class DeltaRsStore(TableStore):
         if evolved is not None:
             # the new columns go last, as in the table's new schema
             df = df.select(*[F.col(f"`{n}`") for n in evolved.fieldNames()])
-            log.info("%s: adding columns %s", table,
-                     evolved.fieldNames()[len(self.schema(table).fieldNames()):])
         if any(isinstance(f.dataType, TimestampNTZType) for f in df.schema.fields):
             raise SchemaMismatchError(
                 f"{table}: TIMESTAMP_NTZ columns need a newer Delta protocol; cast to timestamp"
@@ -270,20 +268,6 @@ class DeltaRsStore(TableStore):
         return version
 
     # --- internals -----------------------------------------------------------------------
-    def _resolve_partitions(self, table, exists, df, partition_by) -> list[str]:
-        if exists:
-            current = self.partition_columns(table)
-            if partition_by is not None and list(partition_by) != current:
-                raise SchemaMismatchError(
-                    f"{table} is partitioned by {current}, not {list(partition_by)}"
-                )
-            return current
-        partitions = list(partition_by or [])
-        missing = [c for c in partitions if c not in df.columns]
-        if missing:
-            raise ValueError(f"partition_by {missing} not among the columns of {table}'s data")
-        return partitions
-
     def _check_df_schema(self, table: str, exists: bool, df: DataFrame,
                          add_columns: bool = False) -> StructType | None:
         """The evolved table schema when ``df`` adds columns (None: unchanged)."""

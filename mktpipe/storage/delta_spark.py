@@ -11,6 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -19,7 +20,6 @@ from pyspark.sql.types import StructType
 from mktpipe.storage.base import (
     DEFAULT_VACUUM_HOURS,
     ReplaceWhere,
-    SchemaMismatchError,
     TableStore,
     WriteStats,
     cluster_by_partitions,
@@ -58,23 +58,26 @@ class DeltaSparkStore(TableStore):
     def _dt(self, table: str):
         return self._delta_table.forPath(self.spark, self._require(table))
 
+    def _local(self) -> bool:
+        """Whether the warehouse is on a local file system (where deltalake reads the log)."""
+        return "://" not in self.warehouse or self.warehouse.startswith("file://")
+
     def _log(self, table: str):
         """The table's log read by the ``deltalake`` package (milliseconds, no Spark job), for
         metadata on local paths; None on object storage, where the JVM reads it."""
-        path = self.path(table)
-        if "://" in path and not path.startswith("file://"):
+        if not self._local():
             return None
         from deltalake import DeltaTable as LogTable
 
+        path = self.path(table)
         return LogTable(path) if LogTable.is_deltatable(path) else None
 
     def exists(self, table: str) -> bool:
-        path = self.path(table)
-        if "://" not in path or path.startswith("file://"):
+        if self._local():
             from deltalake import DeltaTable as LogTable
 
-            return LogTable.is_deltatable(path)
-        return self._delta_table.isDeltaTable(self.spark, path)
+            return LogTable.is_deltatable(self.path(table))
+        return self._delta_table.isDeltaTable(self.spark, self.path(table))
 
     def version(self, table: str) -> int:
         log_table = self._log(table)
@@ -102,18 +105,24 @@ class DeltaSparkStore(TableStore):
         return int(self._dt(table).detail().select("numFiles").first()[0])
 
     # --- maintenance ---------------------------------------------------------------------
-    def optimize(self, table: str) -> int:
-        key = "spark.databricks.delta.optimize.maxFileSize"
+    @contextmanager
+    def _conf(self, key: str, value: str):
+        """``key`` = ``value`` in the session for the block, then what it was before."""
         previous = self.spark.conf.get(key, None)
-        self.spark.conf.set(key, str(self.target_file_bytes))
+        self.spark.conf.set(key, value)
         try:
-            metrics = self._dt(table).optimize().executeCompaction().select(
-                "metrics.numFilesRemoved", "metrics.numFilesAdded").first()
+            yield
         finally:
             if previous is None:
                 self.spark.conf.unset(key)
             else:
                 self.spark.conf.set(key, previous)
+
+    def optimize(self, table: str) -> int:
+        with self._conf("spark.databricks.delta.optimize.maxFileSize",
+                        str(self.target_file_bytes)):
+            metrics = self._dt(table).optimize().executeCompaction().select(
+                "metrics.numFilesRemoved", "metrics.numFilesAdded").first()
         log.info("%s: optimize removed %d files, added %d", table, metrics[0], metrics[1])
         return int(metrics[0])
 
@@ -121,10 +130,7 @@ class DeltaSparkStore(TableStore):
                full: bool = False) -> int:
         # Delta refuses a retention under its own (7 days) unless this check is off; the
         # caller chose the retention (mktpipe maintain warns below the default)
-        key = "spark.databricks.delta.retentionDurationCheck.enabled"
-        previous = self.spark.conf.get(key, None)
-        self.spark.conf.set(key, "false")
-        try:
+        with self._conf("spark.databricks.delta.retentionDurationCheck.enabled", "false"):
             before = self.data_files_on_disk(table)
             path = self.path(table).replace("`", "``")
             try:
@@ -139,11 +145,6 @@ class DeltaSparkStore(TableStore):
                          str(exc).splitlines()[0][:200])
                 self._dt(table).vacuum(float(retention_hours))
             deleted = before - self.data_files_on_disk(table)
-        finally:
-            if previous is None:
-                self.spark.conf.unset(key)
-            else:
-                self.spark.conf.set(key, previous)
         log.info("%s: vacuum deleted %d files", table, deleted)
         return deleted
 
@@ -170,17 +171,9 @@ class DeltaSparkStore(TableStore):
         self._check_mode(mode, replace_where)
         path = self.path(table)
         exists = self.exists(table)
-        evolved = None
-        if exists:
-            evolved = evolved_schema(table, self.schema(table), df.schema, self.add_columns)
-            current = self.partition_columns(table)
-            if partition_by is not None and list(partition_by) != current:
-                raise SchemaMismatchError(
-                    f"{table} is partitioned by {current}, not {list(partition_by)}"
-                )
-            partitions = current
-        else:
-            partitions = list(partition_by or [])
+        evolved = (evolved_schema(table, self.schema(table), df.schema, self.add_columns)
+                   if exists else None)
+        partitions = self._resolve_partitions(table, exists, df, partition_by)
         self._check_replace_where(table, replace_where, partitions)
         commit_tag = f"mktpipe-{uuid.uuid4().hex}"  # finds this commit among others
         writer = (
@@ -190,8 +183,6 @@ class DeltaSparkStore(TableStore):
         )
         if evolved is not None:
             writer = writer.option("mergeSchema", "true")
-            log.info("%s: adding columns %s", table,
-                     [f.name for f in evolved.fields[len(self.schema(table).fields):]])
         if partitions and not exists:
             writer = writer.partitionBy(*partitions)
         if replace_where:
@@ -229,19 +220,15 @@ class DeltaSparkStore(TableStore):
             # qualify the filter's `backticked` columns with the target alias
             condition += " AND (" + re.sub(r"`([^`]+)`", r"t.`\1`", existing_filter) + ")"
         commit_tag = f"mktpipe-{uuid.uuid4().hex}"
-        key = "spark.databricks.delta.commitInfo.userMetadata"
 
         def merge() -> None:
-            self.spark.conf.set(key, commit_tag)
-            try:
+            with self._conf("spark.databricks.delta.commitInfo.userMetadata", commit_tag):
                 (
                     self._dt(table).alias("t")
                     .merge(new_rows.alias("s"), condition)
                     .whenNotMatchedInsertAll()
                     .execute()
                 )
-            finally:
-                self.spark.conf.unset(key)
 
         retry_on_conflict(merge, table, is_conflict, "merge_insert")
         commit = self._own_commit(table, commit_tag)
