@@ -43,7 +43,14 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from mktpipe.config import Config, ConfigError
-from mktpipe.errors import EXIT_CONFIG, EXIT_INTERNAL, MktpipeError
+from mktpipe.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    MktpipeError,
+    OutOfMemory,
+    is_out_of_memory,
+    out_of_memory_advice,
+)
 from mktpipe.quality.manifest import RunManifest, StageResult, new_run_id
 from mktpipe.storage import TableStore, open_store
 
@@ -188,6 +195,9 @@ class Runner:
             self.manifest.add(StageResult(stage=stage, run_date=date.isoformat(),
                                           status="failed", elapsed_s=elapsed,
                                           error=f"{type(exc).__name__}: {exc}"))
+            if is_out_of_memory(exc) and not isinstance(exc, OutOfMemory):
+                exc = OutOfMemory(out_of_memory_advice(f"stage '{stage}'",
+                                                       self.config.spark.driver_memory))
             raise StageFailed(stage, date, exc, self.hint) from exc
         self.progress.done(label, result)
         self.manifest.add(result)

@@ -20,7 +20,10 @@ failing rule names the reason; see ``schemas.REASON_CODES``):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -34,6 +37,7 @@ DETAIL = "reason_detail"
 CORRUPT = "_corrupt"
 PARSED = "_parsed"
 VARIANT = "_variant"  # JSON sources: the line as a Variant, for each value's JSON type
+JSON_TYPE_GROUP = "json_type"
 
 # The JSON types (as schema_of_variant names them) a raw field of each kind may have. Spark's
 # from_json reads an object or array into a string field as its JSON text, and a quoted number
@@ -114,6 +118,16 @@ def _json_type(name: str) -> Column:
     return F.schema_of_variant(F.variant_get(F.col(VARIANT), f"$.{name}", "variant"))
 
 
+class Check(NamedTuple):
+    """One rule: the failing condition, its reason code, the detail text. Consecutive checks
+    with the same ``group`` are evaluated only where that group's guard says they may fail."""
+
+    cond: Column
+    reason: str
+    detail: Column
+    group: str | None = None
+
+
 def _json_type_failure(name: str, kind: str) -> tuple[Column, Column]:
     """(a present value whose JSON type the kind does not allow, detail)."""
     json_type = _json_type(name)
@@ -125,6 +139,22 @@ def _json_type_failure(name: str, kind: str) -> tuple[Column, Column]:
     detail = F.concat(F.lit(f"{name} is a JSON "), F.substring(json_type, 1, 40),
                       F.lit(f", expected {kind}"))
     return bad, detail
+
+
+def _json_types_suspect(source: str) -> Column:
+    """True when some top-level field of the line may have a JSON type its kind does not
+    allow: one ``schema_of_variant`` of the whole line and one regex, instead of a type per
+    field. It can say true for a fine line (a nested object that reuses a field name), never
+    false for a bad one, so the exact per-field check runs only where it says true."""
+    groups: dict[str, list[str]] = {}
+    for name, kind in S.RAW_FIELDS[source]:
+        groups.setdefault(kind, []).append(name)
+    patterns = []
+    for kind, names in groups.items():
+        allowed = "|".join(re.escape(t) for t in JSON_TYPES[kind] + ("VOID",))
+        fields = "|".join(re.escape(n) for n in names)
+        patterns.append(f"(?:^OBJECT<|, )(?:{fields}): (?!(?:{allowed})(?:[(,>]|$))")
+    return F.schema_of_variant(F.col(VARIANT)).rlike("|".join(patterns))
 
 
 def _raw(name: str) -> Column:
@@ -155,9 +185,9 @@ def _type_failure(name: str, kind: str) -> Column:
     return bad
 
 
-def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
-    """(failing condition, reason code, detail) in precedence order."""
-    checks: list[tuple[Column, str, Column]] = [
+def _rules(source: str, rules: Rules) -> list[Check]:
+    """The checks in precedence order."""
+    checks: list = [
         (~F.is_valid_utf8(F.col(RAW)) | F.col(RAW).contains("\ufffd"), S.REASON_BAD_ENCODING,
          F.lit("invalid UTF-8 bytes")),
         (_is_blank(F.col(RAW)), S.REASON_MALFORMED, F.lit("blank line")),
@@ -173,7 +203,7 @@ def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
     if file_format(source) == "json":
         for name, kind in S.RAW_FIELDS[source]:
             bad, detail = _json_type_failure(name, kind)
-            checks.append((bad, S.REASON_WRONG_TYPE, detail))
+            checks.append(Check(bad, S.REASON_WRONG_TYPE, detail, group=JSON_TYPE_GROUP))
     for name, kind in S.RAW_FIELDS[source]:
         if kind != "string":
             detail = F.concat(F.lit(f"{name}="), F.substring(_raw(name), 1, 40),
@@ -196,7 +226,7 @@ def _rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
          F.concat(F.lit(f"{time_col}="), _raw(time_col), F.lit(" after "),
                   F.date_format(limit, "yyyy-MM-dd'T'HH:mm:ss'Z'")))
     )
-    return checks
+    return [c if isinstance(c, Check) else Check(*c) for c in checks]
 
 
 def _range_rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
@@ -224,14 +254,34 @@ def _range_rules(source: str, rules: Rules) -> list[tuple[Column, str, Column]]:
     return []
 
 
+_RULE = "_rule"
+
+
 def classify(parsed: DataFrame, source: str, rules: Rules) -> DataFrame:
-    """Add ``reason_code`` / ``reason_detail`` (null for valid rows) by the first failing rule."""
-    checks = [(F.coalesce(cond, F.lit(False)), reason, text)
-              for cond, reason, text in _rules(source, rules)]
-    code = F.coalesce(*[F.when(cond, F.lit(reason)) for cond, reason, _ in checks])
-    detail = F.coalesce(*[F.when(cond, F.coalesce(text, F.lit(reason)))
-                          for cond, reason, text in checks])
-    return parsed.withColumn(REASON, code).withColumn(DETAIL, detail)
+    """Add ``reason_code`` / ``reason_detail`` (null for valid rows) by the first failing rule.
+
+    Each rule's condition is evaluated once per row, in order, up to the first that fails
+    (the rule's index); the reason and its detail text are looked up from that index."""
+    checks = _rules(source, rules)
+    guards = {JSON_TYPE_GROUP: lambda: _json_types_suspect(source)}
+    picks: list[Column] = []
+    for group, members in itertools.groupby(enumerate(checks), key=lambda ic: ic[1].group):
+        group_picks = [F.when(F.coalesce(c.cond, F.lit(False)), F.lit(i)) for i, c in members]
+        if group is None:
+            picks += group_picks
+        else:  # one guard per row for the whole group
+            picks.append(F.when(guards[group](), F.coalesce(*group_picks)))
+    first = F.coalesce(*picks)
+    reason = F.coalesce(*[F.when(F.col(_RULE) == i, F.lit(c.reason))
+                          for i, c in enumerate(checks)])
+    detail = F.coalesce(*[F.when(F.col(_RULE) == i, F.coalesce(c.detail, F.lit(c.reason)))
+                          for i, c in enumerate(checks)])
+    return (
+        parsed.withColumn(_RULE, first)
+        .withColumn(REASON, reason)
+        .withColumn(DETAIL, detail)
+        .drop(_RULE)
+    )
 
 
 def typed_columns(source: str) -> list[Column]:

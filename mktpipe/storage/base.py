@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from pyspark.sql.types import StructType
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 WRITE_MODES = ("append", "overwrite")
+SCRATCH = "_scratch"  # intermediate files of a stage, under the warehouse
+log = logging.getLogger(__name__)
 
 
 class TableNotFoundError(LookupError):
@@ -325,6 +329,24 @@ class TableStore(ABC):
                 ):
                     found.append(name)
         return sorted(found)
+
+    @contextlib.contextmanager
+    def scratch(self, name: str) -> Iterator[str]:
+        """A fresh folder ``<warehouse>/_scratch/<name>-<id>`` for intermediate files, deleted
+        on exit (also after an error). Not a table: ``tables()`` and maintenance skip it."""
+        from mktpipe.storage.parquet_files import filesystem
+
+        path = f"{self.warehouse.rstrip('/')}/{SCRATCH}/{name}-{uuid.uuid4().hex[:12]}"
+        try:
+            yield path
+        finally:
+            fs, local = filesystem(path)
+            try:
+                fs.delete_dir(local)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a leftover folder is harmless; say where it is
+                log.warning("could not delete scratch folder %s: %s", path, exc)
 
     def data_files_on_disk(self, table: str) -> int:
         """Parquet files under the table folder, referenced or not (log and staging aside)."""

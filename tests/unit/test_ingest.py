@@ -120,6 +120,10 @@ def test_every_rule_gives_its_reason_and_counts_balance(spark, setup):
         assert counts["read"] == (counts["written"] + counts["quarantined"]
                                   + counts["duplicates_in_batch"] + counts["duplicates_existing"])
     assert result.details["videos"]["status"] == "no_files"
+    # the one-pass scratch copy of each source is gone, and it never became a table
+    scratch = Path(cfg.paths.warehouse) / "_scratch"
+    assert not scratch.exists() or not any(scratch.iterdir())
+    assert not any(t.startswith("_") for t in store.tables())
 
 
 def test_bronze_rows_are_typed_with_lineage(spark, setup):

@@ -107,6 +107,35 @@ def test_stage_failed_keeps_the_cause_exit_code():
     assert "stage 'train' failed for 2026-10-01: bug" in str(failed)
 
 
+def test_a_jvm_out_of_memory_is_reported_as_such_with_what_to_change(tmp_path):
+    """A task's OOM surfaces as a later failure (here an unpersist on a dead context); the
+    runner reports the out-of-memory, exit code 5, and the settings to change."""
+    from mktpipe.config import load_config
+    from mktpipe.errors import EXIT_RESOURCES, is_out_of_memory
+    from mktpipe.pipeline import Runner, StageFailed
+    from mktpipe.quality.manifest import RunManifest
+
+    def stage():
+        try:
+            raise RuntimeError("java.lang.OutOfMemoryError: Java heap space")
+        finally:
+            raise RuntimeError("An error occurred while calling o2895.unpersist")
+
+    config = load_config("test", overrides={"spark": {"driver_memory": "2g"}})
+    runner = Runner(spark=None, config=config, store=None,
+                    manifest=RunManifest("run-1", "backfill", str(tmp_path)),
+                    state=RunState.load(tmp_path, "run-1"),
+                    progress=Progress(io.StringIO(), interactive=False))
+    with pytest.raises(StageFailed) as failed:
+        runner.step("ingest", "ingest", D(2026, 10, 1), stage)
+    assert failed.value.exit_code == EXIT_RESOURCES
+    message = str(failed.value)
+    assert "ran out of memory" in message and "spark.driver_memory=2g" in message
+    assert "MKTPIPE__SPARK__DRIVER_MEMORY" in message
+    assert runner.manifest.stages[-1].status == "failed"
+    assert not is_out_of_memory(RuntimeError("An error occurred while calling o1.count"))
+
+
 def test_run_without_export_key_fails_fast_with_exit_2(tmp_path, monkeypatch, capsys):
     from mktpipe.cli import main
 
