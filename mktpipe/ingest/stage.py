@@ -222,7 +222,8 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
     q_table = quarantine_table(source)
     q_new, q_existing = (0, 0)
     if read - valid_count or not store.exists(q_table):
-        q_new, q_existing = _quarantine(store, q_table, source, dates, rows)
+        q_new, q_existing = _quarantine(store, q_table, source, dates, rows,
+                                        read - valid_count)
     if q_new + q_existing != read - valid_count:
         raise CountMismatchError(
             f"ingest {source} {run_date}: {read - valid_count} rows failed validation but "
@@ -258,11 +259,13 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
     }
 
 
-def _quarantine(store, table, source, dates, rows) -> tuple[int, int]:
+def _quarantine(store, table, source, dates, rows, n_bad: int) -> tuple[int, int]:
     """Insert the rows that failed validation; return (newly quarantined, already there).
 
     A record's identity is (file, SHA-256 of its raw bytes, occurrence among identical lines
-    of that file), so re-running a date quarantines nothing twice.
+    of that file), so re-running a date quarantines nothing twice. The table is not
+    partitioned (a few rows per date would make one tiny file per date; compaction can merge
+    across dates) and a batch's rows go to as few files as ``target_file_rows`` allows.
     """
     digest = F.sha2(F.col(landing.RAW).cast("binary"), 256)
     same_line = Window.partitionBy(S.SOURCE_FILE, "record_sha256").orderBy(REASON)
@@ -276,6 +279,7 @@ def _quarantine(store, table, source, dates, rows) -> tuple[int, int]:
             S.SOURCE_FILE, REASON, DETAIL, "record_sha256", "occurrence",
             S.RUN_ID, S.INGESTED_AT, S.INGEST_DATE,
         )
+        .coalesce(max(1, -(-n_bad // store.target_file_rows)))
     )
     keys = list(S.QUARANTINE_KEYS)
     in_dates = ", ".join(f"DATE'{d}'" for d in dates)
@@ -286,7 +290,7 @@ def _quarantine(store, table, source, dates, rows) -> tuple[int, int]:
         existing = bad.join(current, on=keys, how="left_semi").count()
         store.merge_insert(bad, table, keys, existing_filter=same_date)
     else:
-        store.write(bad, table, partition_by=[S.INGEST_DATE])
+        store.write(bad, table)
     return store.last_write.rows, existing
 
 

@@ -189,6 +189,8 @@ class TableStore(ABC):
 
     backend: str = "abstract"
 
+    target_file_rows = 1_000_000  # a write splits a file above this many rows
+
     def __init__(self, spark: SparkSession, warehouse: str | Path):
         self.spark = spark
         self.warehouse = str(warehouse)
