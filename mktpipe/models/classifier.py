@@ -41,6 +41,7 @@ from mktpipe.models.preprocess import (
     TREE_FEATURES,
     WEIGHT,
     VectorElement,
+    drop_training_summary,
     infer_feature_columns,
     preprocessing_stages,
     profile_features,
@@ -234,7 +235,7 @@ def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: fl
                 settings.max_grid_size, settings.tuning_train_ratio, settings.seed)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned[kind] = result.to_dict()
-        fitted.append(estimator.fit(train_t))
+        fitted.append(drop_training_summary(estimator.fit(train_t)))
     return fitted, tuned
 
 

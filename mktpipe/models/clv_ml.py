@@ -33,6 +33,7 @@ from mktpipe.models.preprocess import (
     INTERNAL,
     LABEL,
     TREE_FEATURES,
+    drop_training_summary,
     infer_feature_columns,
     preprocessing_stages,
     profile_features,
@@ -113,7 +114,7 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
                                      s.tuning_train_ratio, s.seed)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned = {"xgb": result.to_dict()}
-        regressor = estimator.fit(train_t)
+        regressor = drop_training_summary(estimator.fit(train_t))
     finally:
         train_t.unpersist()
     clip = SQLTransformer(statement=f"SELECT *, GREATEST(`{_PRED}`, 0.0) AS `{s.output_col}` "

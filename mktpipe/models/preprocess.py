@@ -228,3 +228,21 @@ class VectorElement(Transformer, HasInputCols, HasOutputCols, DefaultParamsReada
         pairs = zip(self.getInputCols(), self.getOutputCols(), strict=True)
         return dataset.withColumns({o: vector_to_array(F.col(c))[i].cast("double")
                                     for c, o in pairs})
+
+
+def drop_training_summary(model):
+    """Drop the training summary a fitted Spark ML model keeps (LogisticRegression, KMeans...).
+
+    Spark 4.1's summaries hold the SparkSession in a field that is not transient; once the
+    session has run an ``Observation`` (the spark graph engines use them), the session no longer
+    serialises, so every later task that ships the model (``transform``) fails with "Task not
+    serializable: ObservationManager". mktpipe never reads the summaries. Returns ``model``."""
+    from pyspark import SparkContext
+
+    stages = getattr(model, "stages", None)
+    for stage in (stages if stages is not None else [model]):
+        if getattr(stage, "hasSummary", False):
+            none = SparkContext._active_spark_context._jvm.scala.Option.empty()
+            stage._java_obj.setSummary(none)  # Scala's private[ml] setter, public in bytecode
+    return model
+

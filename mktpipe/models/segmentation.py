@@ -43,6 +43,7 @@ from pyspark.sql import types as T_
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
 from mktpipe.models.preprocess import (
     INTERNAL,
+    drop_training_summary,
     infer_feature_columns,
     profile_features,
     require_columns,
@@ -118,10 +119,11 @@ def fit(df: DataFrame, feature_cols=None, config=None) -> SegmentationModel:
         evaluator = ClusteringEvaluator(featuresCol=_SCALED, predictionCol=_PRED)
         silhouettes = {}
         for k in range(s.k_min, s.k_max + 1):
-            silhouettes[k] = evaluator.evaluate(_clusterer(s, k).fit(search).transform(search))
+            fitted = drop_training_summary(_clusterer(s, k).fit(search))
+            silhouettes[k] = evaluator.evaluate(fitted.transform(search))
             log.info("segmentation k=%d silhouette=%.4f", k, silhouettes[k])
         best_k = max(silhouettes, key=lambda k: (silhouettes[k], -k))
-        clusterer = _clusterer(s, best_k).fit(scaled)
+        clusterer = drop_training_summary(_clusterer(s, best_k).fit(scaled))
     finally:
         scaled.unpersist()
     centers = np.array(clusterer.clusterCenters())

@@ -180,3 +180,20 @@ def test_settings_from_config_objects(config):
     assert churn.settings_from(with_section).class_weight == "none"
     tiers = churn.settings_from({"tiers": {"hot": 0.6, "cold": 0.0}}).tiers
     assert tiers == (("hot", 0.6), ("cold", 0.0))
+
+
+def test_fit_and_predict_after_the_session_ran_an_observation(spark, data):
+    """The spark graph engines run Observations. Spark 4.1 then cannot serialise the session,
+    and a fitted model that keeps its training summary (which holds the session) fails every
+    task that ships it ("Task not serializable: ObservationManager"), as a 100k-user backfill
+    did. Models are fitted without summaries; this fits and scores after an Observation."""
+    from pyspark.sql import Observation
+
+    probe = Observation("probe")
+    spark.range(5).observe(probe, F.count(F.lit(1)).alias("n")).count()
+    assert probe.get["n"] == 5
+    fitted = churn.fit(data[0], "churned", config=FAST)
+    assert "lr" in fitted.models
+    scored = fitted.predict(data[1]).select(fitted.prob_col, fitted.model_prob_col("lr"))
+    assert scored.count() == data[1].count()
+    assert scored.filter(F.col(fitted.prob_col).isNull()).count() == 0
