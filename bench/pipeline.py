@@ -385,6 +385,7 @@ def main(argv=None) -> int:
             folder = Path(tempfile.mkdtemp(prefix=f"mktpipe-bench-pipeline-{n}-")) / "run"
             folders.append(folder.parent)
             results.append(measure(n, args.days, folder, cli, args.interval))
+            print_size(results[-1])  # now: a later size that fails does not lose this one
     except BenchFailed as exc:
         print(f"bench/pipeline.py: {exc}", file=sys.stderr)
         if not args.keep:
@@ -400,9 +401,7 @@ def main(argv=None) -> int:
 
     print(f"\nmktpipe end to end (generate + batched backfill, subprocesses), {args.days} days, "
           f"{os.cpu_count()} cores, load average {load_before:.1f} before, "
-          f"{load_after:.1f} after")
-    for r in results:
-        print_size(r)
+          f"{load_after:.1f} after (each size's figures are printed above, as it completed)")
     g = growth(results[0], results[-1]) if len(results) >= 2 else None
     if g:
         print_growth(results[0], results[-1], g)
