@@ -14,7 +14,15 @@ from pathlib import Path
 
 from mktpipe import __version__
 from mktpipe.config import Config, ConfigError, load_config
-from mktpipe.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK, MktpipeError
+from mktpipe.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_RESOURCES,
+    MktpipeError,
+    is_out_of_memory,
+    out_of_memory_advice,
+)
 
 log = logging.getLogger("mktpipe")
 
@@ -483,7 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mktpipe: interrupted", file=sys.stderr)
         return 130
-    except Exception:  # an internal error: full traceback in the log, short line for humans
+    except Exception as exc:  # an internal error: full traceback in the log, short line for humans
+        if is_out_of_memory(exc):  # commands outside the stage runner (e.g. `mktpipe ingest`)
+            log.error("out of memory in %s", args.command, exc_info=True)
+            print(f"mktpipe: {out_of_memory_advice(repr(args.command))}", file=sys.stderr)
+            return EXIT_RESOURCES
         log.exception("internal error in %s", args.command)
         print(f"mktpipe: internal error in '{args.command}' (traceback above); "
               f"please report it", file=sys.stderr)

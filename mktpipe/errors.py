@@ -57,9 +57,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def out_of_memory_advice(what: str, driver_memory: str) -> str:
+def out_of_memory_advice(what: str, driver_memory: str | None = None) -> str:
+    setting = f"spark.driver_memory={driver_memory}" if driver_memory else "spark.driver_memory"
     return (
-        f"{what} ran out of memory (Java heap space) with spark.driver_memory={driver_memory}. "
+        f"{what} ran out of memory (Java heap space) with {setting}. "
         f"Give Spark more memory (MKTPIPE__SPARK__DRIVER_MEMORY=8g, or --driver-memory under "
         f"spark-submit), or process fewer dates per run (`mktpipe backfill --start ... --end "
         f"...` in parts). Tables are at their last committed version; re-running is safe."

@@ -57,7 +57,7 @@ def retry_on_conflict(operation, table: str, is_conflict, what: str):
                     f"nothing was committed, run it again ({str(exc).splitlines()[0]})"
                 ) from exc
             pause = min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random())
-            logging.getLogger(__name__).warning(
+            log.warning(
                 "%s on %s lost a commit race (attempt %d): %s; retrying in %.2fs", what,
                 table, attempt, str(exc).splitlines()[0][:200], pause)
             time.sleep(pause)
@@ -159,7 +159,7 @@ def evolved_schema(table: str, current: StructType, incoming: StructType,
         )
     if not added:
         return None
-    logging.getLogger(__name__).info("%s: adding columns %s", table, [f.name for f in added])
+    log.info("%s: adding columns %s", table, [f.name for f in added])
     return StructType(list(current.fields)
                       + [StructField(f.name, f.dataType, True, f.metadata) for f in added])
 

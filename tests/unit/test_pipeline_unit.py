@@ -154,3 +154,18 @@ def test_stage_result_begin_finish_times_the_stage():
     time.sleep(0.02)
     assert r.finish().elapsed_s >= 0.02
     assert "_clock" not in r.to_dict()
+
+
+def test_an_out_of_memory_outside_the_stage_runner_exits_5(monkeypatch, capsys):
+    """`mktpipe ingest` and the other single commands report an OOM the same way."""
+    from mktpipe import cli
+    from mktpipe.errors import EXIT_RESOURCES
+
+    def ingest(args):
+        raise RuntimeError("An error occurred while calling o7.parquet: "
+                           "java.lang.OutOfMemoryError: Java heap space")
+
+    monkeypatch.setitem(cli.COMMANDS, "ingest", ingest)
+    assert cli.main(["ingest", "--run-date", "2026-10-01"]) == EXIT_RESOURCES
+    err = capsys.readouterr().err
+    assert "'ingest' ran out of memory" in err and "MKTPIPE__SPARK__DRIVER_MEMORY" in err
