@@ -110,12 +110,27 @@ def _load_models(config: Config, snapshot_date: dt.date) -> dict:
     for name in ("churn", "intent", "clv", "segments"):
         version = registry.latest_version(name)
         if version is None:
-            raise InputError(f"score {snapshot_date}: the registry {registry.root} has no "
-                             f"promoted {name!r} model; run `mktpipe train --snapshot-date "
-                             f"{snapshot_date}` first (or `mktpipe run`, which trains when "
-                             "no model exists)")
+            raise InputError(_no_model_message(registry, name, snapshot_date))
         out[name] = (version, registry.load(name, version), registry.metrics(name, version))
     return out
+
+
+def _no_model_message(registry, name: str, snapshot_date: dt.date) -> str:
+    """Why ``name`` cannot be scored: never trained, or trained but no version passed the gate
+    (then the newest version's reason, e.g. a metric undefined on a validation snapshot
+    without positives, and what to do about it)."""
+    head = f"score {snapshot_date}: the registry {registry.root} has no promoted {name!r} model"
+    versions = registry.versions(name)
+    if not versions:
+        return (f"{head}; run `mktpipe train --snapshot-date {snapshot_date}` first (or "
+                "`mktpipe run`, which trains when no model exists)")
+    newest = max(versions)
+    reason = registry.info(name, newest).get("reason", "no reason recorded")
+    return (f"{head}: {len(versions)} version(s) trained, none passed the promotion gate "
+            f"(v{newest}: {reason}). With more history (a longer date range, more users) the "
+            f"validation snapshot gets positives; to accept v{newest} unvalidated, promote it by "
+            f"hand: `registry_for(config).promote({name!r}, {newest})` "
+            "(mktpipe.models.stage.registry_for)")
 
 
 def _rfm(features: DataFrame) -> DataFrame:

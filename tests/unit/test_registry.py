@@ -121,3 +121,20 @@ def test_mlflow_tracking_when_configured(tmp_path):
     runs = mlflow.search_runs(experiment_names=["mktpipe"])
     assert len(runs) == 1
     assert runs["metrics.ensemble.average_precision"].iloc[0] == 0.8
+
+
+def test_score_names_why_no_version_is_promoted(registry, spark):
+    """A model trained on a validation snapshot without positives is never promoted; score's
+    error then says so (with the gate's reason) instead of asking to train again."""
+    import datetime as dt
+
+    from mktpipe.score.stage import _no_model_message
+
+    day = dt.date(2026, 3, 9)
+    assert "run `mktpipe train --snapshot-date 2026-03-09` first" in _no_model_message(
+        registry, "intent", day)
+    registry.register("intent", tiny_model(2, math.nan))
+    message = _no_model_message(registry, "intent", day)
+    assert "1 version(s) trained, none passed the promotion gate" in message
+    assert "ensemble.average_precision is undefined" in message
+    assert "mktpipe train" not in message
