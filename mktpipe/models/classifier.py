@@ -17,6 +17,7 @@ reading tiers; ``class_weight="none"`` keeps probabilities calibrated.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -29,11 +30,7 @@ from xgboost.spark import SparkXGBClassifier
 
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
-from mktpipe.models.evaluation import (
-    calibration_table,
-    classification_metrics,
-    precision_recall_at_thresholds,
-)
+from mktpipe.models.evaluation import score_report
 from mktpipe.models.preprocess import (
     INTERNAL,
     LABEL,
@@ -54,6 +51,7 @@ log = logging.getLogger(__name__)
 
 PRIMARY_METRIC = "average_precision"
 PR_CURVE_THRESHOLDS = [i / 20 for i in range(21)]  # the PR curve stored with the metrics
+PR_CURVE_QUANTILES = [i / 20 for i in range(1, 20)] + [0.99]  # ... plus the score's own
 _FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES}
 
 
@@ -253,53 +251,76 @@ def _output_stages(prefix: str, models) -> list:
 def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
              calibration_bins: int = 10) -> dict[str, Any]:
     """Validation metrics of each model and the ensemble on labelled ``df``: classification
-    metrics (average precision first), a calibration table and precision/recall per tier."""
+    metrics (average precision first), a calibration table, precision/recall per tier and a
+    PR curve. All columns are evaluated together, from one aggregate, in a few Spark jobs
+    (:func:`~mktpipe.models.evaluation.score_report`)."""
     _check_label(df, label_col, f"{type(model).__name__} validation")
     scored = (model.predict(df).select(F.col(label_col).cast("double").alias(LABEL),
                                        model.prob_col,
                                        *[model.model_prob_col(k) for k in model.models])
-              .cache())  # a dozen small aggregations read it
+              .cache())  # two scans read it: the score aggregate and the score quantiles
     out: dict[str, Any] = {"primary_metric": PRIMARY_METRIC, "split": model.metadata["split"]}
     try:
         columns = {k: model.model_prob_col(k) for k in model.models}
         if len(columns) > 1:
             columns["ensemble"] = model.prob_col
-        for name, col in columns.items():
-            metrics = classification_metrics(scored, LABEL, col)
-            metrics["calibration"] = calibration_table(
-                scored, LABEL, col, calibration_bins).to_dict("records")
-            metrics["tiers"] = tier_table(scored, LABEL, col, model.tiers)
-            metrics["pr_curve"] = pr_curve(scored, LABEL, col)
-            out[name] = metrics
-        if len(model.models) == 1:  # one model: the ensemble is that model
-            out["ensemble"] = out[model.models[0]]
+        report = score_report(scored, LABEL, columns, thresholds=_pr_curve_thresholds,
+                              threshold_quantiles=PR_CURVE_QUANTILES,
+                              calibration_bins=calibration_bins, tiers=_tiers(model.tiers))
     finally:
         scored.unpersist()
+    for name, result in report.items():
+        out[name] = {**result["metrics"],
+                     "calibration": result["calibration"].to_dict("records"),
+                     "tiers": _tier_rows(model.tiers, result["tiers"]),
+                     "pr_curve": _pr_points(result["thresholds"])}
+    if len(model.models) == 1:  # one model: the ensemble is that model
+        out["ensemble"] = out[model.models[0]]
     return out
 
 
 def pr_curve(df: DataFrame, label_col: str, prob_col: str) -> list[dict]:
     """Precision and recall at fixed thresholds (0, 0.05, ..., 1) and at the score's own
     quantiles (so rare positives with small probabilities still get a curve)."""
-    quantiles = df.approxQuantile(prob_col, [i / 20 for i in range(1, 20)] + [0.99], 0.001)
-    thresholds = sorted({round(t, 6) for t in [*PR_CURVE_THRESHOLDS, *quantiles]})
-    table = precision_recall_at_thresholds(df, label_col, prob_col, thresholds)
+    report = score_report(df, label_col, {prob_col: prob_col}, ranking=False,
+                          thresholds=_pr_curve_thresholds,
+                          threshold_quantiles=PR_CURVE_QUANTILES)
+    return _pr_points(report[prob_col]["thresholds"])
+
+
+def _pr_curve_thresholds(quantiles: list[float]) -> list[float]:
+    """A column's PR-curve thresholds: the fixed grid and its PR_CURVE_QUANTILES scores."""
+    return sorted({round(t, 6) for t in [*PR_CURVE_THRESHOLDS, *quantiles]})
+
+
+def _pr_points(table) -> list[dict]:
     return table[["threshold", "precision", "recall"]].to_dict("records")
 
 
 def tier_table(df: DataFrame, label_col: str, prob_col: str, tiers) -> list[dict]:
     """Per tier (highest first): rows, positives, precision (positives / rows in the tier),
     recall (share of all positives in the tier), and cumulative precision/recall of "this tier
-    or higher" (= precision/recall at prob >= the tier's lower bound)."""
+    or higher" (= precision/recall at prob >= the tier's lower bound). Labels and
+    probabilities are checked like :func:`~mktpipe.models.evaluation.classification_metrics`
+    (ValueError for nulls, NaN, labels not 0/1, probabilities outside [0, 1])."""
+    report = score_report(df, label_col, {prob_col: prob_col}, ranking=False,
+                          tiers=_tiers(tiers))
+    return _tier_rows(tiers, report[prob_col]["tiers"])
+
+
+def _tiers(tiers) -> tuple[list[str], Callable[[Column], Column]]:
+    """``tiers`` as :func:`~mktpipe.models.evaluation.score_report` takes them: the names and
+    a function of the score Column giving the tier (:func:`tier_col`)."""
     pairs = normalize_tiers(tiers)
-    counts = {r["t"]: (r["n"], r["pos"]) for r in
-              df.groupBy(tier_col(F.col(prob_col), pairs).alias("t"))
-              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col(label_col)).alias("pos"))
-              .collect()}  # one row per tier
+    return [name for name, _ in pairs], lambda prob: tier_col(prob, pairs)
+
+
+def _tier_rows(tiers, counts: dict[str, tuple[int, int]]) -> list[dict]:
+    """The rows of :func:`tier_table` from (rows, positives) per tier name."""
     total_pos = sum(pos for _, pos in counts.values())
-    rows, cum_n, cum_pos, upper = [], 0, 0.0, 1.0
-    for name, bound in pairs:
-        n, pos = counts.get(name, (0, 0.0))
+    rows, cum_n, cum_pos, upper = [], 0, 0, 1.0
+    for name, bound in normalize_tiers(tiers):
+        n, pos = counts.get(name, (0, 0))
         cum_n, cum_pos = cum_n + n, cum_pos + pos
         rows.append({"tier": name, "lower": bound, "upper": upper, "n": int(n),
                      "positives": int(pos), "precision": pos / n if n else None,

@@ -55,6 +55,18 @@ def assert_metrics_equal(got, want, keys=None):
         assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-12), key
 
 
+def record_range_edges(monkeypatch) -> list:
+    """Spy on the prefix-sum range edges: the list gets each call's edges per column."""
+    calls, real = [], evaluation._range_edges
+
+    def spy(*args):
+        calls.append(real(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(evaluation, "_range_edges", spy)
+    return calls
+
+
 def test_classification_metrics_equal_sklearn_with_ties(scored):
     pdf, sdf = scored
     assert pdf.prob.nunique() < 100  # heavy ties
@@ -63,21 +75,17 @@ def test_classification_metrics_equal_sklearn_with_ties(scored):
     assert_metrics_equal(got, sklearn_classification(pdf))
 
 
-def test_continuous_scores_and_many_prefix_ranges(spark):
+def test_continuous_scores_and_many_prefix_ranges(spark, monkeypatch):
     # nearly all scores distinct; prefix sums split into 1, 7 or 50 ranges must all agree
     pdf = random_scores(3_000, seed=2, decimals=12)
     sdf = spark.createDataFrame(pdf, SCHEMA)
     want = sklearn_classification(pdf)
     assert_metrics_equal(classification_metrics(sdf, "label", "prob"), want)
-    groups, totals = evaluation._score_groups(sdf, "label", "prob")
-    try:
-        for n_ranges in (7, 50):  # classification_metrics above used one range
-            ap, auc = evaluation._ranking_metrics(groups, totals["n"], totals["positives"],
-                                                  n_ranges)
-            assert ap == pytest.approx(want["average_precision"], rel=1e-12), n_ranges
-            assert auc == pytest.approx(want["roc_auc"], rel=1e-12), n_ranges
-    finally:
-        groups.unpersist()
+    for n_ranges in (7, 50):  # classification_metrics above used one range
+        edges = record_range_edges(monkeypatch)
+        got = evaluation.score_report(sdf, "label", {"p": "prob"}, n_ranges=n_ranges)
+        assert len(edges[-1][0]) > n_ranges // 2  # the ranges really were that many
+        assert_metrics_equal(got["p"]["metrics"], want, ["average_precision", "roc_auc"])
 
 
 def test_boolean_labels_and_float_probabilities(spark):
@@ -223,3 +231,100 @@ def test_pr_curve_adds_score_quantiles_for_rare_small_probabilities(spark):
         assert r["recall"] == pytest.approx(tp / 8)
         if pp:
             assert r["precision"] == pytest.approx(tp / pp)
+
+
+class PreScored:
+    """Stands in for a fitted two-model classifier whose probabilities are already in the
+    frame: p_xgb, p_lr and the "ensemble" column p."""
+
+    models = ["xgb", "lr"]
+    prob_col = "p"
+    tiers = (("high", 0.5), ("mid", 0.1), ("low", 0.0))
+    metadata = {"split": {"strategy": "given"}}
+
+    def model_prob_col(self, kind):
+        return f"p_{kind}"
+
+    def predict(self, df):
+        return df
+
+
+def three_score_columns(n, seed):
+    """Shared labels and three unlike score columns: heavily tied (2 decimals), continuous and
+    mostly high, and all below 0.04 (with positives scoring a little higher)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=n) < 0.25).astype(int)
+    heavy = np.round(np.clip(rng.beta(2, 5, n) + 0.25 * y, 0, 1), 2)
+    smooth = np.clip(1 - rng.beta(2, 4, n) + 0.05 * y * rng.uniform(size=n), 0, 1)
+    tiny = np.round(rng.uniform(0, 0.03, n) + 0.009 * y * rng.uniform(size=n), 4)
+    tiny[:3] = [0.0, 0.0399, 0.0]
+    return pd.DataFrame({"y": y, "p_xgb": heavy, "p_lr": smooth, "p": tiny})
+
+
+def test_evaluate_three_columns_at_once_equals_each_column_alone(spark, monkeypatch):
+    from mktpipe.models.classifier import evaluate, pr_curve, tier_table
+
+    pdf = three_score_columns(3_000, seed=11)
+    assert pdf.p_xgb.nunique() < 100 and pdf.p.max() < 0.04
+    sdf = spark.createDataFrame(pdf, "y int, p_xgb double, p_lr double, p double")
+    model = PreScored()
+    got = evaluate(model, sdf, "y", calibration_bins=8)
+    assert got["primary_metric"] == "average_precision" and got["split"] == model.metadata["split"]
+    columns = {"xgb": "p_xgb", "lr": "p_lr", "ensemble": "p"}
+    assert set(got) == {"primary_metric", "split", *columns}
+    aucs = set()
+    for name, col in columns.items():
+        m, y, p = got[name], pdf.y.to_numpy(), pdf[col].to_numpy()
+        assert list(m) == ["n", "positive_rate", "average_precision", "roc_auc", "log_loss",
+                           "brier", "calibration", "tiers", "pr_curve"]
+        alone = classification_metrics(sdf, "y", col)
+        assert_metrics_equal(m, alone)
+        assert_metrics_equal(m, sklearn_classification(pdf.rename(columns={col: "prob",
+                                                                           "y": "label"})))
+        aucs.add(round(m["roc_auc"], 6))
+        # calibration: the single-column table, and sklearn's bins
+        table = calibration_table(sdf, "y", col, bins=8)
+        pd.testing.assert_frame_equal(pd.DataFrame(m["calibration"]), table, rtol=1e-12)
+        nonempty = table[table["count"] > 0]
+        prob_true, prob_pred = calibration_curve(y, p, n_bins=8)
+        np.testing.assert_allclose(nonempty.observed_rate, prob_true, rtol=1e-12)
+        np.testing.assert_allclose(nonempty.mean_predicted, prob_pred, rtol=1e-12)
+        # tiers: the single-column table, and counts by hand
+        assert m["tiers"] == tier_table(sdf, "y", col, model.tiers)
+        upper = np.inf
+        for row, (tier, bound) in zip(m["tiers"], model.tiers):
+            inside = (p >= bound) & (p < upper)
+            assert (row["tier"], row["n"], row["positives"]) == (tier, inside.sum(),
+                                                                 y[inside].sum())
+            upper = bound
+        # PR curve: the single-column curve, the column's own thresholds, counts by hand
+        alone_curve = pr_curve(sdf, "y", col)
+        assert [r["threshold"] for r in m["pr_curve"]] == [r["threshold"] for r in alone_curve]
+        own = {round(float(v), 6) for v in p} | {i / 20 for i in range(21)}
+        assert {r["threshold"] for r in m["pr_curve"]} <= own  # no other column's quantile
+        for r in m["pr_curve"]:
+            predicted = p >= r["threshold"]
+            tp = (predicted & (y == 1)).sum()
+            assert r["recall"] == pytest.approx(tp / y.sum(), rel=1e-12)
+            if predicted.any():
+                assert r["precision"] == pytest.approx(tp / predicted.sum(), rel=1e-12)
+            else:
+                assert math.isnan(r["precision"])
+    tiny_inside = [r for r in got["ensemble"]["pr_curve"] if 0 < r["threshold"] < 0.05]
+    assert len(tiny_inside) >= 10  # the all-below-0.04 column got its own quantiles
+    assert len(aucs) == 3  # the columns really differ
+    # several columns with several prefix-sum ranges each: offsets per (column, range)
+    edges = record_range_edges(monkeypatch)
+    ranked = evaluation.score_report(sdf, "y", columns, n_ranges=7)
+    assert all(len(column_edges) > 3 for column_edges in edges[0])
+    for name in columns:
+        assert_metrics_equal(ranked[name]["metrics"], got[name],
+                             ["average_precision", "roc_auc", "log_loss", "brier"])
+
+
+def test_invalid_values_are_reported_per_column(spark):
+    sdf = spark.createDataFrame([(1, 0.2, 1.5, None), (0, 0.1, 0.3, 0.4)],
+                                "y int, a double, b double, c double")
+    with pytest.raises(ValueError, match=r"classification metrics: invalid input: "
+                       r"1 rows with b outside \[0, 1\]; 1 rows with null or NaN c\. "):
+        evaluation.score_report(sdf, "y", {"a": "a", "b": "b", "c": "c"})
