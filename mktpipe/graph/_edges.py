@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     AtomicType,
     DataType,
     DoubleType,
     NumericType,
-    StructField,
-    StructType,
 )
 
 log = logging.getLogger(__name__)
@@ -156,25 +153,11 @@ def id_type(vertices: DataFrame) -> DataType:
     return vertices.schema[ID].dataType
 
 
-def collect_local(
-    edges: DataFrame, vertices: DataFrame
-) -> tuple[pd.Series, pd.DataFrame]:
-    """Bring a small graph to the driver for the igraph engines.
-
-    Output: ``(ids, local_edges)`` where ``ids`` is a Series of vertex ids (position = igraph
-    vertex index) and ``local_edges`` has integer columns ``s``, ``t`` (indices) and ``w``.
-    Only called after the caller checked the edge count against its limit.
-    """
-    ids = vertices.toPandas()[ID]
-    index = pd.Series(range(len(ids)), index=pd.Index(ids))
-    local = edges.toPandas()
-    return ids, pd.DataFrame(
-        {
-            "s": index.loc[local[SRC]].to_numpy(),
-            "t": index.loc[local[DST]].to_numpy(),
-            "w": local[WEIGHT].to_numpy(dtype=float),
-        }
-    )
+def name_by_smallest_member(membership: DataFrame, column: str = COMMUNITY) -> DataFrame:
+    """``[id, node]`` (any group label in ``node``) -> ``[id, column]`` where ``column`` is the
+    smallest ``id`` sharing the label."""
+    names = membership.groupBy("node").agg(F.min(ID).alias(column))
+    return membership.join(names, on="node", how="inner").select(ID, column)
 
 
 def checkpoint_now(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
@@ -195,6 +178,28 @@ def checkpoint_now(df: DataFrame, checkpoint_dir: str | None = None) -> DataFram
     return df.localCheckpoint(eager=True)
 
 
+def checkpoint_by(df: DataFrame, column: str, checkpoint_dir: str | None = None) -> DataFrame:
+    """``checkpoint_now`` of ``df`` hash-partitioned by ``column`` into
+    ``spark.sql.shuffle.partitions`` partitions, with that partitioning known to what reads it:
+    a later aggregation or join by ``column`` (or by columns that include it) then runs inside
+    each partition, without a shuffle.
+
+    Spark records a checkpoint's partitioning only when adaptive execution is off for the job
+    that writes it (with it on, the shuffle's partitions may be coalesced, so none is recorded).
+    The setting is switched off for this one job and restored; what reads the checkpoint plans
+    adaptively as usual.
+    """
+    spark = df.sparkSession
+    key = "spark.sql.adaptive.enabled"
+    before = spark.conf.get(key)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    spark.conf.set(key, "false")
+    try:
+        return checkpoint_now(df.repartition(partitions, column), checkpoint_dir)
+    finally:
+        spark.conf.set(key, before)
+
+
 def materialise(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     """Like ``checkpoint_now`` but with a fresh size estimate (one more, narrow, job).
 
@@ -209,24 +214,3 @@ def materialise(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     cut = checkpoint_now(cached, checkpoint_dir)
     cached.unpersist()
     return cut
-
-
-def local_or_spark(undirected: DataFrame, engine: str, max_edges: int) -> str:
-    """The engine ``auto`` means: ``igraph`` when the undirected graph has at most
-    ``max_edges`` edges (one count job), else ``spark``; any other engine is kept."""
-    if engine != "auto":
-        return engine
-    return "igraph" if undirected.count() <= max_edges else "spark"
-
-
-def local_partition(
-    spark: SparkSession, ids: pd.Series, membership: list[int], vertices: DataFrame,
-    column: str,
-) -> DataFrame:
-    """An igraph membership list as ``DataFrame[id, column]``, each group named by its
-    smallest member id (same type as ``id``), as the spark engines name them."""
-    local = pd.DataFrame({ID: ids, "label": membership})
-    local[column] = local.groupby("label")[ID].transform("min")
-    ids_type = id_type(vertices)
-    schema = StructType([StructField(ID, ids_type, False), StructField(column, ids_type, False)])
-    return spark.createDataFrame(local[[ID, column]], schema=schema)

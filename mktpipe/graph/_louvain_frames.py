@@ -11,10 +11,18 @@ A partition is ``[node, k, loop, community, moved]``; labels are vertex ids of t
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from mktpipe.graph._edges import COMMUNITY, DST, ID, SRC, WEIGHT, checkpoint_now
+from mktpipe.graph._edges import (
+    COMMUNITY,
+    DST,
+    ID,
+    SRC,
+    WEIGHT,
+    checkpoint_by,
+    checkpoint_now,
+)
 
 MIN_DELTA_Q = 1e-12  # modularity changes below this are rounding noise
 
@@ -45,17 +53,33 @@ def level0_graph(
             loop.alias("loop"),
         )
     )
-    # checkpointed: adj is read by every round, nodes twice. Their size estimates come from
-    # the input, once: no compounding, so no need for materialise's fresh estimate
-    return checkpoint_now(adj, checkpoint_dir), checkpoint_now(nodes, checkpoint_dir)
+    # checkpointed: adj is read by every round (partitioned by u, so best_moves sums and picks
+    # per u without moving the edges), nodes twice. Their size estimates come from the input,
+    # once: no compounding, so no need for materialise's fresh estimate
+    return checkpoint_by(adj, "u", checkpoint_dir), checkpoint_now(nodes, checkpoint_dir)
 
 
-def candidate_pairs(adj: DataFrame, partition: DataFrame) -> DataFrame:
-    """Every (node, community it could be in): its own and each neighbour's.
+def _maybe_broadcast(df: DataFrame, broadcast: bool) -> DataFrame:
+    return F.broadcast(df) if broadcast else df
 
-    Output ``[u, c, k_in, tot, size, k_u, loop, cur, moved]``: ``k_in`` the weight from ``u``
-    to other members of ``c``, ``tot``/``size`` the total degree and size of ``c`` (``u``
-    included when ``c`` is its current community ``cur``), and ``u``'s own fields.
+
+def best_moves(
+    adj: DataFrame, partition: DataFrame, two_m: float, resolution: float,
+    broadcast: bool = False,
+) -> DataFrame:
+    """Each node's best community. Output ``[node, k, loop, community, best, proposes,
+    cur_k_in, cur_tot, moved]``.
+
+    Gain of moving ``u`` (degree ``k_u``) into community ``c``, relative to ``u`` alone, scaled
+    by ``m``: ``k_in(u, c) - resolution * k_u * tot(c without u) / 2m``, where ``k_in`` is the
+    weight from ``u`` to the members of ``c``. Ties go to the smaller label; ``proposes`` is true
+    when the best other community beats staying and passes the min-label rule.
+
+    ``adj`` is hash-partitioned by ``u`` (``level0_graph`` and ``aggregate`` make it so). With
+    ``broadcast`` the per-node fields travel to it as broadcast tables, so summing the weight
+    per (node, neighbouring community) and picking the best per node need no shuffle of the
+    edges: a round shuffles node-sized data only. Without it (more nodes than a broadcast should
+    hold) the edges are shuffled by ``v`` and back by ``u`` each round.
     """
     by_community = Window.partitionBy(COMMUNITY)  # no ordering: the frame is the community
     nodes = partition.select(
@@ -63,62 +87,40 @@ def candidate_pairs(adj: DataFrame, partition: DataFrame) -> DataFrame:
         F.sum("k").over(by_community).alias("tot"),
         F.count(F.lit(1)).over(by_community).alias("size"),
     )
-    own = [F.col("k").alias("k_u"), "loop", F.col(COMMUNITY).alias("cur"), "moved"]
-    # one row per (u, neighbour v) with u's fields and v's community, plus a zero-weight row
-    # per node for staying put: staying is always an option
-    towards = (
-        adj.join(nodes.select(F.col("node").alias("v"), F.col(COMMUNITY).alias("c"), "tot",
-                              "size"), on="v", how="inner")
-        .join(nodes.select(F.col("node").alias("u"), *own), on="u", how="inner")
-        .select("u", "c", "w", "tot", "size", "k_u", "loop", "cur", "moved")
-    )
-    stay = nodes.select(F.col("node").alias("u"), F.col(COMMUNITY).alias("c"),
-                        F.lit(0.0).alias("w"), "tot", "size", *own)
-    return (
-        towards.unionByName(stay)
-        .repartition("u")  # one shuffle serves this aggregation and best_moves' (by u)
+    theirs = nodes.select(F.col("node").alias("v"), F.col(COMMUNITY).alias("c"), "tot", "size")
+    own = nodes.select(F.col("node").alias("u"), F.col("k").alias("k_u"),
+                       F.col(COMMUNITY).alias("cur"))
+    links = (
+        adj.join(_maybe_broadcast(theirs, broadcast), on="v", how="inner")
+        .join(_maybe_broadcast(own, broadcast), on="u", how="inner")
         .groupBy("u", "c")
         .agg(F.sum("w").alias("k_in"),
-             *[F.max(c).alias(c) for c in ("tot", "size", "k_u", "loop", "cur", "moved")])
+             *[F.max(c).alias(c) for c in ("tot", "size", "k_u", "cur")])
     )
-
-
-def best_moves(
-    adj: DataFrame, partition: DataFrame, two_m: float, resolution: float
-) -> DataFrame:
-    """Each node's best community. Output ``[node, k, loop, community, best, proposes,
-    cur_k_in, cur_tot, moved]``.
-
-    Gain of moving ``u`` (degree ``k_u``) into community ``c``, relative to ``u`` alone, scaled
-    by ``m``: ``k_in(u, c) - resolution * k_u * tot(c without u) / 2m``. Ties go to the smaller
-    label; ``proposes`` is true when the best beats staying and passes the min-label rule.
-    """
-    is_current = F.col("c") == F.col("cur")
-    tot_without_u = F.col("tot") - F.when(is_current, F.col("k_u")).otherwise(F.lit(0.0))
-    gain = F.col("k_in") - F.lit(resolution) * F.col("k_u") * tot_without_u / F.lit(two_m)
-    scored = candidate_pairs(adj, partition).select(
-        "*", is_current.alias("is_cur"), gain.alias("gain")
+    is_cur = F.col("c") == F.col("cur")
+    # for c other than u's own, tot(c) does not include u
+    gain = F.col("k_in") - F.lit(resolution) * F.col("k_u") * F.col("tot") / F.lit(two_m)
+    per_node = links.groupBy("u").agg(
+        # other communities first (false < true), then the highest gain, then the smallest label
+        F.min_by(F.struct("c", "size"), F.struct(is_cur, -gain, F.col("c"))).alias("best"),
+        F.max(F.when(~is_cur, gain)).alias("best_gain"),
+        F.sum(F.when(is_cur, F.col("k_in"))).alias("k_in_cur"),
     )
-
-    def current(col: str) -> Column:
-        return F.max(F.when(F.col("is_cur"), F.col(col))).alias(f"cur_{col}")
-
-    best = scored.groupBy("u").agg(
-        F.min_by(F.struct("c", "size"), F.struct(-F.col("gain"), F.col("c"))).alias("best"),
-        F.max("gain").alias("best_gain"),
-        current("gain"), current("size"), current("k_in"), current("tot"),
-        F.max("cur").alias(COMMUNITY), F.max("k_u").alias("k"), F.max("loop").alias("loop"),
-        F.max("moved").alias("moved"),
-    )
-    improves = (F.col("best_gain") - F.col("cur_gain")) * F.lit(2.0 / two_m) > F.lit(MIN_DELTA_Q)
+    cur_k_in = F.coalesce(F.col("k_in_cur"), F.lit(0.0))
+    cur_gain = cur_k_in - F.lit(resolution) * F.col("k") * (F.col("tot") - F.col("k")) / F.lit(
+        two_m)
+    improves = (F.col("best_gain") - cur_gain) * F.lit(2.0 / two_m) > F.lit(MIN_DELTA_Q)
     singleton_swap = (
-        (F.col("cur_size") == 1) & (F.col("best.size") == 1)
-        & (F.col("best.c") > F.col(COMMUNITY))
+        (F.col("size") == 1) & (F.col("best.size") == 1) & (F.col("best.c") > F.col(COMMUNITY))
     )
-    proposes = improves & (F.col("best.c") != F.col(COMMUNITY)) & ~singleton_swap
-    return best.select(
-        F.col("u").alias("node"), "k", "loop", COMMUNITY, F.col("best.c").alias("best"),
-        proposes.alias("proposes"), "cur_k_in", "cur_tot", "moved",
+    # a node without neighbours (no row in per_node) stays, as does one with no better move
+    proposes = F.coalesce(improves & (F.col("best.c") != F.col(COMMUNITY)) & ~singleton_swap,
+                          F.lit(False))
+    return nodes.join(per_node, nodes["node"] == per_node["u"], how="left").select(
+        "node", "k", "loop", COMMUNITY,
+        F.coalesce(F.col("best.c"), F.col(COMMUNITY)).alias("best"),
+        proposes.alias("proposes"), cur_k_in.alias("cur_k_in"), F.col("tot").alias("cur_tot"),
+        "moved",
     )
 
 
@@ -130,16 +132,19 @@ def relabel(membership: DataFrame, state: DataFrame) -> DataFrame:
 
 
 def aggregate(
-    adj: DataFrame, state: DataFrame, checkpoint_dir: str | None
+    adj: DataFrame, state: DataFrame, checkpoint_dir: str | None, broadcast: bool = False
 ) -> tuple[DataFrame, DataFrame]:
     """The next level's graph: one node per community; edges between communities summed;
-    edges inside a community become its self-loop weight."""
+    edges inside a community become its self-loop weight. ``broadcast``: as in
+    ``best_moves``."""
     comm = state.select("node", COMMUNITY)
     labelled = (
-        adj.join(comm.select(F.col("node").alias("u"), F.col(COMMUNITY).alias("cu")), on="u",
-                 how="inner")
-        .join(comm.select(F.col("node").alias("v"), F.col(COMMUNITY).alias("cv")), on="v",
-              how="inner")
+        adj.join(_maybe_broadcast(comm.select(F.col("node").alias("u"),
+                                              F.col(COMMUNITY).alias("cu")), broadcast),
+                 on="u", how="inner")
+        .join(_maybe_broadcast(comm.select(F.col("node").alias("v"),
+                                           F.col(COMMUNITY).alias("cv")), broadcast),
+              on="v", how="inner")
     )
     new_adj = (
         labelled.where(F.col("cu") != F.col("cv"))
@@ -160,4 +165,4 @@ def aggregate(
                 (F.col("loop") + F.coalesce(F.col("inside"), F.lit(0.0))).alias("loop"))
     )
     # new_adj is read by every round of the next level; new_nodes only by its first scoring
-    return checkpoint_now(new_adj, checkpoint_dir), new_nodes
+    return checkpoint_by(new_adj, "u", checkpoint_dir), new_nodes

@@ -32,10 +32,12 @@ from __future__ import annotations
 import logging
 import random
 
+import igraph as ig
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from mktpipe.graph._edges import COMMUNITY, ID, materialise
+from mktpipe.graph import _local
+from mktpipe.graph._edges import COMMUNITY, DST, ID, SRC, WEIGHT, materialise
 from mktpipe.graph._louvain_frames import (
     MIN_DELTA_Q,
     aggregate,
@@ -47,6 +49,10 @@ from mktpipe.graph._louvain_frames import (
 log = logging.getLogger(__name__)
 
 P_MIN = 1.0 / 64  # below this moving fraction a level is considered converged
+# Up to this many vertices, each round's per-node tables are broadcast to the edges (a few tens
+# of bytes a node: ~100 MB at the limit) and the edges never leave their partition; above it
+# the edges are shuffled each round.
+BROADCAST_MAX_NODES = 2_000_000
 
 
 def louvain_spark(
@@ -58,6 +64,7 @@ def louvain_spark(
     max_rounds: int = 50,
     min_gain: float = 1e-7,
     checkpoint_dir: str | None = None,
+    local_max_edges: int = 0,
 ) -> DataFrame:
     """Louvain communities of an undirected graph ``undirected[src, dst, weight]`` (one row per
     pair) over ``vertices[id]``. Output ``[id, node]``: each vertex and the label of its final
@@ -66,15 +73,23 @@ def louvain_spark(
     partition, lets vertices that an early merge put on the wrong side move."""
     seed = random.randrange(2**31) if seed is None else seed
     adj, nodes = level0_graph(undirected, vertices, checkpoint_dir)
-    two_m = nodes.agg(F.sum("k")).first()[0] or 0.0
+    total = nodes.agg(F.sum("k"), F.count(F.lit(1))).first()
+    two_m, broadcast = total[0] or 0.0, total[1] <= BROADCAST_MAX_NODES
     membership = vertices.select(F.col(ID), F.col(ID).alias("node"))
     if two_m <= 0:
         return membership
     level_graph = (adj, nodes)
     for level in range(max_levels):
+        if level and _coarse_fits(level_graph, local_max_edges):
+            # the graph of communities is small: its remaining levels on the driver
+            state = _coarse_levels_igraph(level_graph, resolution, seed)
+            membership = relabel(membership, state)
+            log.info("louvain spark levels %d+: on igraph (the graph of communities is small)",
+                     level)
+            break
         state, start_q, end_q = _local_moving(
             level_graph[0], _singletons(level_graph[1]), two_m, resolution, (seed, level),
-            max_rounds, checkpoint_dir,
+            max_rounds, checkpoint_dir, broadcast,
         )
         log.info("louvain spark level %d: modularity %.6f -> %.6f", level, start_q, end_q)
         if end_q <= start_q + MIN_DELTA_Q:
@@ -84,18 +99,47 @@ def louvain_spark(
         if end_q - start_q < min_gain:
             break
         # the previous level's frames are checkpoints, freed when no longer referenced
-        level_graph = aggregate(level_graph[0], state, checkpoint_dir)
+        level_graph = aggregate(level_graph[0], state, checkpoint_dir, broadcast)
     if level > 0:
         final = membership.select(F.col(ID).alias("node"), F.col("node").alias(COMMUNITY))
         start = nodes.join(final, on="node", how="inner").select(
             "node", "k", "loop", COMMUNITY, F.lit(False).alias("moved")
         )
         state, start_q, end_q = _local_moving(
-            adj, start, two_m, resolution, (seed, -1), max_rounds, checkpoint_dir
+            adj, start, two_m, resolution, (seed, -1), max_rounds, checkpoint_dir, broadcast
         )
         log.info("louvain spark refinement: modularity %.6f -> %.6f", start_q, end_q)
         membership = state.select(F.col("node").alias(ID), F.col(COMMUNITY).alias("node"))
     return membership
+
+
+def _coarse_fits(level_graph: tuple[DataFrame, DataFrame], max_edges: int) -> bool:
+    if max_edges <= 0:
+        return False
+    adj, nodes = level_graph
+    edges = adj.count() // 2  # both directions
+    return edges <= max_edges and _local.fits(edges, nodes.count(),
+                                              _local.driver_heap_bytes(adj.sparkSession))
+
+
+def _coarse_levels_igraph(level_graph: tuple[DataFrame, DataFrame], resolution: float,
+                          seed: int) -> DataFrame:
+    """igraph's multilevel on a level's graph ``(adj, nodes)``: each node a community of the
+    level below, its internal weight a self-loop (igraph, like this engine, counts a loop twice
+    in the degree). Returns ``[node, community]``."""
+    adj, nodes = level_graph
+    edges = adj.where(F.col("u") < F.col("v")).select(
+        F.col("u").alias(SRC), F.col("v").alias(DST), F.col("w").alias(WEIGHT)
+    ).unionByName(nodes.where(F.col("loop") > 0).select(
+        F.col("node").alias(SRC), F.col("node").alias(DST), F.col("loop").alias(WEIGHT)))
+    local = _local.to_local(edges, nodes.select(F.col("node").alias(ID)))
+    ig.set_random_number_generator(random.Random(seed))
+    try:
+        membership = local.igraph(directed=False).community_multilevel(
+            weights=local.weights(), resolution=resolution).membership
+    finally:
+        ig.set_random_number_generator(random)
+    return local.partition(membership, COMMUNITY).select(F.col(ID).alias("node"), COMMUNITY)
 
 
 def _singletons(nodes: DataFrame) -> DataFrame:
@@ -113,13 +157,14 @@ def _local_moving(
     seed_level: tuple[int, int],
     max_rounds: int,
     checkpoint_dir: str | None,
+    broadcast: bool = False,
 ) -> tuple[DataFrame, float, float]:
     """Guarded synchronous rounds from ``partition`` ``[node, k, loop, community, moved]``.
 
     Returns the accepted state ``[node, k, loop, community, best, proposes]`` (materialised),
     the modularity at the start and at the end.
     """
-    state, scores = _score(adj, partition, two_m, resolution, checkpoint_dir)
+    state, scores = _score(adj, partition, two_m, resolution, checkpoint_dir, broadcast)
     quality, proposing = scores["q"], scores["proposing"]
     start_quality, fraction = quality, 1.0
     for round_ in range(max_rounds):
@@ -134,7 +179,8 @@ def _local_moving(
             F.when(moves, F.col("best")).otherwise(F.col(COMMUNITY)).alias(COMMUNITY),
             moves.alias("moved"),
         )
-        candidate, scores = _score(adj, partition, two_m, resolution, checkpoint_dir)
+        candidate, scores = _score(adj, partition, two_m, resolution, checkpoint_dir,
+                                   broadcast)
         log.debug(
             "louvain spark level %d round %d: fraction %.3f moved %d of %d, q %.6f -> %.6f",
             seed_level[1], round_, share, scores["moved"], proposing, quality, scores["q"],
@@ -162,6 +208,7 @@ def _score(
     two_m: float,
     resolution: float,
     checkpoint_dir: str | None,
+    broadcast: bool = False,
 ) -> tuple[DataFrame, dict]:
     """Score a partition ``[node, k, loop, community, moved]`` in one job.
 
@@ -169,7 +216,7 @@ def _score(
     best community and whether it proposes to move there) and, observed while it is computed,
     ``q`` (the partition's exact modularity), ``proposing`` and ``moved`` (node counts).
     """
-    best = best_moves(adj, partition, two_m, resolution)
+    best = best_moves(adj, partition, two_m, resolution, broadcast)
     observed = Observation()
     state = materialise(
         best.observe(

@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import logging
 
-import igraph as ig
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mktpipe.graph import _local
 from mktpipe.graph._edges import (
     COMPONENT,
     DST,
     ID,
     SRC,
     checkpoint_now,
-    collect_local,
-    local_or_spark,
-    local_partition,
     prepare_edges,
     require_columns,
     undirected_edges,
@@ -53,7 +50,7 @@ def connected_components(
     engine: str = "auto",
     vertices: DataFrame | None = None,
     checkpoint_dir: str | None = None,
-    igraph_max_edges: int = 200_000,
+    igraph_max_edges: int = _local.DEFAULT_MAX_EDGES,
     max_rounds: int = 100,
 ) -> DataFrame:
     """The connected component of every vertex of the undirected graph of ``edges``.
@@ -74,7 +71,7 @@ def connected_components(
     declared, name = _with_vertices(edges, src, dst, vertices)
     directed, all_vertices = prepare_edges(declared, src, dst, name=name)
     undirected = undirected_edges(directed).where(F.col(SRC) != F.col(DST))
-    chosen = local_or_spark(undirected, engine, igraph_max_edges)
+    chosen = _local.choose(undirected, all_vertices, engine, igraph_max_edges)
     log.info("connected_components engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":
         return _components_igraph(undirected, all_vertices)
@@ -103,10 +100,9 @@ def _with_vertices(
 
 def _components_igraph(undirected: DataFrame, vertices: DataFrame) -> DataFrame:
     """igraph on the driver; small graphs only."""
-    ids, local = collect_local(undirected, vertices)
-    graph = ig.Graph(n=len(ids), edges=list(zip(local["s"], local["t"])), directed=False)
-    membership = graph.connected_components(mode="weak").membership
-    return local_partition(undirected.sparkSession, ids, membership, vertices, COMPONENT)
+    local = _local.to_local(undirected, vertices)
+    membership = local.igraph(directed=False).connected_components(mode="weak").membership
+    return local.partition(membership, COMPONENT)
 
 
 def _components_spark(

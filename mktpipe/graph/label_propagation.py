@@ -43,6 +43,7 @@ import igraph as ig
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from mktpipe.graph import _local
 from mktpipe.graph._edges import (
     COMMUNITY,
     DST,
@@ -50,15 +51,12 @@ from mktpipe.graph._edges import (
     SRC,
     WEIGHT,
     checkpoint_now,
-    collect_local,
     id_type,
-    local_or_spark,
-    local_partition,
     materialise,
+    name_by_smallest_member,
     prepare_edges,
     undirected_edges,
 )
-from mktpipe.graph.louvain import name_by_smallest_member
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ def label_propagation(
     engine: str = "auto",
     seed: int | None = None,
     checkpoint_dir: str | None = None,
-    igraph_max_edges: int = 200_000,
+    igraph_max_edges: int = _local.DEFAULT_MAX_EDGES,
 ) -> DataFrame:
     """Label-propagation communities of the undirected, optionally weighted graph.
 
@@ -96,7 +94,7 @@ def label_propagation(
     directed, vertices = prepare_edges(edges, src, dst, weight)
     # self-loops and zero weights cast no vote; what is left is the graph LPA sees
     voting = undirected_edges(directed).where((F.col(SRC) != F.col(DST)) & (F.col(WEIGHT) > 0))
-    chosen = local_or_spark(voting, engine, igraph_max_edges)
+    chosen = _local.choose(voting, vertices, engine, igraph_max_edges)
     log.info("label_propagation engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":
         return _lpa_igraph(voting, vertices, seed)
@@ -107,20 +105,20 @@ def label_propagation(
 
 def _lpa_igraph(voting: DataFrame, vertices: DataFrame, seed: int | None) -> DataFrame:
     """igraph's label propagation on the driver; small graphs only."""
-    ids, local = collect_local(voting, vertices)
-    graph = ig.Graph(n=len(ids), edges=list(zip(local["s"], local["t"])), directed=False)
-    if not len(local):
-        membership = list(range(len(ids)))
+    local = _local.to_local(voting, vertices)
+    graph = local.igraph(directed=False)
+    if not graph.ecount():
+        membership = list(range(local.n))
     else:
         if seed is not None:
             # python-igraph draws from Python's `random` module by default; use a private one
             ig.set_random_number_generator(random.Random(seed))
         try:
-            membership = graph.community_label_propagation(weights=local["w"].tolist()).membership
+            membership = graph.community_label_propagation(weights=local.weights()).membership
         finally:
             if seed is not None:
                 ig.set_random_number_generator(random)
-    return local_partition(voting.sparkSession, ids, membership, vertices, COMMUNITY)
+    return local.partition(membership, COMMUNITY)
 
 
 def _lpa_spark(

@@ -13,7 +13,8 @@ Conventions shared by every engine and by ``modularity``:
 Engines: ``spark`` (distributed Louvain on DataFrames, see ``_louvain_spark``), ``igraph``
 (the edges come to the driver: ``community_multilevel``, or ``community_leiden`` with
 ``method="leiden"``, which guarantees connected communities), ``auto`` (igraph when the graph
-has at most ``igraph_max_edges`` undirected edges, else spark).
+has at most ``igraph_max_edges`` undirected edges and fits a quarter of the driver's heap, see
+``_local``; else spark).
 """
 
 from __future__ import annotations
@@ -22,23 +23,22 @@ import logging
 import random
 
 import igraph as ig
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructField, StructType
 
+from mktpipe.graph import _local
 from mktpipe.graph._edges import (
     COMMUNITY,
     DST,
-    ID,
     SRC,
     WEIGHT,
-    collect_local,
-    id_type,
+    name_by_smallest_member,
     prepare_edges,
     undirected_edges,
 )
 from mktpipe.graph._louvain_spark import louvain_spark
+
+__all__ = ["louvain", "name_by_smallest_member"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def louvain(
     max_rounds: int = 50,
     min_gain: float = 1e-7,
     checkpoint_dir: str | None = None,
-    igraph_max_edges: int = 200_000,
+    igraph_max_edges: int = _local.DEFAULT_MAX_EDGES,
 ) -> DataFrame:
     """Communities maximising modularity (with ``resolution``) of the undirected graph.
 
@@ -70,7 +70,9 @@ def louvain(
     Spark engine knobs: ``max_levels``, ``max_rounds`` (per level), ``min_gain`` (stop when a
     level adds less modularity), ``checkpoint_dir`` (reliable checkpoints instead of local);
     after the last level it runs one refinement pass of vertex moves on the original graph.
-    ``igraph_max_edges``: ``auto``'s limit for bringing the edges to the driver.
+    ``igraph_max_edges``: ``auto``'s limit for bringing the edges to the driver; the spark
+    engine also runs its levels after the first on igraph once the graph of communities is
+    that small (0: never).
     ``modularity(edges, result, ...)`` measures the result on the same graph.
     """
     if engine not in ENGINES:
@@ -85,36 +87,30 @@ def louvain(
         )
     directed, vertices = prepare_edges(edges, src, dst, weight)
     undirected = undirected_edges(directed)
-    chosen = _choose_engine(undirected, engine, method, igraph_max_edges)
+    chosen = _choose_engine(undirected, vertices, engine, method, igraph_max_edges)
     log.info("louvain engine=%s method=%s (asked %s)", chosen, method, engine)
     if chosen == "igraph":
         return _louvain_igraph(undirected, vertices, resolution, seed, method)
     membership = louvain_spark(
-        undirected, vertices, resolution, seed, max_levels, max_rounds, min_gain, checkpoint_dir
+        undirected, vertices, resolution, seed, max_levels, max_rounds, min_gain, checkpoint_dir,
+        local_max_edges=igraph_max_edges,
     )
     return name_by_smallest_member(membership)
 
 
-def _choose_engine(undirected: DataFrame, engine: str, method: str, max_edges: int) -> str:
+def _choose_engine(undirected: DataFrame, vertices: DataFrame, engine: str, method: str,
+                   max_edges: int) -> str:
     if method == "leiden" and engine == "spark":
         raise ValueError("method='leiden' is only available with engine='igraph' (or 'auto')")
-    if engine != "auto":
-        return engine
-    if undirected.count() <= max_edges:
-        return "igraph"
-    if method == "leiden":
+    chosen = _local.choose(undirected, vertices, engine, max_edges)
+    if method == "leiden" and chosen == "spark":
         raise ValueError(
             f"method='leiden' runs on the driver with igraph, and the graph has more than "
-            f"igraph_max_edges={max_edges} edges; raise that limit or use method='louvain'"
+            f"igraph_max_edges={max_edges} edges (or needs more than a quarter of the "
+            f"driver's memory); raise that limit (or spark.driver_memory) or use "
+            f"method='louvain'"
         )
-    return "spark"
-
-
-def name_by_smallest_member(membership: DataFrame) -> DataFrame:
-    """``[id, node]`` (any community label in ``node``) -> ``[id, community]`` where
-    ``community`` is the smallest ``id`` sharing the label."""
-    names = membership.groupBy("node").agg(F.min(ID).alias(COMMUNITY))
-    return membership.join(names, on="node", how="inner").select(ID, COMMUNITY)
+    return chosen
 
 
 def _louvain_igraph(
@@ -126,29 +122,23 @@ def _louvain_igraph(
 ) -> DataFrame:
     """igraph's multilevel (Louvain) or Leiden on the driver; small graphs only."""
     # zero-weight edges change no modularity; without them a weightless graph is edgeless
-    ids, local = collect_local(undirected.where(F.col(WEIGHT) > 0), vertices)
-    graph = ig.Graph(n=len(ids), edges=list(zip(local["s"], local["t"])), directed=False)
-    weights = local["w"].tolist() if len(local) else None
+    local = _local.to_local(undirected.where(F.col(WEIGHT) > 0), vertices)
+    graph = local.igraph(directed=False)
     if seed is not None:
         # python-igraph draws from Python's `random` module by default; use a private one
         ig.set_random_number_generator(random.Random(seed))
     try:
-        if not len(local):
-            clustering = ig.VertexClustering(graph, list(range(len(ids))))
+        if not graph.ecount():
+            membership = list(range(local.n))
         elif method == "leiden":
-            clustering = graph.community_leiden(
-                objective_function="modularity", weights=weights, resolution=resolution,
-                n_iterations=-1,
-            )
+            membership = graph.community_leiden(
+                objective_function="modularity", weights=local.weights(),
+                resolution=resolution, n_iterations=-1,
+            ).membership
         else:
-            clustering = graph.community_multilevel(weights=weights, resolution=resolution)
+            membership = graph.community_multilevel(
+                weights=local.weights(), resolution=resolution).membership
     finally:
         if seed is not None:
             ig.set_random_number_generator(random)
-    local_result = pd.DataFrame({ID: ids, "label": clustering.membership})
-    local_result[COMMUNITY] = local_result.groupby("label")[ID].transform("min")
-    ids_type = id_type(vertices)
-    schema = StructType(
-        [StructField(ID, ids_type, False), StructField(COMMUNITY, ids_type, False)]
-    )
-    return undirected.sparkSession.createDataFrame(local_result[[ID, COMMUNITY]], schema=schema)
+    return local.partition(membership, COMMUNITY)

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import logging
 
-import igraph as ig
-import pandas as pd
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
+from mktpipe.graph import _local
 from mktpipe.graph._edges import (
     DST,
     ID,
@@ -35,7 +34,6 @@ from mktpipe.graph._edges import (
     SRC,
     WEIGHT,
     checkpoint_now,
-    collect_local,
     id_type,
     prepare_edges,
 )
@@ -56,7 +54,7 @@ def pagerank(
     max_iter: int = 100,
     engine: str = "auto",
     checkpoint_dir: str | None = None,
-    igraph_max_edges: int = 200_000,
+    igraph_max_edges: int = _local.DEFAULT_MAX_EDGES,
 ) -> DataFrame:
     """PageRank of every vertex of a directed, optionally weighted edge list.
 
@@ -79,7 +77,7 @@ def pagerank(
     if max_iter < 1 or tol <= 0:
         raise ValueError(f"pagerank needs max_iter >= 1 and tol > 0, got {max_iter}, {tol}")
     directed, vertices = prepare_edges(edges, src, dst, weight)
-    chosen = _choose_engine(edges, directed, engine, weight, igraph_max_edges)
+    chosen = _choose_engine(edges, directed, vertices, engine, weight, igraph_max_edges)
     log.info("pagerank engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":
         return _pagerank_igraph(directed, vertices, damping)
@@ -89,7 +87,8 @@ def pagerank(
 
 
 def _choose_engine(
-    edges: DataFrame, directed: DataFrame, engine: str, weight: str | None, max_edges: int
+    edges: DataFrame, directed: DataFrame, vertices: DataFrame, engine: str,
+    weight: str | None, max_edges: int,
 ) -> str:
     has_graphframes = capabilities(edges.sparkSession).graphframes
     if engine == "graphframes":
@@ -109,7 +108,7 @@ def _choose_engine(
         return engine
     if has_graphframes and weight is None:
         return "graphframes"
-    return "igraph" if directed.count() <= max_edges else "spark"
+    return _local.choose(directed, vertices, engine, max_edges)
 
 
 def _output_schema(vertices: DataFrame) -> StructType:
@@ -121,14 +120,11 @@ def _output_schema(vertices: DataFrame) -> StructType:
 def _pagerank_igraph(directed: DataFrame, vertices: DataFrame, damping: float) -> DataFrame:
     """PRPACK on the driver. Zero-weight edges are dropped so that a vertex whose out-weight
     is 0 is dangling, as in networkx."""
-    ids, local = collect_local(directed.where(F.col(WEIGHT) > 0), vertices)
-    graph = ig.Graph(n=len(ids), edges=list(zip(local["s"], local["t"])), directed=True)
-    weights = local["w"].tolist() if len(local) else None
-    values = graph.pagerank(
-        directed=True, damping=damping, weights=weights, implementation="prpack"
+    local = _local.to_local(directed.where(F.col(WEIGHT) > 0), vertices)
+    values = local.igraph(directed=True).pagerank(
+        directed=True, damping=damping, weights=local.weights(), implementation="prpack"
     )
-    result = pd.DataFrame({ID: ids, PAGERANK: values})
-    return directed.sparkSession.createDataFrame(result, schema=_output_schema(vertices))
+    return local.values(values, PAGERANK)
 
 
 def _pagerank_graphframes(

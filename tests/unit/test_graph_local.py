@@ -1,0 +1,76 @@
+"""The driver-local path of the igraph engines: a dense vertex index built in Spark, numeric
+arrays only on the driver, and ``auto`` choosing it by edges, vertices and driver memory."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from pyspark.sql import functions as F
+
+from mktpipe.graph import _local, louvain, pagerank
+
+
+def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
+    # string ids over 5 partitions of different sizes (one empty after the filter)
+    vertices = (spark.range(0, 1000, numPartitions=5)
+                .where((F.col("id") % 7 != 0) & ((F.col("id") < 200) | (F.col("id") >= 400)))
+                .select(F.concat(F.lit("u"), F.col("id").cast("string")).alias("id")))
+    want = {r["id"] for r in vertices.collect()}
+    index, n = _local.dense_index(vertices)
+    first = {r["id"]: r["_vid"] for r in index.collect()}
+    assert n == len(want) == len(first)
+    assert set(first) == want
+    assert sorted(first.values()) == list(range(n))
+    # read again (a new job): the checkpoint keeps every id on its index
+    assert {r["id"]: r["_vid"] for r in index.collect()} == first
+    assert index.schema["id"].nullable is False
+
+
+def test_local_graph_round_trip_maps_results_back_to_ids(spark):
+    edges = spark.createDataFrame(
+        [("a", "b", 1.0), ("b", "c", 2.0), ("x", "y", 0.5)],
+        "src string, dst string, weight double")
+    vertices = spark.createDataFrame([("a",), ("b",), ("c",), ("x",), ("y",), ("z",)], "id string")
+    local = _local.to_local(edges, vertices)
+    assert local.n == 6 and len(local.src) == 3
+    membership = local.igraph(directed=False).connected_components(mode="weak").membership
+    got = {r["id"]: r["component"] for r in local.partition(membership, "component").collect()}
+    assert got == {"a": "a", "b": "a", "c": "a", "x": "x", "y": "x", "z": "z"}
+    degree = local.igraph(directed=False).strength(weights=local.weights())
+    got = {r["id"]: r["strength"] for r in local.values(degree, "strength").collect()}
+    assert got == {"a": 1.0, "b": 3.0, "c": 2.0, "x": 0.5, "y": 0.5, "z": 0.0}
+
+
+def test_fits_counts_edges_and_vertices_against_the_heap():
+    heap = 1 << 30  # 1 GiB: a quarter is 268 MB
+    assert _local.fits(500_000, 100_000, heap)  # ~134 MB
+    assert not _local.fits(1_500_000, 100_000, heap)  # edges alone ~384 MB
+    assert not _local.fits(0, 5_000_000, heap)  # 5 M isolated users: 320 MB
+
+
+def test_auto_keeps_a_graph_that_does_not_fit_the_driver_in_spark(spark, monkeypatch):
+    rows = [(i, (i * 7 + 3) % 40, 1.0) for i in range(40)]
+    edges = spark.createDataFrame(rows, "src long, dst long, w double")
+    want = nx.pagerank(nx.DiGraph([(s, d, {"weight": w}) for s, d, w in rows]), tol=1e-12)
+    chosen = []
+    real_choose = _local.choose
+
+    def spy(*args, **kwargs):
+        chosen.append(real_choose(*args, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr(_local, "choose", spy)
+    monkeypatch.setattr(_local, "driver_heap_bytes", lambda spark: 10_000)  # ~ 40 edges' worth
+    ranks = {r["id"]: r["pagerank"] for r in pagerank(edges, weight="w").collect()}
+    assert chosen == ["spark"]
+    assert max(abs(ranks[v] - want[v]) for v in want) < 1e-6
+    monkeypatch.setattr(_local, "driver_heap_bytes", lambda spark: 1 << 30)
+    louvain(edges, weight="w", seed=1).count()
+    assert chosen[-1] == "igraph"
+
+
+def test_leiden_that_cannot_run_on_the_driver_says_what_to_change(spark, monkeypatch):
+    edges = spark.createDataFrame([(1, 2, 1.0), (2, 3, 1.0)], "src long, dst long, w double")
+    monkeypatch.setattr(_local, "driver_heap_bytes", lambda spark: 100)
+    with pytest.raises(ValueError, match="spark.driver_memory"):
+        louvain(edges, weight="w", method="leiden")
