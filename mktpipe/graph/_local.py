@@ -60,28 +60,26 @@ class LocalGraph(NamedTuple):
         """The weights as igraph takes them (None for a graph without edges)."""
         return self.weight.tolist() if len(self.weight) else None
 
+    def _by_index(self, column: str, values, dtype) -> DataFrame:
+        """``[_vid, column]``: one value per vertex index, as a Spark frame."""
+        kind = LongType() if dtype is np.int64 else DoubleType()
+        return self.index.sparkSession.createDataFrame(
+            pd.DataFrame({VID: np.arange(self.n, dtype=np.int64),
+                          column: np.asarray(values, dtype=dtype)}),
+            schema=StructType([StructField(VID, LongType(), False),
+                               StructField(column, kind, False)]))
+
     def values(self, values, column: str) -> DataFrame:
         """``[id, column]`` from one float per vertex index."""
-        spark = self.index.sparkSession
-        by_index = spark.createDataFrame(
-            pd.DataFrame({VID: np.arange(self.n, dtype=np.int64),
-                          column: np.asarray(values, dtype=np.float64)}),
-            schema=StructType([StructField(VID, LongType(), False),
-                               StructField(column, DoubleType(), False)]))
-        return self.index.join(by_index, on=VID, how="inner").select(ID, column)
+        return self.index.join(self._by_index(column, values, np.float64), on=VID,
+                               how="inner").select(ID, column)
 
     def partition(self, membership, column: str) -> DataFrame:
         """``[id, column]`` from one group label per vertex index; each group is named by its
         smallest member id (of the ids' type)."""
-        spark = self.index.sparkSession
-        by_index = spark.createDataFrame(
-            pd.DataFrame({VID: np.arange(self.n, dtype=np.int64),
-                          "_label": np.asarray(membership, dtype=np.int64)}),
-            schema=StructType([StructField(VID, LongType(), False),
-                               StructField("_label", LongType(), False)]))
-        labelled = self.index.join(by_index, on=VID, how="inner")
-        return name_by_smallest_member(labelled.select(ID, F.col("_label").alias("node")),
-                                       column)
+        labelled = self.index.join(self._by_index("node", membership, np.int64), on=VID,
+                                   how="inner")
+        return name_by_smallest_member(labelled.select(ID, "node"), column)
 
 
 def dense_index(vertices: DataFrame) -> tuple[DataFrame, int]:
@@ -130,21 +128,19 @@ def fits(edges: int, vertices: int, heap_bytes: int) -> bool:
     return edges * BYTES_PER_EDGE + vertices * BYTES_PER_VERTEX <= DRIVER_SHARE * heap_bytes
 
 
-def choose(edges: DataFrame, vertices: DataFrame, engine: str, max_edges: int,
-           distributed: str = "spark") -> str:
+def choose(edges: DataFrame, vertices: DataFrame, engine: str, max_edges: int) -> str:
     """The engine ``auto`` means for this graph: ``igraph`` when it has at most ``max_edges``
-    edges and ``fits`` the driver's memory, else ``distributed``; any other engine is kept.
+    edges and ``fits`` the driver's memory, else ``spark``; any other engine is kept.
     One count job, and a second (vertices) only when the edges are few enough."""
     if engine != "auto":
         return engine
     m = edges.count()
     if m > max_edges:
-        return distributed
+        return "spark"
     n = vertices.count()
     heap = driver_heap_bytes(edges.sparkSession)
     if not fits(m, n, heap):
         log.info("graph of %d edges and %d vertices needs more than %.0f%% of the driver's "
-                 "%.0f MiB heap: %s engine", m, n, 100 * DRIVER_SHARE, heap / 2**20,
-                 distributed)
-        return distributed
+                 "%.0f MiB heap: spark engine", m, n, 100 * DRIVER_SHARE, heap / 2**20)
+        return "spark"
     return "igraph"

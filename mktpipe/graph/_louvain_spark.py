@@ -80,10 +80,10 @@ def louvain_spark(
         return membership
     level_graph = (adj, nodes)
     for level in range(max_levels):
-        if level and _coarse_fits(level_graph, local_max_edges):
+        coarse = _coarse_graph(level_graph) if level and local_max_edges > 0 else None
+        if coarse and _local.choose(*coarse, "auto", local_max_edges) == "igraph":
             # the graph of communities is small: its remaining levels on the driver
-            state = _coarse_levels_igraph(level_graph, resolution, seed)
-            membership = relabel(membership, state)
+            membership = relabel(membership, _coarse_levels_igraph(*coarse, resolution, seed))
             log.info("louvain spark levels %d+: on igraph (the graph of communities is small)",
                      level)
             break
@@ -113,26 +113,22 @@ def louvain_spark(
     return membership
 
 
-def _coarse_fits(level_graph: tuple[DataFrame, DataFrame], max_edges: int) -> bool:
-    if max_edges <= 0:
-        return False
-    adj, nodes = level_graph
-    edges = adj.count() // 2  # both directions
-    return edges <= max_edges and _local.fits(edges, nodes.count(),
-                                              _local.driver_heap_bytes(adj.sparkSession))
-
-
-def _coarse_levels_igraph(level_graph: tuple[DataFrame, DataFrame], resolution: float,
-                          seed: int) -> DataFrame:
-    """igraph's multilevel on a level's graph ``(adj, nodes)``: each node a community of the
-    level below, its internal weight a self-loop (igraph, like this engine, counts a loop twice
-    in the degree). Returns ``[node, community]``."""
+def _coarse_graph(level_graph: tuple[DataFrame, DataFrame]) -> tuple[DataFrame, DataFrame]:
+    """A level's graph ``(adj, nodes)`` as ``(edges[src, dst, weight], vertices[id])``: each
+    node a community of the level below, each pair once, the internal weight a self-loop
+    (igraph, like this engine, counts a loop twice in the degree)."""
     adj, nodes = level_graph
     edges = adj.where(F.col("u") < F.col("v")).select(
         F.col("u").alias(SRC), F.col("v").alias(DST), F.col("w").alias(WEIGHT)
     ).unionByName(nodes.where(F.col("loop") > 0).select(
         F.col("node").alias(SRC), F.col("node").alias(DST), F.col("loop").alias(WEIGHT)))
-    local = _local.to_local(edges, nodes.select(F.col("node").alias(ID)))
+    return edges, nodes.select(F.col("node").alias(ID))
+
+
+def _coarse_levels_igraph(edges: DataFrame, vertices: DataFrame, resolution: float,
+                          seed: int) -> DataFrame:
+    """igraph's multilevel on a ``_coarse_graph``; returns ``[node, community]``."""
+    local = _local.to_local(edges, vertices)
     ig.set_random_number_generator(random.Random(seed))
     try:
         membership = local.igraph(directed=False).community_multilevel(
