@@ -166,7 +166,9 @@ def ingest_source(
     rows = _prepare(spark, store, config, source, files, run_id, now, rules)
     with store.scratch(f"ingest-{source}") as scratch:
         rows.write.mode("error").parquet(scratch)  # the one pass over the landing files
+        parsed_s = time.monotonic() - started
         result = _write_source(store, source, dates, spark.read.parquet(scratch))
+    result["phase_s"] = {"parse": round(parsed_s, 2), **result["phase_s"]}
     result.update(status="ok", files=len(files), elapsed_s=round(time.monotonic() - started, 2))
     _check_balance(source, _span(dates), result)
     return result
@@ -214,7 +216,17 @@ def first_of_each_key(valid: DataFrame, source: str) -> tuple[DataFrame, int]:
 
 
 def _write_source(store, source, dates, rows) -> dict[str, Any]:
+    phases: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        phases[name] = round(now - clock, 2)
+        clock = now
+
     reasons, by_date, bounds = _tally(source, rows)
+    lap("tally")
     read = sum(reasons.values())
     valid_count = reasons.pop(None, 0)
     run_date = _span(dates)
@@ -230,10 +242,12 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
             f"{q_new} were quarantined now and {q_existing} before — please report this bug"
         )
     quarantined = q_new + q_existing
+    lap("quarantine")
 
     bronze_cols = S.BRONZE_SCHEMAS[source].fieldNames()
     first, in_batch = first_of_each_key(rows.filter(F.col(REASON).isNull()), source)
     first = first.select(*bronze_cols)
+    lap("dedupe")
     table, keys = bronze_table(source), list(S.NATURAL_KEYS[source])
     existing = 0
     if store.exists(table):
@@ -245,6 +259,7 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
         store.merge_insert(first, table, keys, existing_filter=condition)
     else:  # the first write creates the table with its partitioning; keys are unique
         store.write(first, table, partition_by=S.BRONZE_PARTITIONS[source])
+    lap("bronze")
     return {
         "read": read,
         "written": store.last_write.rows,
@@ -256,6 +271,7 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
         "quarantine_version": store.version(q_table),
         "quarantine_new": q_new,
         "by_date": dict(sorted(by_date.items())),
+        "phase_s": phases,
     }
 
 

@@ -107,9 +107,11 @@ def parse_raw(lines: DataFrame, source: str) -> DataFrame:
     schema = _raw_schema(source)
     if file_format(source) == "csv":
         return lines.withColumn(PARSED, F.from_csv(F.col(RAW), schema.simpleString(), options))
+    # the Variant (for each value's exact JSON type) is built only for the lines a cheap
+    # look at the text cannot clear: parsing every line twice cost more than validating it
     return (
         lines.withColumn(PARSED, F.from_json(F.col(RAW), schema, options))
-        .withColumn(VARIANT, F.try_parse_json(F.col(RAW)))
+        .withColumn(VARIANT, F.when(json_types_suspect(source), F.try_parse_json(F.col(RAW))))
     )
 
 
@@ -141,20 +143,41 @@ def _json_type_failure(name: str, kind: str) -> tuple[Column, Column]:
     return bad, detail
 
 
-def _json_types_suspect(source: str) -> Column:
-    """True when some top-level field of the line may have a JSON type its kind does not
-    allow: one ``schema_of_variant`` of the whole line and one regex, instead of a type per
-    field. It can say true for a fine line (a nested object that reuses a field name), never
-    false for a bad one, so the exact per-field check runs only where it says true."""
+# After a field's name (and the colon), the first character of a value whose JSON type the
+# field's kind does not allow; a value starting otherwise can still be bad only as a number
+# where an integer belongs (1.5, 1e3), which the integer pattern adds.
+_BAD_START = {
+    "string": r"[\[{tf]",  # object, array, true/false (numbers are fine: ids exported as numbers)
+    "double": r"[^-0-9n\s]",  # anything but a number or null (a quoted number is a STRING)
+    "long": r"(?:[^-0-9n\s]|-?[0-9]+[.eE])",
+    "int": r"(?:[^-0-9n\s]|-?[0-9]+[.eE])",
+    "boolean": r"[^tfn\s]",
+    "timestamp": r"[^\"n\s]",  # ISO text only: an epoch number is not accepted
+    "date": r"[^\"n\s]",
+    # anything but null or an array of plain strings ([], ["a", "b"]; escapes are caught
+    # by the backslash rule)
+    "array<string>": r'(?!null|\[\s*(?:"[^"\\]*"\s*(?:,\s*"[^"\\]*"\s*)*)?\])',
+}
+
+
+def json_types_suspect(source: str) -> Column:
+    """True when some field of the line may hold a JSON type its kind does not allow.
+
+    One regular expression over the raw text, with no parse: a field name followed by a value
+    whose first character its kind rules out, or a backslash anywhere (an escaped key such as
+    ``"\\u0061mount"`` names a field the text does not spell). It can say true for a fine line
+    (a nested object that reuses a field name, a comment with an escaped quote), never false
+    for a bad one, so the exact per-field check (``schema_of_variant``) runs only where it
+    says true."""
     groups: dict[str, list[str]] = {}
     for name, kind in S.RAW_FIELDS[source]:
-        groups.setdefault(kind, []).append(name)
-    patterns = []
-    for kind, names in groups.items():
-        allowed = "|".join(re.escape(t) for t in JSON_TYPES[kind] + ("VOID",))
+        groups.setdefault(_BAD_START[kind], []).append(name)
+    patterns = [r"\\"]
+    for bad_start, names in groups.items():
         fields = "|".join(re.escape(n) for n in names)
-        patterns.append(f"(?:^OBJECT<|, )(?:{fields}): (?!(?:{allowed})(?:[(,>]|$))")
-    return F.schema_of_variant(F.col(VARIANT)).rlike("|".join(patterns))
+        # possessive \s*+: the space before a value must not be read as its first character
+        patterns.append(f'"(?:{fields})"\\s*+:\\s*+{bad_start}')
+    return F.col(RAW).rlike("|".join(patterns))
 
 
 def _raw(name: str) -> Column:
@@ -165,10 +188,17 @@ def _is_blank(col: Column) -> Column:
     return col.isNull() | (F.trim(col) == "")
 
 
+_TYPED = "_typed_"
+
+
 def _typed(name: str, kind: str) -> Column:
+    """Field ``name`` cast to its kind: the column ``classify`` computes once per row (rules,
+    range checks and the typed output all read it, instead of casting again each)."""
+    return _raw(name) if kind == "string" else F.col(_TYPED + name)
+
+
+def _cast(name: str, kind: str) -> Column:
     raw = F.trim(_raw(name))
-    if kind == "string":
-        return _raw(name)
     if kind == "array<string>":
         return F.from_json(raw, ArrayType(StringType()))
     if kind == "timestamp":
@@ -263,7 +293,7 @@ def classify(parsed: DataFrame, source: str, rules: Rules) -> DataFrame:
     Each rule's condition is evaluated once per row, in order, up to the first that fails
     (the rule's index); the reason and its detail text are looked up from that index."""
     checks = _rules(source, rules)
-    guards = {JSON_TYPE_GROUP: lambda: _json_types_suspect(source)}
+    guards = {JSON_TYPE_GROUP: lambda: F.col(VARIANT).isNotNull()}
     picks: list[Column] = []
     for group, members in itertools.groupby(enumerate(checks), key=lambda ic: ic[1].group):
         group_picks = [F.when(F.coalesce(c.cond, F.lit(False)), F.lit(i)) for i, c in members]
@@ -276,8 +306,11 @@ def classify(parsed: DataFrame, source: str, rules: Rules) -> DataFrame:
                           for i, c in enumerate(checks)])
     detail = F.coalesce(*[F.when(F.col(_RULE) == i, F.coalesce(c.detail, F.lit(c.reason)))
                           for i, c in enumerate(checks)])
+    casts = {_TYPED + name: _cast(name, kind)
+             for name, kind in S.RAW_FIELDS[source] if kind != "string"}
     return (
-        parsed.withColumn(_RULE, first)
+        parsed.withColumns(casts)
+        .withColumn(_RULE, first)
         .withColumn(REASON, reason)
         .withColumn(DETAIL, detail)
         .drop(_RULE)
@@ -285,7 +318,8 @@ def classify(parsed: DataFrame, source: str, rules: Rules) -> DataFrame:
 
 
 def typed_columns(source: str) -> list[Column]:
-    """The raw fields cast to their types (valid rows only: casts are known to succeed)."""
+    """The raw fields cast to their types, from a frame ``classify`` made (valid rows only:
+    their casts are known to succeed)."""
     out = []
     for name, kind in S.RAW_FIELDS[source]:
         col = _typed(name, kind)

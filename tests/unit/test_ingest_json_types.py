@@ -91,3 +91,42 @@ def test_numbers_for_string_ids_and_nulls_stay_valid(spark):
     got = reasons(spark, "orders", [{**base, "order_id": 12345},
                                     {**base, "source_video_id": None}])
     assert got == [(None, None), (None, None)]
+
+
+GUARD_VALUES = [NESTED, [NESTED], [], {}, True, False, None, "x", "", "12.5", 12.5, 3, 3.0,
+                -7, 1e3, 1768039200, "2026-01-10T10:00:00Z", ["a"], [1], ["a", 1], [None]]
+
+
+def _lines(record: dict, name: str) -> list[str]:
+    """The record as a line in three spellings: compact, spaced, and with ``name``'s key
+    escaped (``"\\u0075ser_id"``), which from_json reads as the plain key."""
+    compact = json.dumps(record, separators=(",", ":"))
+    spaced = json.dumps(record, separators=(" , ", " :\t "))
+    escaped = compact.replace(f'"{name}"', '"\\u%04x%s"' % (ord(name[0]), name[1:]), 1)
+    return [compact, spaced, escaped]
+
+
+@pytest.mark.parametrize("source", S.JSON_SOURCES)
+def test_the_cheap_guard_never_clears_a_line_the_exact_check_rejects(spark, source):
+    """The regex over the raw text decides where the exact per-field JSON type check runs;
+    it may flag fine lines, but a line it clears must have no field of a wrong JSON type."""
+    from mktpipe.ingest.validate import VARIANT, _json_type_failure, json_types_suspect
+
+    base = valid_record(source)
+    lines = [json.dumps(base)]
+    for name, _ in S.RAW_FIELDS[source]:
+        for value in GUARD_VALUES:
+            lines += _lines({**base, name: value}, name)
+    df = spark.createDataFrame([(line,) for line in lines], f"{RAW} string")
+    exact = F.lit(False)
+    for name, kind in S.RAW_FIELDS[source]:
+        exact = exact | F.coalesce(_json_type_failure(name, kind)[0], F.lit(False))
+    rows = (
+        df.withColumn(VARIANT, F.try_parse_json(RAW))
+        .select(RAW, exact.alias("exact"), json_types_suspect(source).alias("guard"))
+        .collect()
+    )
+    assert not rows[0]["guard"], f"the guard flags the plain valid {source} record"
+    missed = [r[RAW] for r in rows if r["exact"] and not r["guard"]]
+    assert not missed, f"{len(missed)} bad {source} lines cleared by the guard: {missed[:3]}"
+    assert sum(r["exact"] for r in rows) > len(S.RAW_FIELDS[source]) * 4  # the cases bite
