@@ -165,9 +165,10 @@ def ingest_source(
     rules = rules_from_config(config, now)
     rows = _prepare(spark, store, config, source, files, run_id, now, rules)
     with store.scratch(f"ingest-{source}") as scratch:
-        rows.write.mode("error").parquet(scratch)  # the one pass over the landing files
+        rows.write.mode("error").parquet(f"{scratch}/rows")  # the one pass over the files
         parsed_s = time.monotonic() - started
-        result = _write_source(store, source, dates, spark.read.parquet(scratch))
+        result = _write_source(store, source, dates, spark.read.parquet(f"{scratch}/rows"),
+                               scratch)
     result["phase_s"] = {"parse": round(parsed_s, 2), **result["phase_s"]}
     result.update(status="ok", files=len(files), elapsed_s=round(time.monotonic() - started, 2))
     _check_balance(source, _span(dates), result)
@@ -196,26 +197,41 @@ def _tally(source: str, rows: DataFrame) -> tuple[dict, dict, tuple | None]:
     return reasons, by_date, (lo, hi) if lo is not None else None
 
 
-def first_of_each_key(valid: DataFrame, source: str) -> tuple[DataFrame, int]:
+# repeated keys up to this many are broadcast to the joins that split them off (a few tens
+# of MB of ids); more than that (a whole day landed twice) and the joins shuffle instead
+BROADCAST_REPEATED_KEYS = 1_000_000
+
+
+def first_of_each_key(valid: DataFrame, source: str,
+                      scratch: str | None = None) -> tuple[DataFrame, int]:
     """The first row of each natural key (by file, then text), and how many repeats there were.
 
     Only keys that occur more than once are ranked (a window over their rows); the others,
     nearly all of them, pass through an anti-join with that small set of keys, so the batch
-    is not sorted by key as a whole."""
+    is not sorted by key as a whole. With ``scratch`` (a folder) the set of repeated keys is
+    written there once, so the joins read it instead of aggregating the batch again, and it
+    is broadcast when small enough."""
     keys = list(S.NATURAL_KEYS[source])
     repeated = valid.groupBy(*keys).count().filter(F.col("count") > 1)
-    stats = repeated.agg(F.sum(F.col("count") - 1).alias("extra")).first()
+    if scratch is not None:
+        path = f"{scratch}/repeated-keys"
+        repeated.write.mode("error").parquet(path)
+        repeated = valid.sparkSession.read.parquet(path)
+    stats = repeated.agg(F.sum(F.col("count") - 1).alias("extra"),
+                         F.count(F.lit(1)).alias("n")).first()
     extra = int(stats["extra"] or 0)
     if extra == 0:
         return valid, 0
     repeated = repeated.select(*keys)
+    if scratch is not None and stats["n"] <= BROADCAST_REPEATED_KEYS:
+        repeated = F.broadcast(repeated)
     single = valid.join(repeated, on=keys, how="left_anti")
     ranked = rank_within_key(valid.join(repeated, on=keys, how="left_semi"), source)
     first = ranked.filter(F.col(_RANK) == 1).drop(_RANK)
     return single.unionByName(first), extra
 
 
-def _write_source(store, source, dates, rows) -> dict[str, Any]:
+def _write_source(store, source, dates, rows, scratch: str | None = None) -> dict[str, Any]:
     phases: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -245,7 +261,7 @@ def _write_source(store, source, dates, rows) -> dict[str, Any]:
     lap("quarantine")
 
     bronze_cols = S.BRONZE_SCHEMAS[source].fieldNames()
-    first, in_batch = first_of_each_key(rows.filter(F.col(REASON).isNull()), source)
+    first, in_batch = first_of_each_key(rows.filter(F.col(REASON).isNull()), source, scratch)
     first = first.select(*bronze_cols)
     lap("dedupe")
     table, keys = bronze_table(source), list(S.NATURAL_KEYS[source])

@@ -102,7 +102,7 @@ def _lines(record: dict, name: str) -> list[str]:
     escaped (``"\\u0075ser_id"``), which from_json reads as the plain key."""
     compact = json.dumps(record, separators=(",", ":"))
     spaced = json.dumps(record, separators=(" , ", " :\t "))
-    escaped = compact.replace(f'"{name}"', '"\\u%04x%s"' % (ord(name[0]), name[1:]), 1)
+    escaped = compact.replace(f'"{name}"', f'"\\u{ord(name[0]):04x}{name[1:]}"', 1)
     return [compact, spaced, escaped]
 
 
