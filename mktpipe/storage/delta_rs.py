@@ -369,9 +369,9 @@ class DeltaRsStore(TableStore):
         )
         # this commit's version, found by its tag: the latest may already be another writer's
         tag = props.custom_metadata["mktpipe.commit"]
-        for entry in DeltaTable(root).history(50):
-            if entry.get("mktpipe.commit") == tag:
-                return int(entry["version"])
+        found = pf.find_commit(root, lambda info: info.get("mktpipe.commit") == tag)
+        if found is not None:
+            return found[0]
         raise RuntimeError(f"{table}: the write's commit ({tag}) is not in the last 50 commits")
 
     @staticmethod

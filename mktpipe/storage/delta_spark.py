@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from mktpipe.storage import parquet_files as pf
 from mktpipe.storage.base import (
     DEFAULT_VACUUM_HOURS,
     ReplaceWhere,
@@ -243,13 +244,13 @@ class DeltaSparkStore(TableStore):
 
     def _own_commit(self, table: str, commit_tag: str) -> dict | None:
         """This writer's commit (by its userMetadata tag), among any concurrent ones."""
-        log_table = self._log(table)
-        if log_table is not None:
-            for entry in log_table.history(50):
-                if entry.get("userMetadata") == commit_tag:
-                    return {"version": entry["version"],
-                            "operationMetrics": entry.get("operationMetrics") or {}}
-            return None
+        if self._local():  # the log's own files: milliseconds, no Spark job
+            found = pf.find_commit(self.path(table),
+                                   lambda info: info.get("userMetadata") == commit_tag)
+            if found is None:
+                return None
+            version, info = found
+            return {"version": version, "operationMetrics": info.get("operationMetrics") or {}}
         rows = (
             self._dt(table).history(50)
             .filter(F.col("userMetadata") == commit_tag)

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 import posixpath
+import re
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
@@ -135,3 +136,32 @@ def stats_json(metadata: pq.FileMetaData) -> str:
 
 def arrow_schema(metadata: pq.FileMetaData) -> pa.Schema:
     return metadata.schema.to_arrow_schema().remove_metadata()
+
+
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def find_commit(table_root: str, matches, limit: int = 50) -> tuple[int, dict] | None:
+    """(version, commitInfo) of the newest of the last ``limit`` commits of the Delta table at
+    ``table_root`` whose commitInfo ``matches`` (a predicate on the dict), or None.
+
+    Read from the ``_delta_log/<version>.json`` files themselves, so each version is the one
+    its file is named by: ``deltalake``'s ``history()`` numbers its entries back from a
+    separate read of the latest version, which is off while another writer commits."""
+    fs, root = filesystem(table_root)
+    log_dir = f"{root.rstrip('/')}/_delta_log"
+    names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(log_dir))]
+    versions = sorted((int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m),
+                      reverse=True)
+    for version in versions[:limit]:
+        try:
+            with fs.open_input_stream(f"{log_dir}/{version:020d}.json") as fh:
+                lines = fh.read().decode("utf-8").splitlines()
+        except FileNotFoundError:  # cleaned up meanwhile: older than any commit looked for
+            continue
+        for line in lines:
+            action = json.loads(line) if line.strip() else {}
+            info = action.get("commitInfo")
+            if info is not None and matches(info):
+                return version, info
+    return None

@@ -145,3 +145,22 @@ def test_a_new_output_column_is_added_and_old_rows_read_null(spark, tmp_path, ba
     store.add_columns = False
     with pytest.raises(SchemaMismatchError, match="unexpected columns.*strict"):
         store.write(wider.withColumn("extra", F.lit(1)), table)
+
+
+def test_find_commit_reads_each_version_from_its_log_file(spark, tmp_path):
+    """A write's version comes from the log file holding its commitInfo (deltalake's
+    history() numbers entries from a separate read of the latest version, which another
+    writer can move; the concurrent-writer test races it)."""
+    from mktpipe.storage.parquet_files import find_commit
+
+    store = DeltaRsStore(spark, str(tmp_path / "wh"))
+    versions = [store.write(_rows(spark, 10 * i, 3), "silver.t") for i in range(3)]
+    root = store.path("silver.t")
+    # with no writer racing, history() numbers its entries right: the reference here
+    tags = {entry["version"]: entry["mktpipe.commit"] for entry in DeltaTable(root).history()}
+    assert versions == [0, 1, 2] and sorted(tags) == versions
+    for version, tag in tags.items():
+        found = find_commit(root, lambda info, t=tag: info.get("mktpipe.commit") == t)
+        assert found is not None and found[0] == version
+    assert find_commit(root, lambda info: info.get("mktpipe.commit") == "no such tag") is None
+    assert find_commit(root, lambda info: True, limit=1)[0] == 2
