@@ -12,7 +12,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 JARS_DIR ?= jars
 
 .PHONY: help setup jars run test test-fast lint bench clean doctor maintain cluster-up \
-	cluster-down cluster-status dist test-cluster browser
+	cluster-down cluster-status dist test-cluster test-slow browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ browser:  ## headless Chromium for the report's browser test (Debian package; th
 
 test: setup browser  ## the whole test suite (unit + integration), as CI runs it
 	$(PY) -m pytest
+
+test-slow: setup  ## the tests marked slow (left out of make test; see pytest.ini)
+	$(PY) -m pytest -m slow
 
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest tests/unit -m "not integration"

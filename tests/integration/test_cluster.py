@@ -7,8 +7,11 @@ stops it afterwards, whatever happens. Tiny generated data (8 days) is run throu
 from tables compared here, is left to the local-mode pipeline tests) twice, each into its own
 warehouse and registry, with the same config (``--env test``):
 
-* ``spark-submit --master local[2]``
-* ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe>``
+* ``spark-submit --master local[2]`` in a JVM with no extension jar at all (an empty
+  ``spark.jars_dir``, no ``--jars``): a user's locked-down laptop, so every stage runs on the
+  embedded defaults (delta-rs commits, igraph / DataFrame graph engines, lexicon sentiment);
+* ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the
+  resolved extension jars>`` (delta-spark where ``make jars`` resolved it).
 
 Each run is one spark-submit whose driver executes the job scripts one after another (exactly
 as ``spark-submit jobs/<stage>.py`` would, but sharing one JVM and SparkContext, which saves a
@@ -16,7 +19,9 @@ JVM start per stage). The two runs go concurrently, each with 2 cores. Then ever
 of both warehouses is compared row for row, run ids and time-of-run columns aside, and the
 cluster run is shown to have really run on the cluster: its event log records the standalone
 master and tasks on a worker's executor, the master lists the application as finished, and
-executors imported mktpipe from the zip.
+executors imported mktpipe from the zip. So one pair of runs shows both that the cluster
+equals local mode and that the jar-less defaults equal the jar-backed stack; ``mktpipe
+doctor`` and ``mktpipe maintain`` then run against the jar-less warehouse.
 """
 
 from __future__ import annotations
@@ -251,16 +256,13 @@ def _extension_jars() -> list[Path]:
     return [path for _, _, path in jar_inventory(load_config("test", environ={}))]
 
 
-def _submit(mode: str, master_args: list[str], landing: Path, root: Path) -> dict:
-    """Start one spark-submit of STAGES into ``root``; returns what _wait and _result need."""
-    spark_home = _pyspark_dir()
-    events = root / "events"
-    events.mkdir(parents=True)
+def _run_env(landing: Path, root: Path, with_jars: bool) -> dict:
+    """The environment of one run (config, paths; without jars: an empty jars folder)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MKTPIPE__", "PYSPARK_GATEWAY", "SPARK_CONF_DIR"))}
     env.update(CONFIG_ENV)
     env.update({
-        "SPARK_HOME": str(spark_home),
+        "SPARK_HOME": str(_pyspark_dir()),
         "SPARK_LOCAL_IP": HOST,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
@@ -270,10 +272,24 @@ def _submit(mode: str, master_args: list[str], landing: Path, root: Path) -> dic
     })
     for key in ("warehouse", "models", "reports", "exports", "checkpoints"):
         env[f"MKTPIPE__PATHS__{key.upper()}"] = str(root / key)
+    if not with_jars:
+        empty = root / "empty-jars"
+        empty.mkdir(exist_ok=True)
+        env["MKTPIPE__SPARK__JARS_DIR"] = str(empty)
+    return env
+
+
+def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
+            with_jars: bool = True) -> dict:
+    """Start one spark-submit of STAGES into ``root``; returns what _wait and _result need."""
+    spark_home = _pyspark_dir()
+    events = root / "events"
+    events.mkdir(parents=True)
+    env = _run_env(landing, root, with_jars)
     driver = root / "driver.py"
     driver.write_text(DRIVER)
     # the resolved extension jars (make jars) travel with --jars, as on a real cluster
-    jars = [str(j) for j in _extension_jars()]
+    jars = [str(j) for j in _extension_jars()] if with_jars else []
     cmd = [
         str(spark_home / "bin" / "spark-submit"), *master_args,
         *(["--jars", ",".join(jars)] if jars else []),
@@ -336,7 +352,7 @@ def runs(cluster, pyfiles, landing, tmp_path_factory) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     submitted = [
         _submit("local", ["--master", "local[2]"], landing,
-                tmp_path_factory.mktemp("run-local")),
+                tmp_path_factory.mktemp("run-local"), with_jars=False),
         _submit("cluster",
                 ["--master", cluster["url"], "--py-files", str(pyfiles),
                  "--total-executor-cores", "2", "--executor-memory", "1g"],
@@ -457,7 +473,9 @@ def test_every_table_equals_local_mode(runs):
     tables = compare_tables(local_wh)
     assert EXPECTED_TABLES <= tables, f"missing tables: {sorted(EXPECTED_TABLES - tables)}"
     assert compare_tables(cluster_wh) == tables
-    problems, summary = compare(local_wh, cluster_wh, runs["started"], tables)
+    # versions aside: the two stores may commit a no-op differently (delta-rs vs delta-spark)
+    problems, summary = compare(local_wh, cluster_wh, runs["started"], tables,
+                                versions=_cluster_storage() == "delta-rs")
     print("[compare] " + "; ".join(summary))
     assert not problems, "\n\n".join(problems)
 
@@ -465,9 +483,37 @@ def test_every_table_equals_local_mode(runs):
 def test_run_manifests_agree(runs):
     local = _manifest_stages(runs["local"]["warehouse"])
     cluster = _manifest_stages(runs["cluster"]["warehouse"])
-    has_delta_jar = any(p.name.startswith("delta-spark") for p in _extension_jars())
-    storage = {(r["backend"] or {}).get("storage") for r in cluster if r["backend"]}
-    assert storage == ({"delta-spark"} if has_delta_jar else {"delta-rs"})
+
+    def storage(rows):
+        return {(r["backend"] or {}).get("storage") for r in rows if r["backend"]}
+
+    assert storage(cluster) == {_cluster_storage()}
+    assert storage(local) == {"delta-rs"}  # no jar in its JVM
     assert len(local) >= len(STAGES)
     assert all(r["status"] == "ok" for r in local)
+    for row in local + cluster:  # which engine ran aside, every count and table agrees
+        row.pop("backend")
     assert cluster == local
+
+
+def _cluster_storage() -> str:
+    has_delta_jar = any(p.name.startswith("delta-spark") for p in _extension_jars())
+    return "delta-spark" if has_delta_jar else "delta-rs"
+
+
+def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mktpipe.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_doctor_and_maintain_without_any_extension_jar(runs, landing):
+    """On the jar-less run's warehouse: doctor says every capability uses its default, and
+    maintain compacts and vacuums every table on delta-rs (last: it rewrites files)."""
+    env = _run_env(landing, runs["local"]["root"], with_jars=False)
+    doctor = _cli(["doctor"], env)
+    assert doctor.returncode == 0, doctor.stderr[-3000:]
+    assert "none: every capability uses its embedded default" in doctor.stdout
+    assert "Delta tables     delta-rs" in doctor.stdout
+    maintained = _cli(["maintain", "--vacuum-hours", "0"], env)
+    assert maintained.returncode == 0, maintained.stderr[-3000:]
+    assert "(delta-rs)" in maintained.stdout and "gold.customer_segments" in maintained.stdout

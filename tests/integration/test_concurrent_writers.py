@@ -23,6 +23,10 @@ pytestmark = pytest.mark.integration
 WRITER = Path(__file__).with_name("concurrent_writer.py")
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = StructType([StructField("id", LongType()), StructField("day", DateType())])
+# delta-spark's runs start two JVMs with the Delta jars (minutes a test on 2 cores): slow,
+# `make test-slow`. Its optimistic concurrency is Delta's own; mktpipe's part (finding a
+# merge's commit by its tag) runs on both backends in tests/unit/test_storage_contract.py
+BACKENDS = ["delta-rs", pytest.param("delta-spark", marks=pytest.mark.slow)]
 
 
 def _start(backend, warehouse, op, start, rounds):
@@ -51,7 +55,7 @@ def _seed(spark, warehouse):
     return store
 
 
-@pytest.mark.parametrize("backend", ["delta-rs", "delta-spark"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_processes_appending_keep_every_row_once(spark, tmp_path, backend):
     _check_backend(spark, backend)
     warehouse = str(tmp_path / "wh")
@@ -65,7 +69,7 @@ def test_two_processes_appending_keep_every_row_once(spark, tmp_path, backend):
     assert sorted(line["version"] for line in results) == list(range(1, 11))
 
 
-@pytest.mark.parametrize("backend", ["delta-rs", "delta-spark"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_partition_overwrite_racing_merges_ends_in_a_serial_state(spark, tmp_path, backend):
     _check_backend(spark, backend)
     warehouse = str(tmp_path / "wh")

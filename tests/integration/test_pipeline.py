@@ -155,9 +155,14 @@ def test_report_written(backfilled, cfg):
     assert "<svg" in html or "data:image/png;base64" in html
 
 
+@pytest.mark.slow
 def test_delta_rs_backend_writes_the_same_tables(backfilled, spark, cfg, tmp_path_factory):
     """The same backfill on storage.backend=delta-rs (no jar on the write path): every
-    bronze/silver/gold table equals the jar-backed run's, and each backend reads the other's."""
+    bronze/silver/gold table equals the jar-backed run's, and each backend reads the other's.
+
+    Slow (a second 30-day backfill): `make test-slow`. `make test` compares the backends on
+    a smaller run (tests/integration/test_cluster.py: jar-less local mode vs the jar-backed
+    cluster) and cross-backend reads in tests/unit/test_storage_backends.py."""
     import warehouse_compare
 
     from mktpipe.session import capabilities
