@@ -37,6 +37,13 @@ def test_jars_in_the_jars_dir_enable_their_backends(tmp_path):
     # the folder is the resolved set: dependencies such as the kernel jars go along
     assert any(j.endswith("delta-kernel-api-4.4.1.jar") for j in jars)
     assert "spark.jars.packages" not in conf
+    # Delta rebuilds table state in as many tasks as a shuffle, unless the config says
+    assert conf["spark.databricks.delta.snapshotPartitions"] == "2"  # test: 2 partitions
+    own = _config(jars_dir=str(tmp_path), shuffle_partitions=8,
+                  conf={"spark.databricks.delta.snapshotPartitions": "50"})
+    assert build_conf(own, caps, extra)["spark.databricks.delta.snapshotPartitions"] == "50"
+    assert build_conf(_config(jars_dir=str(tmp_path), shuffle_partitions=8), caps, extra)[
+        "spark.databricks.delta.snapshotPartitions"] == "8"
 
 
 def test_a_jar_built_for_another_spark_line_is_not_used(tmp_path):
