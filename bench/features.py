@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 from deltalake import DeltaTable
 
+from mktpipe.catalog import BRONZE, USER_FEATURES
 from mktpipe.config import load_config
 from mktpipe.features import columns as C
 from mktpipe.features import run_daily_range, run_features
@@ -98,7 +99,7 @@ def peer_sql(files: dict[str, list[str]], snapshot: dt.date) -> str:
 
 
 def run_peer(store: DeltaRsStore, snapshot: dt.date) -> tuple[float, pd.DataFrame]:
-    files = {t: DeltaTable(store.path(f"bronze.{t}")).file_uris()
+    files = {t: DeltaTable(store.path(BRONZE[t])).file_uris()
              for t in ("events", "orders", "users")}
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -146,7 +147,7 @@ def measure(spark, config, root: Path, users: int, days: int, repeats: int) -> d
         features_s = min(features_s, time.perf_counter() - started)
         elapsed, peer = run_peer(store, snapshot)
         peer_s = min(peer_s, elapsed)
-    got = store.read(C.FEATURES_TABLE).select(*peer.columns).toPandas()
+    got = store.read(USER_FEATURES).select(*peer.columns).toPandas()
     return {"users": users, "days": days, "events": daily.rows_in, "user_days": daily.rows_out,
             "feature_rows": feats.rows_out, "daily_s": daily_s, "features_s": features_s,
             "spark_s": daily_s + features_s, "duckdb_s": peer_s,

@@ -258,57 +258,26 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
-def cmd_ingest(args) -> int:
-    from mktpipe.ingest import landing
-    from mktpipe.ingest.stage import run_ingest_dates
-    from mktpipe.quality.manifest import RunManifest, new_run_id
-    from mktpipe.reporting import print_ingest_summary
+def _run_stage(args, command: str, stage, when: dt.date | str, summary=None,
+               **options) -> int:
+    """Build the session, run one stage through the pipeline's single-stage path
+    (``pipeline.run_one``), print what it did. ``when``: a date, ``latest`` (the day after the
+    last landing date) or ``all-dates`` (every landing date, ``stage`` taking the list)."""
+    from mktpipe.pipeline import new_manifest, run_one
     from mktpipe.session import get_spark
-    from mktpipe.storage import open_store
+    from mktpipe.stage import StageContext
 
     config = _load(args)
-    dates = landing.landing_dates(config.paths.landing) if args.all_dates else [args.run_date]
-    if not dates:
-        landing.require_landing(config.paths.landing, dt.date.today())
-    if not args.all_dates:
-        landing.require_landing(config.paths.landing, args.run_date)
+    date = _landing_dates(config) if when == "all-dates" else resolve_snapshot(when, config)
     spark = get_spark(config)
-    store = open_store(spark, config)
-    run_id = new_run_id("ingest")
-    manifest = RunManifest(run_id, "ingest", str(config.resolve_path("warehouse")),
-                           config=config.model_dump())
-    status = "failed"
-    try:
-        manifest.add(run_ingest_dates(spark, config, dates, store=store, run_id=run_id))
-        status = "ok"
-    finally:
-        manifest.finish(status)
-    print_ingest_summary(manifest)
-    return EXIT_OK
-
-
-def _run_stage(args, command: str, stage, run_date: dt.date) -> int:
-    """Build the session and store, run one stage, record it in a run manifest."""
-    from mktpipe.quality.manifest import RunManifest, new_run_id
-    from mktpipe.session import get_spark
-    from mktpipe.storage import open_store
-
-    config = _load(args)
-    run_date = resolve_snapshot(run_date, config)
-    spark = get_spark(config)
-    store = open_store(spark, config)
-    run_id = new_run_id(command)
-    manifest = RunManifest(run_id, command, str(config.resolve_path("warehouse")),
-                           config=config.model_dump())
-    status = "failed"
-    try:
-        result = stage(spark, config, run_date, store=store, run_id=run_id)
-        manifest.add(result)
-        status = "ok"
-    finally:
-        manifest.finish(status)
-    print(f"{command} {run_date}: {result.rows_out} rows out in {result.elapsed_s:.1f}s; "
-          f"tables {result.tables_written}")
+    manifest = new_manifest(command, config)
+    ctx = StageContext.open(spark, config, run_id=manifest.run_id)
+    result = run_one(ctx, stage, date, manifest, **options)
+    if summary is not None:
+        summary(manifest)
+        return EXIT_OK
+    print(f"{command} {result.run_date}: {result.rows_out} rows out in "
+          f"{result.elapsed_s:.1f}s; tables {result.tables_written}")
     for key, value in result.details.items():
         if not isinstance(value, (dict, list)):
             print(f"  {key}: {value}")
@@ -316,17 +285,18 @@ def _run_stage(args, command: str, stage, run_date: dt.date) -> int:
     return EXIT_OK
 
 
-def _dated_stage(args, command: str, single, batch) -> int:
+def _dated_stage(args, command: str, single, batch, summary=None) -> int:
     """A stage run for --run-date D, or for --all-dates in one batch."""
-    if not args.all_dates:
-        return _run_stage(args, command, single, args.run_date)
-    from mktpipe.ingest import landing
+    if args.all_dates:
+        return _run_stage(args, command, batch, "all-dates", summary)
+    return _run_stage(args, command, single, args.run_date, summary)
 
-    def all_dates(spark, config, _run_date, store=None, run_id=None):
-        dates = landing.landing_dates(config.paths.landing)
-        return batch(spark, config, dates, store=store, run_id=run_id)
 
-    return _run_stage(args, command, all_dates, "latest")
+def cmd_ingest(args) -> int:
+    from mktpipe.ingest.stage import run_ingest, run_ingest_dates
+    from mktpipe.reporting import print_ingest_summary
+
+    return _dated_stage(args, "ingest", run_ingest, run_ingest_dates, print_ingest_summary)
 
 
 def cmd_sentiment(args) -> int:
@@ -362,21 +332,13 @@ def cmd_graph(args) -> int:
 def cmd_train(args) -> int:
     from mktpipe.models.stage import run_train
 
-    def train(spark, config, date, store=None, run_id=None):
-        return run_train(spark, config, date, store=store, run_id=run_id,
-                         only_if_due=args.if_due)
-
-    return _run_stage(args, "train", train, args.snapshot_date)
+    return _run_stage(args, "train", run_train, args.snapshot_date, only_if_due=args.if_due)
 
 
 def cmd_score(args) -> int:
     from mktpipe.score.stage import run_score
 
-    def score(spark, config, date, store=None, run_id=None):
-        return run_score(spark, config, date, store=store, run_id=run_id,
-                         export=not args.no_export)
-
-    return _run_stage(args, "score", score, args.snapshot_date)
+    return _run_stage(args, "score", run_score, args.snapshot_date, export=not args.no_export)
 
 
 def cmd_report(args) -> int:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mktpipe import model_settings
 from mktpipe.schemas import FX_TO_USD
 
 ENV_PREFIX = "MKTPIPE__"
@@ -136,19 +137,6 @@ class GraphConfig(_Section):
     top_creators: int = Field(5, ge=1)
 
 
-def _check_model_settings(section: str, values: dict[str, Any], cls_name: str) -> None:
-    """Build the model library's settings dataclass so a bad key or value fails at load time
-    with the dotted key (``models.churn.tiers``) rather than mid-run."""
-    from mktpipe.models import settings as model_settings
-
-    cls = getattr(model_settings, cls_name)
-    base = model_settings.intent_defaults() if section == "intent" else None
-    try:
-        model_settings.resolve(values, section, cls, base=base)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"models.{section}: {exc}") from None
-
-
 class ModelsConfig(_Section):
     # train when a model is missing or its training snapshot is this many days old or more
     retrain_every_days: int = Field(7, ge=1)
@@ -166,28 +154,43 @@ class ModelsConfig(_Section):
         "views_30d", "watch_seconds_30d", "engagement_rate_30d", "active_days_30d",
         "product_clicks_30d", "order_count", "monetary_total", "followers"])
     mlflow_tracking_uri: str | None = None  # MLflow runs when set and mlflow is installed
-    # overrides of the model library's settings (mktpipe/models/settings.py); keys checked
+    # overrides of the model library's settings (mktpipe/model_settings.py), checked at load;
+    # the models take them as dataclasses: config.models.settings("churn")
     churn: dict[str, Any] = Field(default_factory=dict)
     intent: dict[str, Any] = Field(default_factory=dict)
     clv: dict[str, Any] = Field(default_factory=dict)
     segmentation: dict[str, Any] = Field(default_factory=dict)
     anomalies: dict[str, Any] = Field(default_factory=dict)
 
+    def settings(self, section: str) -> Any:
+        """The model library's settings dataclass for ``section`` (churn, intent, clv,
+        segmentation, anomalies): its defaults with this config's overrides."""
+        cls, base = _MODEL_SETTINGS[section]
+        return model_settings.resolve(getattr(self, section), section, cls, base=base())
+
     @model_validator(mode="after")
     def _validate(self) -> ModelsConfig:
-        for section, cls_name in (("churn", "ClassifierSettings"),
-                                  ("intent", "ClassifierSettings"),
-                                  ("clv", "RegressorSettings"),
-                                  ("segmentation", "SegmentationSettings"),
-                                  ("anomalies", "AnomalySettings")):
-            _check_model_settings(section, getattr(self, section), cls_name)
-        from mktpipe.models.settings import normalize_tiers
-
+        # build every section now, so a bad key or value fails at load time with its dotted
+        # key (``models.churn.tiers``) rather than mid-run
+        for section in _MODEL_SETTINGS:
+            try:
+                self.settings(section)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"models.{section}: {exc}") from None
         try:
-            normalize_tiers(self.clv_tiers)
+            model_settings.normalize_tiers(self.clv_tiers)
         except ValueError as exc:
             raise ValueError(f"models.clv_tiers: {exc}") from None
         return self
+
+
+_MODEL_SETTINGS: dict[str, tuple[type, Any]] = {
+    "churn": (model_settings.ClassifierSettings, model_settings.ClassifierSettings),
+    "intent": (model_settings.ClassifierSettings, model_settings.intent_defaults),
+    "clv": (model_settings.RegressorSettings, model_settings.RegressorSettings),
+    "segmentation": (model_settings.SegmentationSettings, model_settings.SegmentationSettings),
+    "anomalies": (model_settings.AnomalySettings, model_settings.AnomalySettings),
+}
 
 
 class ExportConfig(_Section):

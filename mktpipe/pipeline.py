@@ -52,6 +52,7 @@ from mktpipe.errors import (
     out_of_memory_advice,
 )
 from mktpipe.quality.manifest import RunManifest, StageResult, new_run_id
+from mktpipe.stage import StageContext
 from mktpipe.storage import TableStore, open_store
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,12 @@ class Runner:
         return result
 
 
-def _stage_fns(spark: SparkSession, config: Config, store: TableStore, run_id: str):
-    """name -> fn(date) for the single-date stages (imports kept local: start-up cost)."""
+def stage_functions() -> dict[str, Callable[..., StageResult]]:
+    """name -> ``fn(ctx, date, **options)``, the stage of a daily run for one date (imports
+    kept local: start-up cost). ``labels`` is the refresh of the snapshots whose label
+    windows close on the date."""
     from mktpipe.features.daily import run_daily
+    from mktpipe.features.labels import refresh_labels
     from mktpipe.features.user_features import run_features
     from mktpipe.graph.stage import run_graph
     from mktpipe.ingest.stage import run_ingest
@@ -216,49 +220,41 @@ def _stage_fns(spark: SparkSession, config: Config, store: TableStore, run_id: s
     from mktpipe.report.stage import run_report
     from mktpipe.score.stage import run_score
 
-    kw = {"store": store, "run_id": run_id}
-    return {
-        "ingest": lambda d: run_ingest(spark, config, d, **kw),
-        "sentiment": lambda d: run_sentiment(spark, config, d, **kw),
-        "daily": lambda d: run_daily(spark, config, d, **kw),
-        "graph": lambda s: run_graph(spark, config, s, **kw),
-        "features": lambda s: run_features(spark, config, s, **kw),
-        "labels": lambda s: refresh_labels(spark, config, s, **kw),
-        "train": lambda s: run_train(spark, config, s, only_if_due=True, **kw),
-        "score": lambda s: run_score(spark, config, s, **kw),
-        "report": lambda s: run_report(spark, config, s, **kw),
-    }
+    return {"ingest": run_ingest, "sentiment": run_sentiment, "daily": run_daily,
+            "graph": run_graph, "features": run_features, "labels": refresh_labels,
+            "train": run_train, "score": run_score, "report": run_report}
 
 
-def refresh_labels(spark: SparkSession, config: Config, snapshot_date: dt.date,
-                   store: TableStore, run_id: str) -> StageResult:
-    """Rebuild gold.user_labels for the feature snapshots whose label horizons close at
-    ``snapshot_date`` (snapshot_date - horizon for each horizon), when they exist."""
-    from mktpipe.features.labels import run_labels
-    from mktpipe.models.stage import feature_snapshots
+# options of a stage inside a run or backfill: train only when a model is due
+RUN_OPTIONS: dict[str, dict[str, Any]] = {"train": {"only_if_due": True}}
 
-    lab = config.labels
-    horizons = sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
-    existing = set(feature_snapshots(store, snapshot_date))
-    due = [snapshot_date - dt.timedelta(days=h) for h in horizons]
-    due = sorted(s for s in due if s in existing)
-    result = StageResult(stage="labels", run_date=snapshot_date.isoformat())
-    started = time.monotonic()
-    if not due:
-        result.status = "skipped"
-        result.details = {"reason": "no snapshot's label window closes today"}
-        return result
-    for s in due:
-        one = run_labels(spark, config, s, store=store, run_id=run_id)
-        result.rows_out += one.rows_out
-        result.tables_written.update(one.tables_written)
-    result.rows_in = result.rows_out
-    result.details = {"snapshots": [str(s) for s in due]}
-    result.elapsed_s = round(time.monotonic() - started, 2)
+
+def batch_functions() -> dict[str, Callable[..., StageResult]]:
+    """name -> ``fn(ctx, dates)`` for the stages that take a range of dates in one batch."""
+    from mktpipe.features.daily import run_daily_range
+    from mktpipe.ingest.stage import run_ingest_dates
+    from mktpipe.nlp.stage import run_sentiment_range
+
+    return {"ingest": run_ingest_dates, "sentiment": run_sentiment_range,
+            "daily": run_daily_range}
+
+
+def run_one(ctx: StageContext, fn: Callable[..., StageResult], date: dt.date | list[dt.date],
+            manifest: RunManifest, **options: Any) -> StageResult:
+    """``fn(ctx, date, **options)``, one stage outside a run (``mktpipe <stage>``); the
+    result goes to ``manifest``, which is finished ok or failed."""
+    status = "failed"
+    try:
+        result = fn(ctx, date, **options)
+        manifest.add(result)
+        status = "ok"
+    finally:
+        manifest.finish(status)
     return result
 
 
-def _new_manifest(command: str, config: Config) -> RunManifest:
+def new_manifest(command: str, config: Config) -> RunManifest:
+    """A manifest for one command run, ``<warehouse>/_runs/<command>-<time>-<hex>.json``."""
     run_id = new_run_id(command)
     return RunManifest(run_id, command, str(config.resolve_path("warehouse")),
                        config=config.model_dump())
@@ -272,7 +268,7 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     Raises StageFailed (manifest status "failed") at the first failing stage."""
     store = store or open_store(spark, config)
     own = manifest is None
-    manifest = manifest or _new_manifest("run", config)
+    manifest = manifest or new_manifest("run", config)
     state = RunState.load(config.resolve_path("warehouse"), f"run-{run_date}")
     wanted = list(stages or config.pipeline.stages)
     unknown = [s for s in wanted if s not in STAGES]
@@ -284,14 +280,16 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     runner = Runner(spark, config, store, manifest, state, progress or Progress(), force,
                     hint=f"fix the cause and re-run `mktpipe run --run-date {run_date}`: "
                          "completed stages are skipped")
-    fns = _stage_fns(spark, config, store, manifest.run_id)
+    ctx = StageContext.open(spark, config, store, manifest.run_id)
+    fns = stage_functions()
     snapshot = snapshot_for(run_date)
     try:
         for stage in STAGES:
             if stage not in wanted:
                 continue
             date = run_date if stage in ("ingest", "sentiment", "daily") else snapshot
-            runner.step(stage, stage, date, lambda f=fns[stage], d=date: f(d))
+            runner.step(stage, stage, date,
+                        lambda f=fns[stage], d=date, o=RUN_OPTIONS.get(stage, {}): f(ctx, d, **o))
     except BaseException:
         if own:
             manifest.finish("failed")
@@ -330,7 +328,7 @@ def run_backfill(spark: SparkSession, config: Config, start: dt.date, end: dt.da
     preflight(config, config.pipeline.stages)
     store = store or open_store(spark, config)
     progress = progress or Progress()
-    manifest = _new_manifest("backfill", config)
+    manifest = new_manifest("backfill", config)
     dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     try:
         if per_date:
@@ -346,11 +344,8 @@ def run_backfill(spark: SparkSession, config: Config, start: dt.date, end: dt.da
 
 
 def _batched(spark, config, dates, store, force, progress, manifest) -> None:
-    from mktpipe.features.daily import run_daily_range
     from mktpipe.features.labels import run_labels
     from mktpipe.ingest import landing
-    from mktpipe.ingest.stage import run_ingest_dates
-    from mktpipe.nlp.stage import run_sentiment_range
 
     start, end = dates[0], dates[-1]
     for d in dates:  # a missing date is a clear input error before any work
@@ -361,24 +356,20 @@ def _batched(spark, config, dates, store, force, progress, manifest) -> None:
     runner = Runner(spark, config, store, manifest, state, progress, force,
                     hint=f"fix the cause and re-run `mktpipe backfill --start {start} --end "
                          f"{end}`: completed steps are skipped")
-    run_id = manifest.run_id
-    kw = {"store": store, "run_id": run_id}
+    ctx = StageContext.open(spark, config, store, manifest.run_id)
     wanted = set(config.pipeline.stages)
-    for stage, fn in (("ingest", run_ingest_dates), ("sentiment", run_sentiment_range),
-                      ("daily", run_daily_range)):
+    for stage, fn in batch_functions().items():
         if stage in wanted:
-            runner.step(stage, stage, end, lambda f=fn: f(spark, config, dates, **kw))
-    fns = _stage_fns(spark, config, store, run_id)
+            runner.step(stage, stage, end, lambda f=fn: f(ctx, dates))
+    fns = {**stage_functions(), "labels": run_labels}  # each backfill snapshot gets labels
     snapshots = backfill_snapshots(start, end, config.pipeline.snapshot_every_days)
     log.info("backfill %s..%s: snapshots %s", start, end, [str(s) for s in snapshots])
     for s in snapshots:
-        for stage in ("graph", "features"):
+        for stage in ("graph", "features", "labels"):
             if stage in wanted:
-                runner.step(f"{stage}:{s}", stage, s, lambda f=fns[stage], d=s: f(d))
-        if "labels" in wanted:
-            runner.step(f"labels:{s}", "labels", s,
-                        lambda d=s: run_labels(spark, config, d, **kw))
+                runner.step(f"{stage}:{s}", stage, s, lambda f=fns[stage], d=s: f(ctx, d))
     last = snapshots[-1]
     for stage in ("train", "score", "report"):
         if stage in wanted:
-            runner.step(stage, stage, last, lambda f=fns[stage]: f(last))
+            runner.step(stage, stage, last,
+                        lambda f=fns[stage], o=RUN_OPTIONS.get(stage, {}): f(ctx, last, **o))

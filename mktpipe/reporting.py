@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mktpipe.catalog import CUSTOMER_SEGMENTS
 from mktpipe.quality.manifest import RunManifest
 
 
@@ -63,8 +64,8 @@ def print_run_summary(manifest: RunManifest, config) -> None:
         if s.status != "ok":
             continue
         if s.stage == "score":
-            version = s.tables_written.get("gold.customer_segments")
-            outputs["segments"] = (f"gold.customer_segments v{version} (snapshot_date="
+            version = s.tables_written.get(CUSTOMER_SEGMENTS)
+            outputs["segments"] = (f"{CUSTOMER_SEGMENTS} v{version} (snapshot_date="
                                    f"{s.run_date}) in {config.resolve_path('warehouse')}")
             paths = s.details.get("export", {}).get("paths", {})
             if paths:

@@ -35,6 +35,9 @@ FOLLOWER_ID = "follower_id"
 FOLLOWEE_ID = "followee_id"
 TS = "ts"
 SNAPSHOT_DATE = "snapshot_date"
+EVENT_DATE = "event_date"  # bronze.events partition: the event's UTC day
+COMMENT_DATE = "comment_date"  # bronze.comments / silver.comment_sentiment partition
+ACTIVITY_DATE = "activity_date"  # silver.user_daily partition
 
 # lineage columns every bronze table carries
 RUN_ID = "_run_id"
@@ -226,9 +229,9 @@ def _bronze_schema(source: str) -> StructType:
     if source == "orders":
         fields.append(StructField("amount_usd", DoubleType(), True))
     if source == "events":
-        fields.append(StructField("event_date", DateType(), True))
+        fields.append(StructField(EVENT_DATE, DateType(), True))
     if source == "comments":
-        fields.append(StructField("comment_date", DateType(), True))
+        fields.append(StructField(COMMENT_DATE, DateType(), True))
     fields += [
         StructField(RUN_ID, StringType(), True),
         StructField(INGESTED_AT, TimestampType(), True),
@@ -239,16 +242,6 @@ def _bronze_schema(source: str) -> StructType:
 
 
 BRONZE_SCHEMAS: dict[str, StructType] = {source: _bronze_schema(source) for source in SOURCES}
-
-# bronze partitioning: large sources by event date, small ones unpartitioned
-BRONZE_PARTITIONS: dict[str, list[str] | None] = {
-    "users": None,
-    "videos": None,
-    "events": ["event_date"],
-    "comments": ["comment_date"],
-    "follows": None,
-    "orders": None,
-}
 
 QUARANTINE_KEYS = (SOURCE_FILE, "record_sha256", "occurrence")
 QUARANTINE_SCHEMA = StructType(

@@ -72,8 +72,7 @@ SNAPSHOT_DATE = S.SNAPSHOT_DATE
 RUN_ID = S.RUN_ID
 
 # --- silver.user_daily ---------------------------------------------------------------------
-DAILY_TABLE = "silver.user_daily"
-ACTIVITY_DATE = "activity_date"
+ACTIVITY_DATE = S.ACTIVITY_DATE
 EVENTS = "events"
 # output column -> bronze event_type
 EVENT_COUNTS: dict[str, str] = {
@@ -131,7 +130,6 @@ DAILY_COLUMNS: tuple[str, ...] = (
 )
 
 # --- gold.user_features --------------------------------------------------------------------
-FEATURES_TABLE = "gold.user_features"
 RFM = (
     "recency_days",
     "order_count",
@@ -273,7 +271,6 @@ def score_columns(windows: list[int]) -> list[str]:
 
 
 # --- gold.user_labels ----------------------------------------------------------------------
-LABELS_TABLE = "gold.user_labels"
 CHURNED = "churned"
 CLV_90D = "clv_90d"
 WILL_PURCHASE_7D = "will_purchase_7d"

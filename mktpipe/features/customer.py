@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import GRAPH_METRICS
 from mktpipe.features import columns as C
 from mktpipe.features._common import midnight, ratio
 
@@ -92,7 +93,7 @@ def social_features(follows: DataFrame, snapshot: dt.date) -> DataFrame:
 def graph_features(graph_metrics: DataFrame, snapshot: dt.date) -> DataFrame:
     """pagerank, influence_percentile, community_id, community_size at the snapshot."""
     S.require_columns(graph_metrics, [S.USER_ID, C.SNAPSHOT_DATE, *C.GRAPH],
-                      "silver.graph_metrics")
+                      GRAPH_METRICS)
     return (
         graph_metrics.filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot))
         .select(S.USER_ID, *[F.col(c).cast(t).alias(c) for c, t in C.GRAPH_TYPES.items()])

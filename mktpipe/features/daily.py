@@ -39,24 +39,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
-from mktpipe.config import Config
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, BRONZE_VIDEOS, USER_DAILY
 from mktpipe.features import columns as C
-from mktpipe.features._common import (
-    day_range,
-    default_run_id,
-    ratio,
-    read_or_empty,
-    span,
-    ts_between,
-    versions,
-)
+from mktpipe.features._common import ratio, ts_between
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, day_range, read_or_empty, span, stage
+from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
-EVENTS_TABLE, ORDERS_TABLE, VIDEOS_TABLE = "bronze.events", "bronze.orders", "bronze.videos"
-EVENT_DATE = "event_date"
 _CATEGORY, _DURATION, _COMPLETION = "category", "duration_s", "_completion"
 _EMPTY_MAP = "map<string,bigint>"
 
@@ -125,7 +116,7 @@ def _event_aggregates() -> list[Column]:
 def aggregate_events(events: DataFrame) -> DataFrame:
     """Events with video attributes and ``_completion`` -> one row per (user_id, event_date)."""
     return events.groupBy(
-        S.USER_ID, F.col(EVENT_DATE).alias(C.ACTIVITY_DATE)
+        S.USER_ID, F.col(S.EVENT_DATE).alias(C.ACTIVITY_DATE)
     ).agg(*_event_aggregates())
 
 
@@ -175,23 +166,18 @@ def read_bronze_days(spark: SparkSession, store: TableStore,
     orders by timestamp range then UTC day, videos whole (small, needed for any day)."""
     dates = sorted(set(dates))
     end = dates[-1] + dt.timedelta(days=1)
-    events = store.read(EVENTS_TABLE).filter(F.col(EVENT_DATE).isin(dates))
+    events = store.read(BRONZE_EVENTS).filter(F.col(S.EVENT_DATE).isin(dates))
     orders = (
-        read_or_empty(spark, store, ORDERS_TABLE, S.BRONZE_SCHEMAS["orders"])
+        read_or_empty(spark, store, BRONZE_ORDERS, S.BRONZE_SCHEMAS["orders"])
         .filter(ts_between(S.TS, dates[0], end))
         .filter(F.to_date(S.TS).isin(dates))
     )
-    videos = read_or_empty(spark, store, VIDEOS_TABLE, S.BRONZE_SCHEMAS["videos"])
+    videos = read_or_empty(spark, store, BRONZE_VIDEOS, S.BRONZE_SCHEMAS["videos"])
     return events, orders, videos
 
 
-def run_daily_range(
-    spark: SparkSession,
-    config: Config,
-    dates: list[dt.date],
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("daily")
+def run_daily_range(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     """Recompute silver.user_daily for ``dates`` in one batch and replace those partitions.
 
     Reads only the bronze.events partitions of ``dates`` (a filter on the partition column,
@@ -201,35 +187,18 @@ def run_daily_range(
     if not dates:
         raise ValueError("run_daily_range needs at least one date")
     dates = sorted(set(dates))
-    store = store or open_store(spark, config)
-    run_id = run_id or default_run_id("daily")
-    result = StageResult.begin("daily", span(dates), store.backend)
-    events, orders, videos = read_bronze_days(spark, store, dates)
-    result.tables_read = versions(store, (EVENTS_TABLE, ORDERS_TABLE, VIDEOS_TABLE))
+    result = ctx.begin(span(dates))
+    events, orders, videos = read_bronze_days(ctx.spark, ctx.store, dates)
+    result.tables_read = ctx.versions((BRONZE_EVENTS, BRONZE_ORDERS, BRONZE_VIDEOS))
     result.rows_in = events.count()  # Parquet footers only: cheap
-    daily = daily_aggregates(events, videos, orders).withColumn(C.RUN_ID, F.lit(run_id))
-    version = store.write(
-        daily, C.DAILY_TABLE, mode="overwrite", partition_by=[C.ACTIVITY_DATE],
-        replace_where={C.ACTIVITY_DATE: [d.isoformat() for d in dates]},
-    )
-    result.rows_out = store.last_write.rows
-    result.tables_written = {C.DAILY_TABLE: version}
-    result.details = {"dates": [d.isoformat() for d in dates], "run_id": run_id,
-                      "partitions_replaced": len(dates)}
-    result.finish()
-    log.info("daily %s: %d events -> %d user-days (%s v%d, %.1fs)", result.run_date,
-             result.rows_in, result.rows_out, C.DAILY_TABLE, version, result.elapsed_s)
-    return result
+    daily = daily_aggregates(events, videos, orders).withColumn(C.RUN_ID, F.lit(ctx.run_id))
+    ctx.overwrite(result, daily, USER_DAILY, {C.ACTIVITY_DATE: dates})
+    result.details.update(dates=[d.isoformat() for d in dates], partitions_replaced=len(dates))
+    return ctx.finish(result, "%d events -> %d user-days", result.rows_in, result.rows_out)
 
 
-def run_daily(
-    spark: SparkSession,
-    config: Config,
-    run_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("daily")
+def run_daily(ctx: StageContext, run_date: dt.date) -> StageResult:
     """The daily run for ``run_date``: recompute it and the ``features.late_arrival_days``
     days before it (late events), replacing only those partitions of silver.user_daily."""
-    dates = day_range(run_date, config.features.late_arrival_days)
-    return run_daily_range(spark, config, dates, store=store, run_id=run_id)
+    return run_daily_range(ctx, day_range(run_date, ctx.config.features.late_arrival_days))

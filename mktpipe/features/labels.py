@@ -28,27 +28,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_FEATURES, USER_LABELS
 from mktpipe.config import Config
 from mktpipe.features import columns as C
-from mktpipe.features._common import default_run_id, read_or_empty, ts_between, versions
+from mktpipe.features._common import ts_between
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, read_or_empty, stage
+from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
-EVENTS_TABLE, ORDERS_TABLE = "bronze.events", "bronze.orders"
 _DAY, _AMOUNT, _IS_ORDER = "_day", "_amount_usd", "_is_order"
 
 
 def data_end(store: TableStore) -> dt.date | None:
     """The day after the last event_date in bronze.events (exclusive end), None if empty."""
-    last = store.read(EVENTS_TABLE).agg(F.max("event_date").alias("last")).first()["last"]
+    last = store.read(BRONZE_EVENTS).agg(F.max("event_date").alias("last")).first()["last"]
     return None if last is None else last + dt.timedelta(days=1)
 
 
@@ -115,17 +115,17 @@ def build_labels(store: TableStore, snapshot_date: dt.date, config: Config,
     ahead = max(lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days)
     first = snapshot_date - dt.timedelta(days=back)
     stop = snapshot_date + dt.timedelta(days=ahead)
-    events = store.read(EVENTS_TABLE).filter(
+    events = store.read(BRONZE_EVENTS).filter(
         (F.col("event_date") >= F.lit(first)) & (F.col("event_date") < F.lit(stop))
     )
-    orders = read_or_empty(store.spark, store, ORDERS_TABLE, S.BRONZE_SCHEMAS["orders"]).filter(
+    orders = read_or_empty(store.spark, store, BRONZE_ORDERS, S.BRONZE_SCHEMAS["orders"]).filter(
         ts_between(S.TS, first, stop)
     )
     return compute_labels(activity_rows(events, orders), snapshot_date, end, config)
 
 
 def label_checks() -> list[Q.Check]:
-    keys = [C.USER_ID, C.SNAPSHOT_DATE]
+    keys = list(USER_LABELS.keys)
     return [
         Q.unique_check(keys),
         Q.not_null_check(keys, name="not_null_keys"),
@@ -159,38 +159,42 @@ def _warn_unknown(snapshot: dt.date, end: dt.date | None, config: Config) -> Non
                     "those labels are null", snapshot, end, unknown)
 
 
-def run_labels(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-    end: dt.date | None = None,
-) -> StageResult:
+@stage("labels")
+def run_labels(ctx: StageContext, snapshot_date: dt.date,
+               end: dt.date | None = None) -> StageResult:
     """Build gold.user_labels for ``snapshot_date``; check, then replace that partition."""
-    store = store or open_store(spark, config)
-    run_id = run_id or default_run_id("labels")
-    result = StageResult.begin("labels", snapshot_date.isoformat(), store.backend)
-    result.tables_read = versions(store, (EVENTS_TABLE, ORDERS_TABLE))
-    end = end if end is not None else data_end(store)
-    labels = build_labels(store, snapshot_date, config, end=end).withColumn(
-        C.RUN_ID, F.lit(run_id))
-    labels = labels.persist(StorageLevel.MEMORY_AND_DISK)  # checks, summary and write read it
-    try:
-        quality = Q.run_checks(labels, label_checks(), key_cols=[C.USER_ID, C.SNAPSHOT_DATE])
-        result.details = {"run_id": run_id, "data_end": None if end is None else end.isoformat(),
-                          "quality": quality, "summary": _label_summary(labels)}
-        _warn_unknown(snapshot_date, end, config)
-        Q.raise_for_failures(quality, C.LABELS_TABLE)
-        version = store.write(
-            labels, C.LABELS_TABLE, mode="overwrite", partition_by=[C.SNAPSHOT_DATE],
-            replace_where={C.SNAPSHOT_DATE: snapshot_date.isoformat()},
-        )
-    finally:
-        labels.unpersist()
-    result.rows_in = result.rows_out = store.last_write.rows
-    result.tables_written = {C.LABELS_TABLE: version}
-    result.finish()
-    log.info("labels %s: %s (%s v%d)", snapshot_date, result.details["summary"],
-             C.LABELS_TABLE, version)
-    return result
+    result = ctx.begin(snapshot_date)
+    result.tables_read = ctx.versions((BRONZE_EVENTS, BRONZE_ORDERS))
+    end = end if end is not None else data_end(ctx.store)
+    result.details["data_end"] = None if end is None else end.isoformat()
+    labels = build_labels(ctx.store, snapshot_date, ctx.config, end=end).withColumn(
+        C.RUN_ID, F.lit(ctx.run_id))
+    _warn_unknown(snapshot_date, end, ctx.config)
+    ctx.overwrite(result, labels, USER_LABELS, {C.SNAPSHOT_DATE: snapshot_date},
+                  checks=label_checks(), summary=_label_summary)
+    result.rows_in = result.rows_out
+    return ctx.finish(result, "%s", result.details["summary"])
+
+
+@stage("labels")
+def refresh_labels(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
+    """The daily run's labels step: rebuild gold.user_labels for the feature snapshots whose
+    label horizons close at ``snapshot_date`` (snapshot_date - horizon for each horizon),
+    when those snapshots exist; status "skipped" when none does."""
+    lab = ctx.config.labels
+    horizons = sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
+    existing = set(ctx.snapshots(USER_FEATURES, snapshot_date))
+    due = sorted(s for s in (snapshot_date - dt.timedelta(days=h) for h in horizons)
+                 if s in existing)
+    result = ctx.begin(snapshot_date)
+    if not due:
+        result.status = "skipped"
+        result.details["reason"] = "no snapshot's label window closes today"
+        return ctx.finish(result, "nothing due")
+    for s in due:
+        one = run_labels(ctx, s)
+        result.rows_out += one.rows_out
+        result.tables_written.update(one.tables_written)
+    result.rows_in = result.rows_out
+    result.details["snapshots"] = [str(s) for s in due]
+    return ctx.finish(result, "snapshots %s", result.details["snapshots"])

@@ -18,14 +18,21 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import (
+    BRONZE_FOLLOWS,
+    BRONZE_ORDERS,
+    BRONZE_USERS,
+    COMMENT_SENTIMENT,
+    GRAPH_METRICS,
+    USER_DAILY,
+    USER_FEATURES,
+)
 from mktpipe.config import Config
 from mktpipe.features import columns as C
-from mktpipe.features._common import default_run_id, read_or_empty, versions
 from mktpipe.features.customer import (
     graph_features,
     profile_features,
@@ -37,13 +44,12 @@ from mktpipe.features.customer import (
 from mktpipe.features.engagement import content_features, engagement_features
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableNotFoundError, TableStore, open_store
+from mktpipe.stage import StageContext, read_or_empty, stage
+from mktpipe.storage import TableNotFoundError, TableStore
 
 log = logging.getLogger(__name__)
 
-GRAPH_TABLE = "silver.graph_metrics"
-SENTIMENT_TABLE = "silver.comment_sentiment"
-BRONZE = ("bronze.orders", "bronze.users", "bronze.follows")
+BRONZE_INPUTS = (BRONZE_ORDERS, BRONZE_USERS, BRONZE_FOLLOWS)
 
 
 @dataclass(frozen=True)
@@ -135,14 +141,14 @@ def feature_checks(windows: list[int]) -> list[Q.Check]:
 
 def load_sources(spark: SparkSession, store: TableStore) -> tuple[FeatureSources, list[str]]:
     """Read the feature inputs; notices say which optional sources are missing."""
-    if not store.exists(C.DAILY_TABLE):
+    if not store.exists(USER_DAILY):
         raise TableNotFoundError(
-            f"{C.DAILY_TABLE} does not exist at {store.path(C.DAILY_TABLE)}; run the daily "
+            f"{USER_DAILY} does not exist at {store.path(USER_DAILY)}; run the daily "
             f"aggregates first (mktpipe.features.daily.run_daily / run_daily_range)"
         )
     notices = []
     optional = {}
-    for table, what in ((GRAPH_TABLE, "graph"), (SENTIMENT_TABLE, "sentiment")):
+    for table, what in ((GRAPH_METRICS, "graph"), (COMMENT_SENTIMENT, "sentiment")):
         if store.exists(table):
             optional[table] = store.read(table)
         else:
@@ -150,52 +156,31 @@ def load_sources(spark: SparkSession, store: TableStore) -> tuple[FeatureSources
             notices.append(f"{table} does not exist: the {what} features are null "
                            f"(run the {what} stage before the features to fill them)")
     return FeatureSources(
-        daily=store.read(C.DAILY_TABLE),
-        orders=read_or_empty(spark, store, "bronze.orders", S.BRONZE_SCHEMAS["orders"]),
-        users=read_or_empty(spark, store, "bronze.users", S.BRONZE_SCHEMAS["users"]),
-        follows=read_or_empty(spark, store, "bronze.follows", S.BRONZE_SCHEMAS["follows"]),
-        graph_metrics=optional[GRAPH_TABLE],
-        comment_sentiment=optional[SENTIMENT_TABLE],
+        daily=store.read(USER_DAILY),
+        orders=read_or_empty(spark, store, BRONZE_ORDERS, S.BRONZE_SCHEMAS["orders"]),
+        users=read_or_empty(spark, store, BRONZE_USERS, S.BRONZE_SCHEMAS["users"]),
+        follows=read_or_empty(spark, store, BRONZE_FOLLOWS, S.BRONZE_SCHEMAS["follows"]),
+        graph_metrics=optional[GRAPH_METRICS],
+        comment_sentiment=optional[COMMENT_SENTIMENT],
     ), notices
 
 
-def run_features(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("features")
+def run_features(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     """Build gold.user_features for ``snapshot_date``: check, then replace that partition.
 
     Raises QualityCheckError (nothing written) when a hard check fails; the check results are
     in ``details["quality"]`` otherwise.
     """
-    store = store or open_store(spark, config)
-    run_id = run_id or default_run_id("features")
-    result = StageResult.begin("features", snapshot_date.isoformat(), store.backend)
-    sources, notices = load_sources(spark, store)
+    result = ctx.begin(snapshot_date)
+    sources, notices = load_sources(ctx.spark, ctx.store)
     for notice in notices:
         log.warning("features %s: %s", snapshot_date, notice)
-    result.tables_read = versions(store, (C.DAILY_TABLE, *BRONZE, GRAPH_TABLE, SENTIMENT_TABLE))
-    features = build_user_features(sources, snapshot_date, config, run_id)
-    # two actions read it (checks, write): compute once
-    features = features.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        quality = Q.run_checks(features, feature_checks(config.features.windows_days),
-                               key_cols=[C.USER_ID, C.SNAPSHOT_DATE])
-        result.details = {"run_id": run_id, "notices": notices, "quality": quality}
-        Q.raise_for_failures(quality, C.FEATURES_TABLE)
-        version = store.write(
-            features, C.FEATURES_TABLE, mode="overwrite", partition_by=[C.SNAPSHOT_DATE],
-            replace_where={C.SNAPSHOT_DATE: snapshot_date.isoformat()},
-        )
-    finally:
-        features.unpersist()
-    result.rows_in = quality[0]["rows"]
-    result.rows_out = store.last_write.rows
-    result.tables_written = {C.FEATURES_TABLE: version}
-    result.finish()
-    log.info("features %s: %d users (%s v%d, %.1fs)", snapshot_date, result.rows_out,
-             C.FEATURES_TABLE, version, result.elapsed_s)
-    return result
+    result.details["notices"] = notices
+    result.tables_read = ctx.versions((USER_DAILY, *BRONZE_INPUTS, GRAPH_METRICS,
+                                       COMMENT_SENTIMENT))
+    features = build_user_features(sources, snapshot_date, ctx.config, ctx.run_id)
+    ctx.overwrite(result, features, USER_FEATURES, {C.SNAPSHOT_DATE: snapshot_date},
+                  checks=feature_checks(ctx.config.features.windows_days))
+    result.rows_in = result.details["quality"][0]["rows"]
+    return ctx.finish(result, "%d users", result.rows_out)

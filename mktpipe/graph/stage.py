@@ -37,7 +37,15 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
-from mktpipe.config import Config, GraphConfig
+from mktpipe.catalog import (
+    BRONZE_EVENTS,
+    BRONZE_FOLLOWS,
+    BRONZE_USERS,
+    BRONZE_VIDEOS,
+    COMMUNITIES,
+    GRAPH_METRICS,
+)
+from mktpipe.config import GraphConfig
 from mktpipe.graph import (
     connected_components,
     label_propagation,
@@ -47,14 +55,12 @@ from mktpipe.graph import (
 )
 from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, stage
 
 log = logging.getLogger(__name__)
 
 SRC, DST, WEIGHT = "src", "dst", "weight"
 INTERACTIONS = ("like", "comment", "share")
-METRICS_TABLE = "silver.graph_metrics"
-COMMUNITIES_TABLE = "silver.communities"
 PERCENTILE_STEPS = 1000
 
 
@@ -239,25 +245,17 @@ def components_and_lpa(
     return components, lpa, stats
 
 
-def run_graph(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("graph")
+def run_graph(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     """Build the graph for ``snapshot_date``, score it, write both silver tables."""
-    store = store or open_store(spark, config)
-    g = config.graph
-    run_id = run_id or f"graph-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    result = StageResult.begin("graph", snapshot_date.isoformat(), store.backend)
-    sources = {t: store.version(t) for t in ("bronze.follows", "bronze.events", "bronze.users",
-                                             "bronze.videos")}
-    result.tables_read = sources
-    users = store.read("bronze.users")
-    events = store.read("bronze.events")
+    store, g = ctx.store, ctx.config.graph
+    result = ctx.begin(snapshot_date)
+    result.tables_read = ctx.versions((BRONZE_FOLLOWS, BRONZE_EVENTS, BRONZE_USERS,
+                                       BRONZE_VIDEOS))
+    users = store.read(BRONZE_USERS)
+    events = store.read(BRONZE_EVENTS)
     edges = (
-        follow_edges(store.read("bronze.follows"), snapshot_date)
+        follow_edges(store.read(BRONZE_FOLLOWS), snapshot_date)
         .unionByName(interaction_edges(events, snapshot_date, g.interaction_window_days,
                                        g.interaction_weight))
         .groupBy(SRC, DST).agg(F.sum(WEIGHT).alias(WEIGHT))
@@ -265,16 +263,20 @@ def run_graph(
         .persist()  # read by pagerank, louvain, degrees and modularity
     )
     try:
-        outputs = _score(spark, config, store, snapshot_date, edges, users, events, run_id,
-                         result)
+        _score(ctx, snapshot_date, edges, users, events, result)
     finally:
         edges.unpersist()
-    result.tables_written.update(outputs)
-    result.finish()
-    return result
+    d = result.details
+    return ctx.finish(
+        result, "%d vertices, %d edges, %d communities, modularity %.4f, NMI %s; LPA %d "
+        "communities, modularity %.4f; %d components, largest %.1f%%", result.rows_out,
+        d["edges"], d["communities"], d["modularity"], d["planted_nmi"], d["lpa_communities"],
+        d["lpa_modularity"], d["components"], 100 * d["largest_component_share"])
 
 
-def _score(spark, config, store, snapshot_date, edges, users, events, run_id, result):
+def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: DataFrame,
+           events: DataFrame, result: StageResult) -> None:
+    spark, config, store, run_id = ctx.spark, ctx.config, ctx.store, ctx.run_id
     g = config.graph
     checkpoints = str(config.resolve_path("checkpoints"))
     real = edges.filter(F.col(DST).isNotNull())
@@ -307,7 +309,7 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
             F.lit(run_id).alias(S.RUN_ID),
         )
     )
-    videos = store.read("bronze.videos")
+    videos = store.read(BRONZE_VIDEOS)
     summary = community_summary(
         assignment, undirected, ranks, users,
         category_views(events, videos, snapshot_date, g.interaction_window_days), g.top_creators,
@@ -315,25 +317,14 @@ def _score(spark, config, store, snapshot_date, edges, users, events, run_id, re
              F.lit(structure["lpa_modularity"]).alias("lpa_modularity"),
              F.lit(structure["lpa_communities"]).cast("long").alias("lpa_communities"),
              F.lit(run_id).alias(S.RUN_ID))
-    where = {S.SNAPSHOT_DATE: snapshot_date.isoformat()}
-    written = {
-        METRICS_TABLE: store.write(metrics, METRICS_TABLE, mode="overwrite",
-                                   partition_by=[S.SNAPSHOT_DATE], replace_where=where),
-    }
-    result.rows_out = store.last_write.rows
-    written[COMMUNITIES_TABLE] = store.write(summary, COMMUNITIES_TABLE, mode="overwrite",
-                                             partition_by=[S.SNAPSHOT_DATE], replace_where=where)
+    ctx.overwrite(result, metrics, GRAPH_METRICS, {S.SNAPSHOT_DATE: snapshot_date})
+    vertices = result.rows_out
+    ctx.overwrite(result, summary, COMMUNITIES, {S.SNAPSHOT_DATE: snapshot_date})
+    result.rows_out = vertices
     result.details.update(
-        modularity=q, communities=store.last_write.rows, vertices=result.rows_out,
+        modularity=q, communities=store.last_write.rows, vertices=vertices,
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.paths.truth),
         **structure,
     )
-    log.info("graph %s: %d vertices, %d edges, %d communities, modularity %.4f, NMI %s; "
-             "LPA %d communities, modularity %.4f; %d components, largest %.1f%%",
-             snapshot_date, result.rows_out, result.details["edges"],
-             result.details["communities"], q, result.details["planted_nmi"],
-             structure["lpa_communities"], structure["lpa_modularity"],
-             structure["components"], 100 * structure["largest_component_share"])
     for frame in (ranks, assignment, components, lpa):
         frame.unpersist()
-    return written

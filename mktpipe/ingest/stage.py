@@ -21,12 +21,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE, BRONZE_USERS, QUARANTINE
 from mktpipe.config import Config
 from mktpipe.errors import CountMismatchError
 from mktpipe.ingest import landing
 from mktpipe.ingest.validate import DETAIL, REASON, Rules, classify, parse_raw, typed_columns
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, span, stage
+from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +41,6 @@ USER_REFERENCES = {
     "follows": (S.FOLLOWER_ID, S.FOLLOWEE_ID),
 }
 _RANK = "_rank"
-
-
-def bronze_table(source: str) -> str:
-    return f"bronze.{source}"
-
-
-def quarantine_table(source: str) -> str:
-    return f"quarantine.{source}"
-
-
-def _span(dates: list[dt.date]) -> str:
-    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
 
 
 def rules_from_config(config: Config, now: dt.datetime) -> Rules:
@@ -107,7 +97,7 @@ def flag_unknown_users(df: DataFrame, source: str, known_users: DataFrame | None
 
 def rank_within_key(valid: DataFrame, source: str) -> DataFrame:
     """``_rank`` 1 for the first row of each natural key (by file, then text), 2.. for repeats."""
-    keys = list(S.NATURAL_KEYS[source])
+    keys = list(BRONZE[source].keys)
     order = Window.partitionBy(*keys).orderBy(S.SOURCE_FILE, landing.RAW)
     return valid.withColumn(_RANK, F.row_number().over(order))
 
@@ -119,8 +109,8 @@ def _prepare(spark, store, config, source, files, run_id, ingested_at, rules):
         landing.RAW, S.SOURCE_FILE, S.INGEST_DATE, REASON, DETAIL, *typed_columns(source)
     )
     known = None
-    if source in USER_REFERENCES and store.exists(bronze_table("users")):
-        known = store.read(bronze_table("users")).select(S.USER_ID, S.INGEST_DATE)
+    if source in USER_REFERENCES and store.exists(BRONZE_USERS):
+        known = store.read(BRONZE_USERS).select(S.USER_ID, S.INGEST_DATE)
     return (
         typed.transform(flag_unknown_users, source, known)
         .transform(with_derived_columns, source, config.ingest.fx_to_usd)
@@ -131,7 +121,7 @@ def _prepare(spark, store, config, source, files, run_id, ingested_at, rules):
 
 def _existing_filter(source: str, bounds: tuple[Any, Any] | None) -> str | None:
     """Restrict the duplicate lookup to the bronze partitions the batch can collide with."""
-    part = (S.BRONZE_PARTITIONS.get(source) or [None])[0]
+    part = (BRONZE[source].partition_by or (None,))[0]
     if part is None or bounds is None or bounds[0] is None:
         return None
     lo, hi = bounds
@@ -156,7 +146,7 @@ def ingest_source(
     started = time.monotonic()
     files = [f for d in dates for f in landing.landing_files(config.paths.landing, source, d)]
     if not files:
-        log.info("%s %s: no landing files, nothing to ingest", source, _span(dates))
+        log.info("%s %s: no landing files, nothing to ingest", source, span(dates))
         return {"status": "no_files", "files": 0, "read": 0, "written": 0,
                 "quarantined": 0, "quarantine_reasons": {}, "duplicates_in_batch": 0,
                 "duplicates_existing": 0}
@@ -171,13 +161,13 @@ def ingest_source(
                                scratch)
     result["phase_s"] = {"parse": round(parsed_s, 2), **result["phase_s"]}
     result.update(status="ok", files=len(files), elapsed_s=round(time.monotonic() - started, 2))
-    _check_balance(source, _span(dates), result)
+    _check_balance(source, span(dates), result)
     return result
 
 
 def _tally(source: str, rows: DataFrame) -> tuple[dict, dict, tuple | None]:
     """Counts by reason and by date, and the valid rows' bronze partition range (one job)."""
-    part = (S.BRONZE_PARTITIONS.get(source) or [None])[0]
+    part = (BRONZE[source].partition_by or (None,))[0]
     valid = F.col(REASON).isNull()
     aggs = [F.count(F.lit(1)).alias("n")]
     if part is not None:
@@ -211,7 +201,7 @@ def first_of_each_key(valid: DataFrame, source: str,
     is not sorted by key as a whole. With ``scratch`` (a folder) the set of repeated keys is
     written there once, so the joins read it instead of aggregating the batch again, and it
     is broadcast when small enough."""
-    keys = list(S.NATURAL_KEYS[source])
+    keys = list(BRONZE[source].keys)
     repeated = valid.groupBy(*keys).count().filter(F.col("count") > 1)
     if scratch is not None:
         path = f"{scratch}/repeated-keys"
@@ -245,9 +235,9 @@ def _write_source(store, source, dates, rows, scratch: str | None = None) -> dic
     lap("tally")
     read = sum(reasons.values())
     valid_count = reasons.pop(None, 0)
-    run_date = _span(dates)
+    run_date = span(dates)
 
-    q_table = quarantine_table(source)
+    q_table = QUARANTINE[source]
     q_new, q_existing = (0, 0)
     if read - valid_count or not store.exists(q_table):
         q_new, q_existing = _quarantine(store, q_table, source, dates, rows,
@@ -264,7 +254,8 @@ def _write_source(store, source, dates, rows, scratch: str | None = None) -> dic
     first, in_batch = first_of_each_key(rows.filter(F.col(REASON).isNull()), source, scratch)
     first = first.select(*bronze_cols)
     lap("dedupe")
-    table, keys = bronze_table(source), list(S.NATURAL_KEYS[source])
+    table = BRONZE[source]
+    keys = list(table.keys)
     existing = 0
     if store.exists(table):
         condition = _existing_filter(source, bounds)
@@ -274,7 +265,7 @@ def _write_source(store, source, dates, rows, scratch: str | None = None) -> dic
         existing = first.join(current.select(*keys), on=keys, how="left_semi").count()
         store.merge_insert(first, table, keys, existing_filter=condition)
     else:  # the first write creates the table with its partitioning; keys are unique
-        store.write(first, table, partition_by=S.BRONZE_PARTITIONS[source])
+        store.write(first, table, partition_by=table.partitions)
     lap("bronze")
     return {
         "read": read,
@@ -313,7 +304,7 @@ def _quarantine(store, table, source, dates, rows, n_bad: int) -> tuple[int, int
         )
         .coalesce(max(1, -(-n_bad // store.target_file_rows)))
     )
-    keys = list(S.QUARANTINE_KEYS)
+    keys = list(table.keys)
     in_dates = ", ".join(f"DATE'{d}'" for d in dates)
     same_date = f"`{S.INGEST_DATE}` IN ({in_dates})"
     existing = 0
@@ -339,27 +330,15 @@ def _check_balance(source: str, run_date: str, counts: dict[str, Any]) -> None:
         )
 
 
-def run_ingest(
-    spark: SparkSession,
-    config: Config,
-    run_date: dt.date,
-    store: TableStore | None = None,
-    now: dt.datetime | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("ingest")
+def run_ingest(ctx: StageContext, run_date: dt.date) -> StageResult:
     """Ingest every source for ``run_date``; raise InputError when its folder is missing."""
-    landing.require_landing(config.paths.landing, run_date)
-    return run_ingest_dates(spark, config, [run_date], store=store, now=now, run_id=run_id)
+    landing.require_landing(ctx.config.paths.landing, run_date)
+    return run_ingest_dates(ctx, [run_date])
 
 
-def run_ingest_dates(
-    spark: SparkSession,
-    config: Config,
-    dates: list[dt.date],
-    store: TableStore | None = None,
-    now: dt.datetime | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("ingest")
+def run_ingest_dates(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     """Ingest several landing dates in one batch per source (a backfill).
 
     The result is the same as ingesting the dates one by one, oldest first: the earliest
@@ -367,29 +346,26 @@ def run_ingest_dates(
     before the row's date. Far fewer Spark jobs, so a 60-day backfill takes a minute.
     """
     dates = sorted(dates)
-    store = store or open_store(spark, config)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    result = StageResult(stage="ingest", run_date=_span(dates),
-                         started_at=now.isoformat(timespec="seconds"),
-                         backend={"storage": store.backend})
+    now = ctx.now()  # every row of the run carries this _ingested_at
+    result = ctx.begin(span(dates))
+    result.started_at = now.isoformat(timespec="seconds")
     result.details["dates"] = [d.isoformat() for d in dates]
-    run_id = run_id or f"ingest-{now.strftime('%Y%m%dT%H%M%SZ')}"
-    started = time.monotonic()
     for source in INGEST_ORDER:
-        counts = ingest_source(spark, store, config, source, dates, run_id, now)
+        counts = ingest_source(ctx.spark, ctx.store, ctx.config, source, dates, ctx.run_id, now)
         result.details[source] = counts
         result.rows_in += counts["read"]
         result.rows_out += counts["written"]
         result.rows_quarantined += counts["quarantined"]
         result.rows_deduplicated += counts["duplicates_in_batch"] + counts["duplicates_existing"]
         if counts["status"] == "ok":
-            result.tables_written[bronze_table(source)] = counts["bronze_version"]
-            result.tables_written[quarantine_table(source)] = counts["quarantine_version"]
+            result.tables_written[BRONZE[source]] = counts["bronze_version"]
+            result.tables_written[QUARANTINE[source]] = counts["quarantine_version"]
         log.info(
             "ingest %s %s: read %d, written %d, quarantined %d %s, duplicates %d",
-            _span(dates), source, counts["read"], counts["written"], counts["quarantined"],
+            span(dates), source, counts["read"], counts["written"], counts["quarantined"],
             counts["quarantine_reasons"], counts["duplicates_in_batch"]
             + counts["duplicates_existing"],
         )
-    result.elapsed_s = round(time.monotonic() - started, 2)
-    return result
+    return ctx.finish(result, "%d rows read, %d written, %d quarantined, %d duplicates",
+                      result.rows_in, result.rows_out, result.rows_quarantined,
+                      result.rows_deduplicated)

@@ -32,8 +32,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
+from mktpipe.model_settings import AnomalySettings, resolve
 from mktpipe.models.preprocess import is_id_like, require_columns
-from mktpipe.models.settings import AnomalySettings, resolve
 
 log = logging.getLogger(__name__)
 

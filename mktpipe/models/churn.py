@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
+from mktpipe.model_settings import CHURN_TIERS, ClassifierSettings, resolve
 from mktpipe.models.classifier import (
     BinaryClassifierModel,
     assign_tier,
     fit_binary_classifier,
     tier_col,
 )
-from mktpipe.models.settings import CHURN_TIERS, ClassifierSettings, resolve
 
 __all__ = ["CHURN_TIERS", "ChurnModel", "assign_tier", "fit", "settings_from", "tier_col"]
 
@@ -40,7 +40,7 @@ class ChurnModel(BinaryClassifierModel):
 
 def settings_from(config=None) -> ClassifierSettings:
     """Churn settings from ``config`` (None, ClassifierSettings, a mapping of overrides, or a
-    mktpipe Config with a ``models.churn`` section)."""
+    legacy mktpipe Config with a ``models.churn`` mapping)."""
     return resolve(config, "churn", ClassifierSettings)
 
 

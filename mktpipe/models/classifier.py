@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 from xgboost.spark import SparkXGBClassifier
 
+from mktpipe.model_settings import ClassifierSettings, normalize_tiers, to_dict
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
 from mktpipe.models.evaluation import score_report
@@ -45,7 +46,6 @@ from mktpipe.models.preprocess import (
     require_columns,
     split_train_validation,
 )
-from mktpipe.models.settings import ClassifierSettings, normalize_tiers, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ _FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES}
 def assign_tier(df: DataFrame, prob_col: str, tiers, out_col: str) -> DataFrame:
     """Add ``out_col``: the name of the first tier (highest bound first) with ``prob_col >=``
     its lower bound; null probability -> null tier. ``tiers``: ``{name: lower_bound}`` or
-    pairs, validated by :func:`~mktpipe.models.settings.normalize_tiers` (ValueError)."""
+    pairs, validated by :func:`~mktpipe.model_settings.normalize_tiers` (ValueError)."""
     return df.withColumn(out_col, tier_col(F.col(prob_col), tiers))
 
 

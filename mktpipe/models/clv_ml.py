@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 from xgboost.spark import SparkXGBRegressor
 
+from mktpipe.model_settings import RegressorSettings, resolve, to_dict
 from mktpipe.models import clv
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
@@ -40,7 +41,6 @@ from mktpipe.models.preprocess import (
     require_columns,
     split_train_validation,
 )
-from mktpipe.models.settings import RegressorSettings, resolve, to_dict
 
 log = logging.getLogger(__name__)
 

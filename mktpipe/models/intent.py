@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
+from mktpipe.model_settings import INTENT_TIERS, ClassifierSettings, intent_defaults, resolve
 from mktpipe.models.classifier import BinaryClassifierModel, fit_binary_classifier
-from mktpipe.models.settings import INTENT_TIERS, ClassifierSettings, intent_defaults, resolve
 
 __all__ = ["INTENT_TIERS", "IntentModel", "fit", "settings_from"]
 

@@ -40,6 +40,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
+from mktpipe.model_settings import SegmentationSettings, resolve, to_dict
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
 from mktpipe.models.preprocess import (
     INTERNAL,
@@ -48,7 +49,6 @@ from mktpipe.models.preprocess import (
     profile_features,
     require_columns,
 )
-from mktpipe.models.settings import SegmentationSettings, resolve, to_dict
 
 log = logging.getLogger(__name__)
 

@@ -29,23 +29,23 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_DAILY, USER_FEATURES
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
 from mktpipe.features import labels as labels_mod
-from mktpipe.features._common import default_run_id, versions
 from mktpipe.models import anomalies, churn, clv_ml, intent, segmentation
 from mktpipe.models.registry import Registry
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, snapshot_dates, stage
+from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = ("churn", "intent", "clv", "segments")
-ORDERS_TABLE = "bronze.orders"
 NON_FEATURES = (C.USER_ID, C.SNAPSHOT_DATE, C.RUN_ID, "community_id")
 
 
@@ -98,11 +98,7 @@ def training_due(config: Config, snapshot_date: dt.date) -> tuple[bool, str]:
 
 def feature_snapshots(store: TableStore, before: dt.date) -> list[dt.date]:
     """Snapshot dates of gold.user_features strictly before ``before`` (a small distinct)."""
-    if not store.exists(C.FEATURES_TABLE):
-        return []
-    rows = (store.read(C.FEATURES_TABLE).select(C.SNAPSHOT_DATE).distinct()
-            .filter(F.col(C.SNAPSHOT_DATE) < F.lit(before)).collect())
-    return sorted(r[0] for r in rows)
+    return snapshot_dates(store, USER_FEATURES, before)
 
 
 def labelled_snapshots(snapshots: list[dt.date], horizon_days: int, end: dt.date,
@@ -115,11 +111,12 @@ def labelled_snapshots(snapshots: list[dt.date], horizon_days: int, end: dt.date
 def anomalous_users(store: TableStore, config: Config, snapshot_date: dt.date) -> DataFrame:
     """detect_anomalies over silver.user_daily in the lookback window before the snapshot."""
     first = snapshot_date - dt.timedelta(days=config.models.anomaly_lookback_days)
-    daily = (store.read(C.DAILY_TABLE)
+    daily = (store.read(USER_DAILY)
              .filter((F.col(C.ACTIVITY_DATE) >= F.lit(first))
                      & (F.col(C.ACTIVITY_DATE) < F.lit(snapshot_date))))
     metrics = ["events", "views", "likes", "comments", "shares", "watch_seconds"]
-    return anomalies.detect_anomalies(daily, metrics=metrics, config=config)
+    return anomalies.detect_anomalies(daily, metrics=metrics,
+                                      config=config.models.settings("anomalies"))
 
 
 def snapshot_labels(store: TableStore, config: Config, snapshots: list[dt.date],
@@ -138,7 +135,7 @@ def training_set(store: TableStore, config: Config, target: Target, snapshots: l
     """Features of ``snapshots`` joined with freshly built labels (non-null ``target.label``),
     minus the ``exclude`` users (a user_id DataFrame). ``labels``: prebuilt
     :func:`snapshot_labels` covering ``snapshots`` (built here when None)."""
-    features = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
+    features = store.read(USER_FEATURES).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
     if labels is None:
         labels = snapshot_labels(store, config, snapshots, end)
     labels = (labels.filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
@@ -161,11 +158,12 @@ def _fit_target(target: Target, data: DataFrame, config: Config):
     feature_cols = _feature_cols(data, target.label)
     models = config.models
     if target.name == "churn":
-        return churn.fit(data, target.label, feature_cols, config, tune=_tune(config, "churn"))
+        return churn.fit(data, target.label, feature_cols, models.settings("churn"),
+                         tune=_tune(config, "churn"))
     if target.name == "intent":
-        return intent.fit(data, target.label, feature_cols, config,
+        return intent.fit(data, target.label, feature_cols, models.settings("intent"),
                           tune=_tune(config, "intent"))
-    return clv_ml.fit(data, target.label, feature_cols, config,
+    return clv_ml.fit(data, target.label, feature_cols, models.settings("clv"),
                       tune=models.tune and bool(models.clv.get("tuning")))
 
 
@@ -177,7 +175,7 @@ def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.dat
                    horizon_days: int) -> dict:
     """ML regressor vs BG/NBD + Gamma-Gamma on the validation snapshot's customers: the
     probabilistic model is fitted on the orders before that snapshot (nothing after it)."""
-    orders = store.read(ORDERS_TABLE).filter(F.col("ts") < F.lit(validation).cast("timestamp"))
+    orders = store.read(BRONZE_ORDERS).filter(F.col("ts") < F.lit(validation).cast("timestamp"))
     valid = data.filter(F.col(C.SNAPSHOT_DATE) == F.lit(validation))
     probabilistic = clv_ml.bgnbd_predictions(
         orders, validation - dt.timedelta(days=1), horizon_days=horizon_days,
@@ -188,32 +186,26 @@ def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.dat
     return comparison
 
 
-def run_train(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-    only_if_due: bool = False,
-) -> StageResult:
+@stage("train")
+def run_train(ctx: StageContext, snapshot_date: dt.date,
+              only_if_due: bool = False) -> StageResult:
     """Train and register every model for ``snapshot_date`` (see the module docstring).
     ``only_if_due``: skip (status "skipped") unless :func:`training_due` says so."""
-    store = store or open_store(spark, config)
-    run_id = run_id or default_run_id("train")
-    result = StageResult.begin("train", snapshot_date.isoformat(), store.backend)
+    store, config, run_id = ctx.store, ctx.config, ctx.run_id
+    result = ctx.begin(snapshot_date)
     if only_if_due:
         due, why = training_due(config, snapshot_date)
         if not due:
             log.info("train %s: not due: %s", snapshot_date, why)
-            result.status, result.details = "skipped", {"reason": why}
+            result.status = "skipped"
+            result.details["reason"] = why
             return result
         result.details["due_because"] = why
-    for table in (C.FEATURES_TABLE, C.DAILY_TABLE, labels_mod.EVENTS_TABLE):
+    for table in (USER_FEATURES, USER_DAILY, BRONZE_EVENTS):
         if not store.exists(table):
             raise InputError(f"train {snapshot_date}: table {table} does not exist; run the "
                              "ingest, daily and features stages first (or `mktpipe run`)")
-    source = versions(store, (C.FEATURES_TABLE, C.DAILY_TABLE, labels_mod.EVENTS_TABLE,
-                              ORDERS_TABLE))
+    source = ctx.versions((USER_FEATURES, USER_DAILY, BRONZE_EVENTS, BRONZE_ORDERS))
     result.tables_read = source
     snapshots = feature_snapshots(store, snapshot_date)
     last_event_day = labels_mod.data_end(store)
@@ -282,10 +274,11 @@ def run_train(
             if cached is not None:
                 cached.unpersist()
     result.rows_in = result.rows_out = rows  # labelled training rows over every model
-    result.details.update({"run_id": run_id, "data_end": end.isoformat(),
+    result.details.update({"data_end": end.isoformat(),
                            "snapshots": [str(s) for s in snapshots], "models": trained,
                            "skipped": skipped, "excluded_anomalous_users": excluded_users})
-    result.finish()
+    ctx.finish(result, "%d models trained on %d labelled rows, skipped %s", len(trained), rows,
+               sorted(skipped))
     if not trained:
         raise InputError(f"train {snapshot_date}: no model could be trained: {skipped}. "
                          "Build feature snapshots far enough in the past (a churn label needs "
@@ -306,13 +299,14 @@ def _train_segments(store: TableStore, config: Config, snapshots: list[dt.date],
     if not snapshots:
         return "no feature snapshot to cluster"
     latest = snapshots[-1]
-    data = store.read(C.FEATURES_TABLE).filter(F.col(C.SNAPSHOT_DATE) == F.lit(latest))
+    data = store.read(USER_FEATURES).filter(F.col(C.SNAPSHOT_DATE) == F.lit(latest))
     if exclude is not None:
         data = data.join(exclude, on=C.USER_ID, how="left_anti")
     data = data.cache()
     try:
         n = data.count()
-        model = segmentation.fit(data, config.models.segment_features, config)
+        model = segmentation.fit(data, config.models.segment_features,
+                                 config.models.settings("segmentation"))
     except ValueError as exc:
         return str(exc)
     finally:

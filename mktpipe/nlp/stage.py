@@ -25,22 +25,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE_COMMENTS, COMMENT_SENTIMENT
 from mktpipe.config import Config
-from mktpipe.features._common import day_range, span
 from mktpipe.quality.manifest import StageResult
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, day_range, span, stage
 
 log = logging.getLogger(__name__)
 
-COMMENTS_TABLE = "bronze.comments"
-SENTIMENT_TABLE = "silver.comment_sentiment"
-COMMENT_DATE = "comment_date"
 SENTIMENT_COLUMNS = (
-    S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, COMMENT_DATE,
+    S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, S.COMMENT_DATE,
     "language", "sentiment_score", "sentiment_label", S.RUN_ID,
 )
 
@@ -52,7 +49,7 @@ def score_comments(comments: DataFrame, config: Config, run_id: str) -> DataFram
 
     cfg = config.sentiment
     scored = score_sentiment(
-        comments.select(S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, COMMENT_DATE, "text"),
+        comments.select(S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, S.COMMENT_DATE, "text"),
         text_col="text",
         positive_threshold=cfg.positive_threshold,
         negative_threshold=cfg.negative_threshold,
@@ -62,46 +59,23 @@ def score_comments(comments: DataFrame, config: Config, run_id: str) -> DataFram
     return scored.withColumn(S.RUN_ID, F.lit(run_id)).select(*SENTIMENT_COLUMNS)
 
 
-def run_sentiment_range(
-    spark: SparkSession,
-    config: Config,
-    dates: list[dt.date],
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("sentiment")
+def run_sentiment_range(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     """Score the comments of ``dates`` in one batch and replace those partitions."""
     if not dates:
         raise ValueError("run_sentiment_range needs at least one date")
     dates = sorted(set(dates))
-    store = store or open_store(spark, config)
-    now = dt.datetime.now(dt.timezone.utc)
-    run_id = run_id or f"sentiment-{now.strftime('%Y%m%dT%H%M%SZ')}"
-    result = StageResult.begin("sentiment", span(dates), store.backend,
-                               sentiment=config.sentiment.backend)
-    comments = store.read(COMMENTS_TABLE).filter(F.col(COMMENT_DATE).isin(dates))
-    result.tables_read = {COMMENTS_TABLE: store.version(COMMENTS_TABLE)}
+    result = ctx.begin(span(dates), sentiment=ctx.config.sentiment.backend)
+    comments = ctx.store.read(BRONZE_COMMENTS).filter(F.col(S.COMMENT_DATE).isin(dates))
+    result.tables_read = ctx.versions([BRONZE_COMMENTS])
     result.rows_in = comments.count()  # Parquet footers only: cheap
-    version = store.write(
-        score_comments(comments, config, run_id), SENTIMENT_TABLE, mode="overwrite",
-        partition_by=[COMMENT_DATE],
-        replace_where={COMMENT_DATE: [d.isoformat() for d in dates]},
-    )
-    result.rows_out = store.last_write.rows
-    result.tables_written = {SENTIMENT_TABLE: version}
-    result.details = {"dates": [d.isoformat() for d in dates], "run_id": run_id}
-    result.finish()
-    log.info("sentiment %s: %d comments scored (%s v%d, %.1fs)", result.run_date,
-             result.rows_out, SENTIMENT_TABLE, version, result.elapsed_s)
-    return result
+    ctx.overwrite(result, score_comments(comments, ctx.config, ctx.run_id), COMMENT_SENTIMENT,
+                  {S.COMMENT_DATE: dates})
+    result.details["dates"] = [d.isoformat() for d in dates]
+    return ctx.finish(result, "%d comments scored", result.rows_out)
 
 
-def run_sentiment(
-    spark: SparkSession,
-    config: Config,
-    run_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("sentiment")
+def run_sentiment(ctx: StageContext, run_date: dt.date) -> StageResult:
     """Score ``run_date``'s comments and the ``features.late_arrival_days`` days before it."""
-    dates = day_range(run_date, config.features.late_arrival_days)
-    return run_sentiment_range(spark, config, dates, store=store, run_id=run_id)
+    return run_sentiment_range(ctx, day_range(run_date, ctx.config.features.late_arrival_days))

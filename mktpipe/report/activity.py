@@ -7,6 +7,7 @@ import logging
 
 import pandas as pd
 
+from mktpipe.catalog import CUSTOMER_SEGMENTS, USER_DAILY
 from mktpipe.features import columns as C
 from mktpipe.report import charts, queries, trends
 from mktpipe.report import formatting as fmt
@@ -15,7 +16,6 @@ from mktpipe.report.context import ReportContext
 
 log = logging.getLogger(__name__)
 
-SEGMENTS_TABLE = "gold.customer_segments"
 WINDOW = 30
 # (column, label, unit) of the series analysed in depth
 KEY_SERIES = ((C.VIEWS, "Views", "compact"), (queries.REVENUE, "Revenue (USD)", "usd"))
@@ -28,7 +28,7 @@ PANELS = ((queries.ACTIVE_USERS, "Active users", True), (C.VIEWS, "Views", True)
 
 def load_daily(ctx: ReportContext) -> pd.DataFrame | None:
     """Daily totals before the snapshot, gap days filled with 0; None without the table."""
-    daily = ctx.table(C.DAILY_TABLE)
+    daily = ctx.table(USER_DAILY)
     if daily is None:
         return None
     totals = queries.daily_totals(daily, ctx.snapshot)
@@ -41,7 +41,7 @@ def load_daily(ctx: ReportContext) -> pd.DataFrame | None:
 def _activity_kpis(ctx: ReportContext, totals: pd.DataFrame | None) -> list[Kpi]:
     if totals is None or totals.empty:
         return []
-    w = queries.window_kpis(ctx.table(C.DAILY_TABLE), ctx.snapshot, WINDOW)
+    w = queries.window_kpis(ctx.table(USER_DAILY), ctx.snapshot, WINDOW)
     covered = totals.index[0].date() <= ctx.snapshot - dt.timedelta(days=2 * WINDOW)
     prev = w["previous"] if covered else {}
     cur = w["current"]
@@ -59,14 +59,14 @@ def _activity_kpis(ctx: ReportContext, totals: pd.DataFrame | None) -> list[Kpi]
 
 
 def _segment_kpis(ctx: ReportContext) -> tuple[list[Kpi], str | None]:
-    segments = ctx.table(SEGMENTS_TABLE)
+    segments = ctx.table(CUSTOMER_SEGMENTS)
     if segments is None:
-        return [], not_available(f"{SEGMENTS_TABLE} does not exist",
+        return [], not_available(f"{CUSTOMER_SEGMENTS} does not exist",
                                  "Churn risk, CLV and intent KPIs appear once the score stage "
                                  "has run.")
     dates = queries.partition_dates(segments)
     if ctx.snapshot not in dates:
-        return [], not_available(f"no scores in {SEGMENTS_TABLE} for {ctx.snapshot}",
+        return [], not_available(f"no scores in {CUSTOMER_SEGMENTS} for {ctx.snapshot}",
                                  "Run the score stage for this snapshot.")
     earlier = queries.latest_on_or_before(dates, ctx.snapshot - dt.timedelta(days=WINDOW))
     stats = queries.segment_kpis(segments, [d for d in (ctx.snapshot, earlier) if d])
@@ -115,13 +115,13 @@ def kpi_section(ctx: ReportContext, totals: pd.DataFrame | None) -> Section:
     scored, scored_missing = _segment_kpis(ctx)
     if not activity and not scored:
         section.missing = not_available(
-            f"{C.DAILY_TABLE} and {SEGMENTS_TABLE} have no data for this snapshot",
+            f"{USER_DAILY} and {CUSTOMER_SEGMENTS} have no data for this snapshot",
             "Run the daily and score stages first.")
         return section
     section.add(Text(_highlights(activity + scored), "lead") if activity + scored else None,
                 Kpis(activity + scored))
     if not activity:
-        section.note(not_available(f"{C.DAILY_TABLE} has no activity before {ctx.snapshot}"),
+        section.note(not_available(f"{USER_DAILY} has no activity before {ctx.snapshot}"),
                      "warning")
     elif activity[0].previous is None:
         section.note(f"Changes are shown once {2 * WINDOW} days of history are available.")
@@ -169,7 +169,7 @@ def trends_section(ctx: ReportContext, totals: pd.DataFrame | None) -> Section:
                       "trend, weekly pattern and residual (STL); days far outside their usual "
                       "range are flagged, and a 30-day forecast shows where they are heading.")
     if totals is None:
-        section.missing = not_available(f"{C.DAILY_TABLE} does not exist",
+        section.missing = not_available(f"{USER_DAILY} does not exist",
                                         "Run the daily aggregates (mktpipe daily) first.")
         return section
     if totals.empty:

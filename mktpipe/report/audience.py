@@ -9,6 +9,7 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import COMMUNITIES, CUSTOMER_SEGMENTS, GRAPH_METRICS, USER_FEATURES
 from mktpipe.features import columns as C
 from mktpipe.report import charts, queries
 from mktpipe.report import formatting as fmt
@@ -17,8 +18,6 @@ from mktpipe.report.context import ReportContext
 
 log = logging.getLogger(__name__)
 
-SEGMENTS_TABLE = "gold.customer_segments"
-METRICS_TABLE, COMMUNITIES_TABLE = "silver.graph_metrics", "silver.communities"
 TOP_N = 10
 TIER_FAMILIES = (("churn_tier", "Churn risk tiers"), ("intent_tier", "Purchase intent tiers"),
                  ("clv_tier", "CLV tiers"))
@@ -68,8 +67,8 @@ def _profile_table(profiles: pd.DataFrame, total: int) -> Table:
 
 def value_order(config) -> dict[str, list[str]]:
     """Display order of each dimension's values: tiers from the highest, RFM by rule order."""
+    from mktpipe.model_settings import CHURN_TIERS, INTENT_TIERS, normalize_tiers
     from mktpipe.models.segmentation import RFM_RULES
-    from mktpipe.models.settings import CHURN_TIERS, INTENT_TIERS, normalize_tiers
 
     def names(tiers) -> list[str]:
         try:
@@ -93,16 +92,16 @@ def segments_section(ctx: ReportContext) -> Section:
     section = Section("segments", "Customer segments",
                       "Who the scored customers are: behavioural segments, RFM groups and the "
                       "action tiers of the churn, intent and CLV models.")
-    segments = ctx.table(SEGMENTS_TABLE)
+    segments = ctx.table(CUSTOMER_SEGMENTS)
     if segments is None:
-        section.missing = not_available(f"{SEGMENTS_TABLE} does not exist",
+        section.missing = not_available(f"{CUSTOMER_SEGMENTS} does not exist",
                                         "Run the score stage first.")
         return section
     dates = queries.partition_dates(segments)
     if ctx.snapshot not in dates:
         latest = queries.latest_on_or_before(dates, ctx.snapshot)
         section.missing = not_available(
-            f"{SEGMENTS_TABLE} has no partition for {ctx.snapshot}",
+            f"{CUSTOMER_SEGMENTS} has no partition for {ctx.snapshot}",
             f"Latest scores: {latest}." if latest else "Run the score stage for this snapshot.")
         return section
     current = segments.filter(F.col(S.SNAPSHOT_DATE) == F.lit(ctx.snapshot))
@@ -138,7 +137,7 @@ def segments_section(ctx: ReportContext) -> Section:
         features.columns, ctx.config.features.windows_days)
     section.add(_profile_table(queries.segment_profiles(current, features, feature_cols), total))
     if features is None:
-        section.note(f"Behaviour averages need {C.FEATURES_TABLE} for {ctx.snapshot}; it is "
+        section.note(f"Behaviour averages need {USER_FEATURES} for {ctx.snapshot}; it is "
                      "missing, so only model scores are profiled.")
     ctx.details["segments"] = {d: dict(zip(g["value"], g["users"].astype(int)))
                                for d, g in by_dim.items()}
@@ -146,7 +145,7 @@ def segments_section(ctx: ReportContext) -> Section:
 
 
 def _features(ctx: ReportContext):
-    features = ctx.table(C.FEATURES_TABLE)
+    features = ctx.table(USER_FEATURES)
     if features is None:
         return None
     current = features.filter(F.col(S.SNAPSHOT_DATE) == F.lit(ctx.snapshot))
@@ -166,7 +165,7 @@ def _graph_snapshot(ctx: ReportContext, table: str):
 def _influencer_blocks(metrics, snap: dt.date) -> list:
     top, users = queries.top_influencers(metrics, TOP_N)
     if top.empty:
-        return [Text(not_available(f"{METRICS_TABLE} is empty for {snap}"), "warning")]
+        return [Text(not_available(f"{GRAPH_METRICS} is empty for {snap}"), "warning")]
     times_avg = top["pagerank"] * users  # PageRank sums to 1: the average user has 1 / users
     labels = [_text(u) for u in top["user_id"]]
     rows = [[str(i + 1), _text(r["user_id"]), f"{times_avg[i]:,.1f}×",
@@ -187,7 +186,7 @@ def _influencer_blocks(metrics, snap: dt.date) -> list:
 def _community_blocks(communities, snap: dt.date) -> list:
     top, totals = queries.top_communities(communities, TOP_N)
     if top.empty:
-        return [Text(not_available(f"{COMMUNITIES_TABLE} is empty for {snap}"), "warning")]
+        return [Text(not_available(f"{COMMUNITIES} is empty for {snap}"), "warning")]
     q = totals.get("modularity")
     intro = (f"{fmt.fmt_int(totals.get('communities'))} communities among "
              f"{fmt.fmt_int(totals.get('users'))} users; modularity {fmt.fmt_num(q, 2)} "
@@ -223,22 +222,22 @@ def influencers_section(ctx: ReportContext) -> Section:
     section = Section("influencers", "Influencers and communities",
                       "Influence is PageRank on the follow and interaction graph; communities "
                       "are groups of users who mostly follow and interact with each other.")
-    metrics, snap = _graph_snapshot(ctx, METRICS_TABLE)
-    communities, csnap = _graph_snapshot(ctx, COMMUNITIES_TABLE)
+    metrics, snap = _graph_snapshot(ctx, GRAPH_METRICS)
+    communities, csnap = _graph_snapshot(ctx, COMMUNITIES)
     if metrics is None and communities is None:
         section.missing = not_available(
-            f"no graph results ({METRICS_TABLE}, {COMMUNITIES_TABLE}) on or before "
+            f"no graph results ({GRAPH_METRICS}, {COMMUNITIES}) on or before "
             f"{ctx.snapshot}", "Run the graph stage (mktpipe graph) first.")
         return section
     if snap and snap != ctx.snapshot:
         section.note(f"The graph was last computed for {snap}; that is what is shown.")
     section.add(Text("Top influencers", "subheading"))
     section.add(*(_influencer_blocks(metrics, snap) if metrics is not None else
-                  [Text(not_available(f"{METRICS_TABLE} on or before {ctx.snapshot}"),
+                  [Text(not_available(f"{GRAPH_METRICS} on or before {ctx.snapshot}"),
                         "warning")]))
     section.add(Text("Communities", "subheading"))
     section.add(*(_community_blocks(communities, csnap) if communities is not None else
-                  [Text(not_available(f"{COMMUNITIES_TABLE} on or before {ctx.snapshot}"),
+                  [Text(not_available(f"{COMMUNITIES} on or before {ctx.snapshot}"),
                         "warning")]))
     ctx.details["graph_snapshot"] = str(snap or csnap)
     return section

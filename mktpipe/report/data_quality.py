@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from mktpipe import schemas as S
+from mktpipe.catalog import LEGACY_QUARANTINE, QUARANTINE
 from mktpipe.quality.manifest import load_manifests
 from mktpipe.report import charts, queries
 from mktpipe.report import formatting as fmt
@@ -22,7 +22,7 @@ from mktpipe.report.context import ReportContext
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_TABLES = (*(f"quarantine.{s}" for s in S.SOURCES), "bronze.quarantine")
+QUARANTINE_TABLES = (*QUARANTINE.values(), LEGACY_QUARANTINE)
 RECENT_INGESTS = 14
 
 

@@ -27,6 +27,14 @@ from typing import Any
 import numpy as np
 
 from mktpipe import schemas as S
+from mktpipe.catalog import (
+    COMMUNITIES,
+    CUSTOMER_SEGMENTS,
+    GRAPH_METRICS,
+    QUARANTINE,
+    USER_DAILY,
+    USER_FEATURES,
+)
 from mktpipe.config import Config
 from mktpipe.features import columns as C
 from mktpipe.models import artifacts
@@ -143,15 +151,15 @@ def write_tables(spark, config: Config, sample: Sample) -> None:
     store = open_store(spark, config)
     snap = sample.snapshot
     store.write(spark.createDataFrame([_daily_tuple(r) for r in sample.daily], DAILY_SCHEMA)
-                .coalesce(1), C.DAILY_TABLE, mode="overwrite", partition_by=[C.ACTIVITY_DATE])
-    store.write(_rows(spark, sample.segments, SEGMENTS_SCHEMA), "gold.customer_segments",
-                mode="overwrite", partition_by=[S.SNAPSHOT_DATE])
+                .coalesce(1), USER_DAILY, mode="overwrite", partition_by=USER_DAILY.partitions)
+    store.write(_rows(spark, sample.segments, SEGMENTS_SCHEMA), CUSTOMER_SEGMENTS,
+                mode="overwrite", partition_by=CUSTOMER_SEGMENTS.partitions)
     features = [{"user_id": f"u{i + 1:02d}", "snapshot_date": snap, "active_days_30d": 10 + i,
                  "views_30d": 100 * (i + 1), "engagement_rate_30d": 0.3, "order_count": i % 4,
                  "monetary_total": 20.0 * (i % 4), "days_since_last_active": 1 + i % 5,
                  "_run_id": "sample"} for i in range(12)]
-    store.write(_rows(spark, features, FEATURES_SCHEMA), C.FEATURES_TABLE, mode="overwrite",
-                partition_by=[S.SNAPSHOT_DATE])
+    store.write(_rows(spark, features, FEATURES_SCHEMA), USER_FEATURES, mode="overwrite",
+                partition_by=USER_FEATURES.partitions)
     metrics, communities = [], []
     for back in (7, -7):  # the report must use snapshot - 7 (snapshot + 7 is in its future)
         day = snap - dt.timedelta(days=back)
@@ -171,17 +179,17 @@ def write_tables(spark, config: Config, sample: Sample) -> None:
                                 "lpa_modularity": 0.37 if back > 0 else 0.11,
                                 "lpa_communities": 4 if back > 0 else 9,
                                 "_run_id": "sample"})
-    store.write(_rows(spark, metrics, METRICS_SCHEMA), "silver.graph_metrics", mode="overwrite",
-                partition_by=[S.SNAPSHOT_DATE])
-    store.write(_rows(spark, communities, COMMUNITIES_SCHEMA), "silver.communities",
-                mode="overwrite", partition_by=[S.SNAPSHOT_DATE])
+    store.write(_rows(spark, metrics, METRICS_SCHEMA), GRAPH_METRICS, mode="overwrite",
+                partition_by=GRAPH_METRICS.partitions)
+    store.write(_rows(spark, communities, COMMUNITIES_SCHEMA), COMMUNITIES,
+                mode="overwrite", partition_by=COMMUNITIES.partitions)
     now = dt.datetime(snap.year, snap.month, snap.day, tzinfo=dt.timezone.utc)
     for source in ("events", "orders"):
         rows = [(r["source"], r["raw"], f"landing/{source}/x.json", r["reason"], "detail",
                  f"sha{n}", 1, "sample", now, r["date"])
                 for n, r in enumerate(sample.quarantine) if r["source"] == source]
-        store.write(spark.createDataFrame(rows, S.QUARANTINE_SCHEMA), f"quarantine.{source}",
-                    mode="overwrite", partition_by=[S.INGEST_DATE])
+        store.write(spark.createDataFrame(rows, S.QUARANTINE_SCHEMA), QUARANTINE[source],
+                    mode="overwrite")
 
 
 def quarantine_rows(snapshot: dt.date) -> list[dict]:

@@ -23,7 +23,6 @@ from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
-from pyspark.sql import SparkSession
 
 from mktpipe import __version__
 from mktpipe.config import Config
@@ -31,7 +30,7 @@ from mktpipe.quality.manifest import StageResult
 from mktpipe.report import activity, audience, data_quality, model_quality
 from mktpipe.report.blocks import Section
 from mktpipe.report.context import ReportContext
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, stage
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +110,8 @@ def report_path(config: Config, snapshot: dt.date) -> Path:
     return config.resolve_path("reports") / snapshot.isoformat() / REPORT_FILE
 
 
-def run_report(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date | str,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-) -> StageResult:
+@stage("report")
+def run_report(ctx: StageContext, snapshot_date: dt.date | str) -> StageResult:
     """Write the HTML report for ``snapshot_date`` (a date or 'YYYY-MM-DD').
 
     Returns a StageResult whose details hold ``path``, ``charts`` (how many), ``sections``
@@ -125,24 +119,19 @@ def run_report(
     ``anomalies`` / ``forecast_points`` per analysed series and the KPI values.
     """
     snapshot = as_date(snapshot_date)
-    store = store or open_store(spark, config)
-    now = dt.datetime.now(dt.timezone.utc)
-    run_id = run_id or f"report-{now:%Y%m%dT%H%M%SZ}"
-    result = StageResult.begin("report", snapshot.isoformat(), store.backend)
-    ctx = ReportContext(spark, config, store, snapshot, run_id)
-    sections, errors = build_sections(ctx)
-    html = render_html(sections, ctx, now.strftime("%Y-%m-%d %H:%M UTC"))
-    path = write_atomic(report_path(config, snapshot), html)
+    result = ctx.begin(snapshot)
+    report = ReportContext(ctx.spark, ctx.config, ctx.store, snapshot, ctx.run_id)
+    sections, errors = build_sections(report)
+    html = render_html(sections, report, ctx.now().strftime("%Y-%m-%d %H:%M UTC"))
+    path = write_atomic(report_path(ctx.config, snapshot), html)
     charts = sum(len(s.charts) for s in sections)
-    result.tables_read = dict(sorted(ctx.tables_read.items()))
-    result.details = {
+    result.tables_read = dict(sorted(report.tables_read.items()))
+    result.details.update({
         "path": str(path), "charts": charts, "sections": [s.id for s in sections],
         "missing": [s.id for s in sections if s.missing], "errors": errors,
-        "models_read": dict(ctx.models_read), "bytes": len(html.encode("utf-8")),
-        "run_id": run_id, **ctx.details,
-    }
+        "models_read": dict(report.models_read), "bytes": len(html.encode("utf-8")),
+        **report.details,
+    })
     if errors:  # the report exists; the failed sections say so inside it
         log.warning("report %s: sections failed: %s", snapshot, errors)
-    result.finish()
-    log.info("report %s: %s (%d charts, %.1fs)", snapshot, path, charts, result.elapsed_s)
-    return result
+    return ctx.finish(result, "%s, %d charts", path, charts)

@@ -41,27 +41,27 @@ import datetime as dt
 import logging
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from mktpipe.catalog import BRONZE_ORDERS, CUSTOMER_SEGMENTS, USER_DAILY, USER_FEATURES
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
-from mktpipe.features._common import default_run_id, versions
-from mktpipe.models import churn, clv_ml, intent
+from mktpipe.model_settings import normalize_tiers
+from mktpipe.models import clv_ml
 from mktpipe.models.classifier import tier_col
-from mktpipe.models.settings import normalize_tiers
-from mktpipe.models.stage import ORDERS_TABLE, anomalous_users, registry_for
+from mktpipe.models.stage import anomalous_users, registry_for
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
 from mktpipe.score import export as export_mod
-from mktpipe.storage import TableStore, open_store
+from mktpipe.stage import StageContext, stage
+from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
-SEGMENTS_TABLE = "gold.customer_segments"
 NO_PURCHASE = "no_purchase"
-KEYS = [C.USER_ID, C.SNAPSHOT_DATE]
+KEYS = list(CUSTOMER_SEGMENTS.keys)
 OUTPUT_COLUMNS = (
     C.USER_ID, C.SNAPSHOT_DATE, "churn_probability", "churn_tier", "clv_90d_ml",
     "clv_90d_bgnbd", "clv_90d", "clv_tier", "intent_probability", "intent_tier", "segment",
@@ -89,8 +89,8 @@ def value_tiers(df: DataFrame, col: str, tiers, relative_error: float = 0.001
 
 
 def segment_checks(config: Config) -> list[Q.Check]:
-    churn_tiers = [n for n, _ in churn.settings_from(config).tiers]
-    intent_tiers = [n for n, _ in intent.settings_from(config).tiers]
+    churn_tiers = [n for n, _ in config.models.settings("churn").tiers]
+    intent_tiers = [n for n, _ in config.models.settings("intent").tiers]
     return [
         Q.unique_check(KEYS),
         Q.not_null_check([*KEYS, "churn_probability", "intent_probability", "clv_90d",
@@ -150,8 +150,8 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
     caller to unpersist) and details (cut-offs, CLV choice)."""
     (churn_v, churn_m, _), (intent_v, intent_m, _) = models["churn"], models["intent"]
     (clv_v, clv_m, clv_metrics), (seg_v, seg_m, _) = models["clv"], models["segments"]
-    churn_tiers = churn.settings_from(config).tiers
-    intent_tiers = intent.settings_from(config).tiers
+    churn_tiers = config.models.settings("churn").tiers
+    intent_tiers = config.models.settings("intent").tiers
     predicted = features
     for model in (churn_m, intent_m, clv_m, seg_m):  # one narrow chain, no join per model
         predicted = model.predict(predicted)
@@ -161,7 +161,7 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
         F.col("segment_name").alias("segment"))
     parts = [_rfm(features), anomalous_users(store, config, snapshot_date).select(
         C.USER_ID, "is_anomalous", "anomaly_reason")]
-    orders = store.read(ORDERS_TABLE).filter(
+    orders = store.read(BRONZE_ORDERS).filter(
         F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
     bgnbd_note = None
     try:
@@ -211,56 +211,42 @@ def _tier_counts(scored: DataFrame) -> dict:
     return out
 
 
-def run_score(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    store: TableStore | None = None,
-    run_id: str | None = None,
-    export: bool = True,
-) -> StageResult:
+@stage("score")
+def run_score(ctx: StageContext, snapshot_date: dt.date, export: bool = True) -> StageResult:
     """Score ``snapshot_date``: write its gold.customer_segments partition and the export."""
-    store = store or open_store(spark, config)
-    run_id = run_id or default_run_id("score")
-    result = StageResult.begin("score", snapshot_date.isoformat(), store.backend)
+    store, config = ctx.store, ctx.config
+    result = ctx.begin(snapshot_date)
     key = export_mod.export_key(config) if export else None  # fail before any Spark work
-    if not store.exists(C.FEATURES_TABLE):
-        raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} does not exist; run "
+    if not store.exists(USER_FEATURES):
+        raise InputError(f"score {snapshot_date}: {USER_FEATURES} does not exist; run "
                          f"`mktpipe features --snapshot-date {snapshot_date}` first")
     models = _load_models(config, snapshot_date)
-    result.tables_read = versions(store, (C.FEATURES_TABLE, C.DAILY_TABLE, ORDERS_TABLE))
-    features = (store.read(C.FEATURES_TABLE)
+    result.tables_read = ctx.versions((USER_FEATURES, USER_DAILY, BRONZE_ORDERS))
+    features = (store.read(USER_FEATURES)
                 .filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot_date))
                 .persist(StorageLevel.MEMORY_AND_DISK))
     try:
         n = features.count()
         if n == 0:
-            raise InputError(f"score {snapshot_date}: {C.FEATURES_TABLE} has no rows for this "
+            raise InputError(f"score {snapshot_date}: {USER_FEATURES} has no rows for this "
                              f"snapshot; run `mktpipe features --snapshot-date {snapshot_date}`")
         scored, cached, details = score_snapshot(store, config, snapshot_date, features, models,
-                                                 run_id)
+                                                 ctx.run_id)
+        result.details.update(details)
         try:
-            quality = Q.run_checks(scored, segment_checks(config), key_cols=KEYS)
-            details["quality"] = quality
-            Q.raise_for_failures(quality, SEGMENTS_TABLE)
-            version = store.write(scored, SEGMENTS_TABLE, mode="overwrite",
-                                  partition_by=[C.SNAPSHOT_DATE],
-                                  replace_where={C.SNAPSHOT_DATE: snapshot_date.isoformat()})
-            written = store.last_write.rows
-            details["tiers"] = _tier_counts(scored)
+            ctx.overwrite(result, scored, CUSTOMER_SEGMENTS, {C.SNAPSHOT_DATE: snapshot_date},
+                          checks=segment_checks(config), persisted=True)
+            result.details["tiers"] = _tier_counts(scored)
             if export:
-                details["export"] = export_mod.write_export(scored, config, snapshot_date,
-                                                            written, key)
+                result.details["export"] = export_mod.write_export(
+                    scored, config, snapshot_date, result.rows_out, key)
         finally:
             cached.unpersist()
     finally:
         features.unpersist()
-    if written != n:
-        raise InputError(f"score {snapshot_date}: {n} feature rows but {written} scored rows")
-    result.rows_in, result.rows_out = n, written
-    result.tables_written = {SEGMENTS_TABLE: version}
-    result.details = {"run_id": run_id, **details}
-    result.finish()
-    log.info("score %s: %d users -> %s v%d; tiers %s", snapshot_date, written, SEGMENTS_TABLE,
-             version, details["tiers"]["churn_tier"])
-    return result
+    if result.rows_out != n:
+        raise InputError(f"score {snapshot_date}: {n} feature rows but {result.rows_out} "
+                         "scored rows")
+    result.rows_in = n
+    return ctx.finish(result, "%d users scored; churn tiers %s", result.rows_out,
+                      result.details["tiers"]["churn_tier"])

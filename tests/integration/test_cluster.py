@@ -43,6 +43,8 @@ import pytest
 from warehouse_compare import compare
 from warehouse_compare import tables as compare_tables
 
+from mktpipe.catalog import CUSTOMER_SEGMENTS
+
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -516,4 +518,4 @@ def test_doctor_and_maintain_without_any_extension_jar(runs, landing):
     assert "Delta tables     delta-rs" in doctor.stdout
     maintained = _cli(["maintain", "--vacuum-hours", "0"], env)
     assert maintained.returncode == 0, maintained.stderr[-3000:]
-    assert "(delta-rs)" in maintained.stdout and "gold.customer_segments" in maintained.stdout
+    assert "(delta-rs)" in maintained.stdout and CUSTOMER_SEGMENTS in maintained.stdout

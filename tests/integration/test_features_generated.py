@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from mktpipe.features import columns as C
+from mktpipe.catalog import (
+    BRONZE_COMMENTS,
+    BRONZE_EVENTS,
+    BRONZE_ORDERS,
+    COMMENT_SENTIMENT,
+    USER_FEATURES,
+    USER_LABELS,
+)
 from mktpipe.features import run_daily_range, run_features, run_labels
 from mktpipe.generate import generate
 from mktpipe.ingest import landing
@@ -48,8 +55,8 @@ def pipeline(spark, config, tmp_path_factory):
     results["features"] = run_features(spark, cfg, SNAP, store=store)
     results["labels"] = run_labels(spark, cfg, SNAP, store=store)
     truth = pd.read_parquet(root / "landing" / "_truth" / "users.parquet")
-    features = store.read(C.FEATURES_TABLE).toPandas().set_index("user_id")
-    labels = store.read(C.LABELS_TABLE).toPandas().set_index("user_id")
+    features = store.read(USER_FEATURES).toPandas().set_index("user_id")
+    labels = store.read(USER_LABELS).toPandas().set_index("user_id")
     return {"store": store, "results": results, "truth": truth.set_index("user_id"),
             "features": features, "labels": labels}
 
@@ -96,8 +103,8 @@ def test_churn_labels_agree_with_the_planted_churn_dates(pipeline):
 
 def _by_hand(store, users):
     """Recompute a few features from raw bronze rows with pandas (independent of Spark)."""
-    ev = store.read("bronze.events").filter(F.col("user_id").isin(users)).toPandas()
-    od = store.read("bronze.orders").filter(F.col("user_id").isin(users)).toPandas()
+    ev = store.read(BRONZE_EVENTS).filter(F.col("user_id").isin(users)).toPandas()
+    od = store.read(BRONZE_ORDERS).filter(F.col("user_id").isin(users)).toPandas()
     ev["day"] = ev["event_date"]
     od["day"] = pd.to_datetime(od["ts"], utc=True).dt.date
     out = {}
@@ -134,13 +141,13 @@ def test_spot_check_users_against_their_raw_events(pipeline):
 def test_sentiment_table_contract(pipeline):
     if "sentiment" not in pipeline["results"]:
         pytest.skip("the sentiment scorer is not installed")
-    from mktpipe.nlp.stage import SENTIMENT_COLUMNS, SENTIMENT_TABLE
+    from mktpipe.nlp.stage import SENTIMENT_COLUMNS
 
     store, result = pipeline["store"], pipeline["results"]["sentiment"]
-    table = store.read(SENTIMENT_TABLE)
+    table = store.read(COMMENT_SENTIMENT)
     assert table.columns == list(SENTIMENT_COLUMNS)
-    assert store.partition_columns(SENTIMENT_TABLE) == ["comment_date"]
-    assert result.rows_out == result.rows_in == store.read("bronze.comments").count()
+    assert store.partition_columns(COMMENT_SENTIMENT) == ["comment_date"]
+    assert result.rows_out == result.rows_in == store.read(BRONZE_COMMENTS).count()
     labels = {r.sentiment_label: r["count"] for r in table.groupBy("sentiment_label").count()
               .collect()}
     assert set(labels) <= {"positive", "negative", "neutral"} and len(labels) == 3

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_FOLLOWS
 from mktpipe.generate import generate
 from mktpipe.ingest import landing
 from mktpipe.ingest.stage import run_ingest_dates
@@ -51,7 +52,7 @@ def test_duplicates_equal_injected_duplicates_and_counts_balance(ingested):
 
 def test_bronze_has_one_row_per_natural_key(ingested, spark):
     _, _, store = ingested
-    events = store.read("bronze.events")
+    events = store.read(BRONZE_EVENTS)
     assert events.count() == events.select("event_id").distinct().count()
-    follows = store.read("bronze.follows")
+    follows = store.read(BRONZE_FOLLOWS)
     assert follows.count() == follows.select("follower_id", "followee_id").distinct().count()

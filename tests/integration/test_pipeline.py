@@ -13,11 +13,19 @@ import json
 import pandas as pd
 import pytest
 
+from mktpipe.catalog import (
+    BRONZE_EVENTS,
+    BRONZE_ORDERS,
+    CUSTOMER_SEGMENTS,
+    GRAPH_METRICS,
+    USER_DAILY,
+    USER_FEATURES,
+    USER_LABELS,
+)
 from mktpipe.config import load_config
 from mktpipe.generate import generate
-from mktpipe.models.settings import normalize_tiers
+from mktpipe.model_settings import normalize_tiers
 from mktpipe.pipeline import RunState, StageFailed, run_backfill, run_pipeline, snapshot_for
-from mktpipe.score.stage import SEGMENTS_TABLE
 from mktpipe.storage import open_store
 
 pytestmark = pytest.mark.integration
@@ -26,8 +34,8 @@ START = dt.date(2026, 8, 1)
 DAYS = 30
 END = START + dt.timedelta(days=DAYS - 1)
 KEY = "test-export-key-0123456789"
-TABLES = ("bronze.events", "bronze.orders", "silver.user_daily", "silver.graph_metrics",
-          "gold.user_features", "gold.user_labels", SEGMENTS_TABLE)
+TABLES = (BRONZE_EVENTS, BRONZE_ORDERS, USER_DAILY, GRAPH_METRICS,
+          USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +97,7 @@ def test_registry_holds_every_model_with_lineage(backfilled, cfg):
         lineage = json.loads((cfg.resolve_path("models") / name / "1" / "lineage.json")
                              .read_text())
         assert lineage["snapshot_date"] == "2026-08-31"
-        assert set(lineage["source_tables"]) >= {"gold.user_features", "bronze.events"}
+        assert set(lineage["source_tables"]) >= {USER_FEATURES, BRONZE_EVENTS}
         if name == "segments":
             assert -1 <= metrics["silhouette"] <= 1
             continue
@@ -108,8 +116,8 @@ def test_registry_holds_every_model_with_lineage(backfilled, cfg):
 def test_segments_partition_tiers_and_versions(backfilled, spark, cfg):
     store = open_store(spark, cfg)
     snap = snapshot_for(END)
-    seg = store.read(SEGMENTS_TABLE).filter(f"snapshot_date = '{snap}'").toPandas()  # ~300 rows
-    feats = store.read("gold.user_features").filter(f"snapshot_date = '{snap}'")
+    seg = store.read(CUSTOMER_SEGMENTS).filter(f"snapshot_date = '{snap}'").toPandas()  # ~300 rows
+    feats = store.read(USER_FEATURES).filter(f"snapshot_date = '{snap}'")
     assert len(seg) == feats.count() == seg.user_id.nunique()
     assert seg[["churn_probability", "intent_probability"]].stack().between(0, 1).all()
     expected_churn = seg.churn_probability.map(lambda p: _tier(p, cfg.models.churn["tiers"]))
@@ -136,7 +144,7 @@ def test_segments_partition_tiers_and_versions(backfilled, spark, cfg):
 def test_export_is_pseudonymised(backfilled, spark, cfg):
     store = open_store(spark, cfg)
     snap = snapshot_for(END)
-    ids = {r.user_id for r in store.read(SEGMENTS_TABLE)
+    ids = {r.user_id for r in store.read(CUSTOMER_SEGMENTS)
            .filter(f"snapshot_date = '{snap}'").select("user_id").collect()}
     score = next(s for s in backfilled.stages if s.stage == "score")
     export = pd.read_parquet(score.details["export"]["paths"]["parquet"])
@@ -199,7 +207,7 @@ def test_delta_rs_backend_writes_the_same_tables(backfilled, spark, cfg, tmp_pat
     from mktpipe.storage.delta_rs import DeltaRsStore
     from mktpipe.storage.delta_spark import DeltaSparkStore
 
-    for table in ("bronze.events", SEGMENTS_TABLE):
+    for table in (BRONZE_EVENTS, CUSTOMER_SEGMENTS):
         assert DeltaSparkStore(spark, str(right)).read(table).count() == \
             DeltaRsStore(spark, str(left)).read(table).count()
 
@@ -234,11 +242,11 @@ def test_failed_run_resumes_from_the_failed_stage(backfilled, spark, cfg, monkey
     assert list(state.steps) == ["train"]  # recorded as done; score is not
     assert state.steps["train"]["status"] == "skipped"  # models trained for 08-31 already
     store = open_store(spark, cfg)
-    segments_version = store.version(SEGMENTS_TABLE)
+    segments_version = store.version(CUSTOMER_SEGMENTS)
 
     monkeypatch.setattr(score_stage, "run_score", real)
     resumed = run_pipeline(spark, cfg, END, stages=stages)
     status = {s.stage: s.status for s in resumed.stages}
     assert status == {"train": "skipped", "score": "ok", "report": "ok"}
     assert resumed.status == "ok"
-    assert store.version(SEGMENTS_TABLE) > segments_version  # score really ran again
+    assert store.version(CUSTOMER_SEGMENTS) > segments_version  # score really ran again

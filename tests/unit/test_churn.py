@@ -11,12 +11,12 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from mktpipe.model_settings import ClassifierSettings, normalize_tiers
 from mktpipe.models import churn
 from mktpipe.models.artifacts import json_safe
 from mktpipe.models.classifier import tier_table
 from mktpipe.models.evaluation import classification_metrics
 from mktpipe.models.preprocess import infer_feature_columns, split_train_validation
-from mktpipe.models.settings import ClassifierSettings, normalize_tiers
 
 SCHEMA = T.StructType([
     T.StructField("user_id", T.LongType()), T.StructField("snapshot_date", T.DateType()),

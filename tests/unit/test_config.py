@@ -66,3 +66,37 @@ def test_secret_missing_is_a_clear_error(monkeypatch):
         secret("MKTPIPE_TEST_SECRET", "pseudonymising exports")
     monkeypatch.setenv("MKTPIPE_TEST_SECRET", "k")
     assert secret("MKTPIPE_TEST_SECRET", "x") == "k"
+
+
+def test_models_get_their_settings_dataclasses_from_the_config():
+    from mktpipe.model_settings import AnomalySettings, ClassifierSettings, intent_defaults
+
+    cfg = load_config("local", ["models.anomalies.z_threshold=4.5"], environ={})
+    churn = cfg.models.settings("churn")
+    assert isinstance(churn, ClassifierSettings)
+    assert churn.class_weight == cfg.models.churn["class_weight"]  # base.yaml's override
+    intent = cfg.models.settings("intent")
+    assert intent.models == intent_defaults().models and intent.tiers == intent_defaults().tiers
+    assert cfg.models.settings("anomalies") == AnomalySettings(z_threshold=4.5)
+    with pytest.raises(KeyError):
+        cfg.models.settings("nope")
+
+
+def test_a_bad_model_setting_fails_at_load_time_with_its_dotted_key():
+    with pytest.raises(ConfigError, match="models.churn.*unknown keys.*max_dpeth"):
+        load_config("local", ["models.churn.max_dpeth=3"], environ={})
+    with pytest.raises(ConfigError, match="models.segmentation.*k_min"):
+        load_config("local", ["models.segmentation.k_min=1"], environ={})
+
+
+def test_the_config_does_not_import_the_model_library():
+    """config.py sits below the models: it builds on mktpipe.model_settings only."""
+    import ast
+    from pathlib import Path
+
+    import mktpipe.config
+
+    tree = ast.parse(Path(mktpipe.config.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("mktpipe.models")}

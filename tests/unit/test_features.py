@@ -15,6 +15,15 @@ from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import (
+    BRONZE,
+    BRONZE_FOLLOWS,
+    BRONZE_ORDERS,
+    BRONZE_USERS,
+    COMMENT_SENTIMENT,
+    USER_DAILY,
+    USER_FEATURES,
+)
 from mktpipe.features import columns as C
 from mktpipe.features.daily import daily_aggregates, read_bronze_days, run_daily, run_daily_range
 from mktpipe.features.user_features import FeatureSources, build_user_features, run_features
@@ -106,8 +115,8 @@ def sentiment_df(spark, rows):
 
 
 def write_bronze(spark, store, source, rows, mode="append"):
-    store.write(bronze(spark, source, rows), f"bronze.{source}", mode=mode,
-                partition_by=S.BRONZE_PARTITIONS[source])
+    store.write(bronze(spark, source, rows), BRONZE[source], mode=mode,
+                partition_by=BRONZE[source].partitions)
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +126,12 @@ def world(spark, config, tmp_path_factory):
     for source, rows in (("users", USERS), ("videos", VIDEOS), ("events", EVENTS),
                          ("orders", ORDERS), ("follows", FOLLOWS)):
         write_bronze(spark, store, source, rows)
-    store.write(sentiment_df(spark, SENTIMENT), "silver.comment_sentiment",
+    store.write(sentiment_df(spark, SENTIMENT), COMMENT_SENTIMENT,
                 partition_by=["comment_date"])
     dates = sorted({r["ts"].date() for r in EVENTS + ORDERS})
     run_daily_range(spark, config, dates, store=store, run_id="daily-1")
     result = run_features(spark, config, SNAP, store=store, run_id="feat-1")
-    features = store.read(C.FEATURES_TABLE)
+    features = store.read(USER_FEATURES)
     return {"store": store, "result": result, "features": features,
             "rows": {r.user_id: r for r in features.collect()}}
 
@@ -185,8 +194,8 @@ def test_graph_metrics_of_the_snapshot_are_joined(spark, config, world):
         "user_id string, snapshot_date date, pagerank double, influence_percentile double, "
         "community_id string, community_size long",
     )
-    sources = FeatureSources(daily=store.read(C.DAILY_TABLE), orders=store.read("bronze.orders"),
-                             users=store.read("bronze.users"), follows=store.read("bronze.follows"),
+    sources = FeatureSources(daily=store.read(USER_DAILY), orders=store.read(BRONZE_ORDERS),
+                             users=store.read(BRONZE_USERS), follows=store.read(BRONZE_FOLLOWS),
                              graph_metrics=graph)
     rows = {r.user_id: r for r in build_user_features(sources, SNAP, config, "x")
             .select("user_id", *C.GRAPH, "comment_count_90d").collect()}
@@ -209,10 +218,10 @@ def test_nothing_at_or_after_the_snapshot_changes_any_feature(spark, config, wor
     write_bronze(spark, store, "follows", [
         {"follower_id": "u1", "followee_id": "u5", "followed_at": future[0]}])
     store.write(sentiment_df(spark, [("f6", "u5", "v1", future[0], -1.0, "negative")]),
-                "silver.comment_sentiment")
+                COMMENT_SENTIMENT)
     run_daily_range(spark, config, [SNAP, SNAP + dt.timedelta(days=1)], store=store)
     run_features(spark, config, SNAP, store=store, run_id="feat-2")
-    after = store.read(C.FEATURES_TABLE)
+    after = store.read(USER_FEATURES)
     assert_df_equality(after.drop(C.RUN_ID), spark.createDataFrame(before, after.drop(
         C.RUN_ID).schema), ignore_row_order=True)
     assert {r[C.RUN_ID] for r in after.collect()} == {"feat-2"}  # re-run replaced, not added
@@ -222,7 +231,7 @@ def test_nothing_at_or_after_the_snapshot_changes_any_feature(spark, config, wor
                                              2.0)])
     run_daily(spark, config, SNAP - dt.timedelta(days=1), store=store)
     run_features(spark, config, SNAP, store=store)
-    u2 = store.read(C.FEATURES_TABLE).filter(F.col("user_id") == "u2").first()
+    u2 = store.read(USER_FEATURES).filter(F.col("user_id") == "u2").first()
     assert u2.views_7d == 2
 
 
@@ -257,7 +266,7 @@ def test_daily_run_replaces_only_its_days_and_reads_only_their_partitions(spark,
     write_bronze(spark, store, "events",
                  [ev(f"a{n}", "u1", "view", ts(x, 10), "v1", "s", 1.0) for n, x in enumerate(day)])
     run_daily_range(spark, config, day, store=store, run_id="backfill")
-    before = store.read(C.DAILY_TABLE).collect()
+    before = store.read(USER_DAILY).collect()
     # a late event for D-1, a new one for D, and one for D-3 that a run for D must not pick up
     write_bronze(spark, store, "events", [
         ev("late", "u1", "like", ts(day[1], 11), "v1"), ev("new", "u2", "view", ts(d, 9), "v1"),
@@ -267,7 +276,7 @@ def test_daily_run_replaces_only_its_days_and_reads_only_their_partitions(spark,
     assert re.search(r"PartitionFilters: \[[^\]]*event_date#\d+ IN \(2026-03-19,2026-03-20\)",
                      plan), plan
     result = run_daily(spark, config, d, store=store, run_id="daily-D")  # late_arrival_days = 1
-    after = {(r.user_id, r.activity_date): r for r in store.read(C.DAILY_TABLE).collect()}
+    after = {(r.user_id, r.activity_date): r for r in store.read(USER_DAILY).collect()}
     assert result.details["dates"] == [day[1].isoformat(), d.isoformat()]
     untouched = [r for r in before if r.activity_date in (day[2], day[3])]
     assert [after[(r.user_id, r.activity_date)] for r in untouched] == untouched

@@ -9,10 +9,9 @@ import pytest
 from pyspark.sql import Row
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE, COMMUNITIES, GRAPH_METRICS
 from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.graph.stage import (
-    COMMUNITIES_TABLE,
-    METRICS_TABLE,
     influence_percentile,
     run_graph,
 )
@@ -48,7 +47,7 @@ def _bronze(spark, store, extra_follows=(), extra_events=()):
     videos = [dict(video_id="v1", creator_id="a1", category="beauty")]
     for name, data in (("users", users), ("follows", follows), ("events", events),
                        ("videos", videos)):
-        store.write(rows(S.BRONZE_SCHEMAS[name], data), f"bronze.{name}", mode="overwrite")
+        store.write(rows(S.BRONZE_SCHEMAS[name], data), BRONZE[name], mode="overwrite")
 
 
 @pytest.fixture
@@ -85,7 +84,7 @@ def _undirected_oracle() -> nx.Graph:
 def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
     cfg, store = graph_env
     run_graph(spark, cfg, SNAP, store=store)
-    got = {r.user_id: r.pagerank for r in store.read(METRICS_TABLE).collect()}
+    got = {r.user_id: r.pagerank for r in store.read(GRAPH_METRICS).collect()}
     expected = nx.pagerank(_oracle(), alpha=0.85, tol=1e-12, weight="weight")
     assert set(got) == set(expected)  # 'late' signed up after the snapshot: absent
     assert max(abs(got[u] - expected[u]) for u in expected) < 1e-6
@@ -95,7 +94,7 @@ def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
 def test_communities_recover_the_two_groups_and_isolate_z(spark, graph_env):
     cfg, store = graph_env
     run_graph(spark, cfg, SNAP, store=store)
-    rows = {r.user_id: r for r in store.read(METRICS_TABLE).collect()}
+    rows = {r.user_id: r for r in store.read(GRAPH_METRICS).collect()}
     community = {u: r.community_id for u, r in rows.items()}
     assert len({community[u] for u in ("a1", "a2", "a3", "a4")}) == 1
     assert len({community[u] for u in ("b1", "b2", "b3", "b4")}) == 1
@@ -103,7 +102,7 @@ def test_communities_recover_the_two_groups_and_isolate_z(spark, graph_env):
     assert community["z"] == "z" and rows["z"].community_size == 1
     # b2, b3, b4, a4 follow b1; b2 also shares (same pair: one edge, weights summed)
     assert (rows["b1"].in_degree, rows["b1"].out_degree) == (4, 0)
-    summary = {r.community_id: r for r in store.read(COMMUNITIES_TABLE).collect()}
+    summary = {r.community_id: r for r in store.read(COMMUNITIES).collect()}
     a = summary[community["a1"]]
     assert (a.size, a.internal_edges) == (4, 5)
     assert a.internal_density == pytest.approx(5 / 6)
@@ -122,7 +121,7 @@ def test_components_and_label_propagation_equal_networkx(spark, graph_env, engin
     cfg, store = graph_env
     cfg.graph.components_engine = cfg.graph.lpa_engine = engine
     result = run_graph(spark, cfg, SNAP, store=store)
-    rows = {r.user_id: r for r in store.read(METRICS_TABLE).collect()}
+    rows = {r.user_id: r for r in store.read(GRAPH_METRICS).collect()}
     undirected = _undirected_oracle()
 
     expected_components = {u: min(part) for part in nx.connected_components(undirected)
@@ -141,19 +140,19 @@ def test_components_and_label_propagation_equal_networkx(spark, graph_env, engin
     assert (d["lpa_communities"], d["components"]) == (3, 2)
     assert d["largest_component_share"] == pytest.approx(8 / 9)
     assert d["modularity"] == pytest.approx(expected_q, abs=1e-9)  # Louvain finds the same
-    summary = store.read(COMMUNITIES_TABLE).collect()
+    summary = store.read(COMMUNITIES).collect()
     assert {(r.lpa_modularity, r.lpa_communities) for r in summary} == {(d["lpa_modularity"], 3)}
 
 
 def test_data_after_the_snapshot_changes_nothing(spark, graph_env, tmp_path):
     cfg, store = graph_env
     run_graph(spark, cfg, SNAP, store=store)
-    before = sorted(store.read(METRICS_TABLE).drop(S.RUN_ID).collect())
+    before = sorted(store.read(GRAPH_METRICS).drop(S.RUN_ID).collect())
     _bronze(spark, store, extra_follows=[("a2", "b1"), ("z", "a1")],
             extra_events=[("z", "a1", "like")])
     run_graph(spark, cfg, SNAP, store=store)
-    assert sorted(store.read(METRICS_TABLE).drop(S.RUN_ID).collect()) == before
-    assert store.read(METRICS_TABLE).count() == len(USERS)  # partition replaced, not added
+    assert sorted(store.read(GRAPH_METRICS).drop(S.RUN_ID).collect()) == before
+    assert store.read(GRAPH_METRICS).count() == len(USERS)  # partition replaced, not added
 
 
 def test_influence_percentile_is_monotonic_in_pagerank(spark):

@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, BRONZE_USERS, QUARANTINE
 from mktpipe.errors import InputError
 from mktpipe.ingest.stage import run_ingest, run_ingest_dates
 from mktpipe.storage.delta_rs import DeltaRsStore
@@ -129,25 +130,25 @@ def test_every_rule_gives_its_reason_and_counts_balance(spark, setup):
 def test_bronze_rows_are_typed_with_lineage(spark, setup):
     cfg, store = setup
     run_ingest(spark, cfg, DAY, store=store, now=NOW, run_id="run-1")
-    got = store.read("bronze.events").select("event_id", "user_id", "watch_time_s",
+    got = store.read(BRONZE_EVENTS).select("event_id", "user_id", "watch_time_s",
                                               "event_date", S.RUN_ID, S.INGEST_DATE)
     expected = spark.createDataFrame(
         [("e1", "u1", 12.5, DAY, "run-1", DAY), ("e2", "u2", None, DAY, "run-1", DAY)],
         got.schema,
     )
     assert_df_equality(got, expected, ignore_row_order=True)
-    assert store.partition_columns("bronze.events") == ["event_date"]
-    assert store.partition_columns("bronze.users") == []
-    usd = {r.order_id: r.amount_usd for r in store.read("bronze.orders").collect()}
+    assert store.partition_columns(BRONZE_EVENTS) == ["event_date"]
+    assert store.partition_columns(BRONZE_USERS) == []
+    usd = {r.order_id: r.amount_usd for r in store.read(BRONZE_ORDERS).collect()}
     assert usd == {"o1": round(200 * S.FX_TO_USD["MXN"], 4),
                    "o5": round(117000 * S.FX_TO_USD["COP"], 4)}
-    assert store.read("bronze.users").schema.fieldNames() == S.BRONZE_SCHEMAS["users"].fieldNames()
+    assert store.read(BRONZE_USERS).schema.fieldNames() == S.BRONZE_SCHEMAS["users"].fieldNames()
 
 
 def test_quarantine_keeps_raw_text_file_reason_and_run(spark, setup):
     cfg, store = setup
     run_ingest(spark, cfg, DAY, store=store, now=NOW, run_id="run-1")
-    q = store.read("quarantine.orders").filter(F.col("reason_code") == "OUT_OF_RANGE").first()
+    q = store.read(QUARANTINE["orders"]).filter(F.col("reason_code") == "OUT_OF_RANGE").first()
     assert json.loads(q.raw_record)["order_id"] == "o2"
     assert q._source_file.endswith("orders/date=2026-01-10/part-0.json")
     assert q.reason_detail.startswith("amount=-3.0")
@@ -157,9 +158,9 @@ def test_quarantine_keeps_raw_text_file_reason_and_run(spark, setup):
 def test_rerun_of_a_date_changes_nothing(spark, setup):
     cfg, store = setup
     run_ingest(spark, cfg, DAY, store=store, now=NOW, run_id="run-1")
-    before = {t: store.read(t).collect() for t in ("bronze.events", "bronze.users",
-                                                  "quarantine.events")}
-    versions = {t: store.version(t) for t in ("bronze.events", "bronze.users")}
+    before = {t: store.read(t).collect() for t in (BRONZE_EVENTS, BRONZE_USERS,
+                                                  QUARANTINE["events"])}
+    versions = {t: store.version(t) for t in (BRONZE_EVENTS, BRONZE_USERS)}
     second = run_ingest(spark, cfg, DAY, store=store, now=NOW, run_id="run-2")
     for table, rows in before.items():
         assert sorted(map(tuple, store.read(table).collect())) == sorted(map(tuple, rows))
@@ -179,7 +180,7 @@ def test_overlapping_redelivery_next_day_is_deduplicated(spark, setup, tmp_path)
     result = run_ingest(spark, cfg, nxt, store=store, now=NOW)
     assert result.details["events"]["duplicates_existing"] == 1
     assert result.details["events"]["written"] == 1
-    ids = sorted(r.event_id for r in store.read("bronze.events").collect())
+    ids = sorted(r.event_id for r in store.read(BRONZE_EVENTS).collect())
     assert ids == ["e1", "e2", "e20"]
 
 
@@ -196,7 +197,7 @@ def test_backfill_batch_equals_day_by_day(spark, setup, tmp_path):
     other = DeltaRsStore(spark, str(tmp_path / "wh2"))
     for day in (DAY, nxt):
         run_ingest(spark, cfg, day, store=other, now=NOW)
-    for table in ("bronze.events", "bronze.users", "quarantine.events"):
+    for table in (BRONZE_EVENTS, BRONZE_USERS, QUARANTINE["events"]):
         cols = [c for c in store.read(table).columns if c not in (S.RUN_ID, S.INGESTED_AT)]
         assert_df_equality(store.read(table).select(cols), other.read(table).select(cols),
                            ignore_row_order=True)

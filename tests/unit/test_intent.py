@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import functions as F
 from xgboost.spark import SparkXGBClassifier
 
+from mktpipe.model_settings import INTENT_TIERS
 from mktpipe.models import churn, intent
 from mktpipe.models.evaluation import classification_metrics
-from mktpipe.models.settings import INTENT_TIERS
 from mktpipe.models.tuning import grid_size, validate_grid
 
 SCHEMA = ("user_id long, snapshot_date date, cart_adds_7d double, product_views_7d double, "

@@ -8,6 +8,7 @@ import pytest
 from chispa import assert_df_equality
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_LABELS
 from mktpipe.features import columns as C
 from mktpipe.features.labels import build_labels, compute_labels, data_end, run_labels
 from mktpipe.storage.delta_rs import DeltaRsStore
@@ -94,11 +95,11 @@ def test_run_labels_from_bronze_uses_the_last_event_date(spark, cfg, tmp_path):
 
     events = [event("e1", "a", -1), event("e2", "a", 3), event("e3", "b", -2),
               event("e4", "c", 39), event("e5", None, 1)]  # the None row: no user
-    store.write(spark.createDataFrame(events, S.BRONZE_SCHEMAS["events"]), "bronze.events",
+    store.write(spark.createDataFrame(events, S.BRONZE_SCHEMAS["events"]), BRONZE_EVENTS,
                 partition_by=["event_date"])
     orders = [("o1", "a", dt.datetime(2026, 3, 12, 9, tzinfo=UTC), 10.0, "EUR", None, None,
                10.8, "t", None, None, None)]
-    store.write(spark.createDataFrame(orders, S.BRONZE_SCHEMAS["orders"]), "bronze.orders")
+    store.write(spark.createDataFrame(orders, S.BRONZE_SCHEMAS["orders"]), BRONZE_ORDERS)
     assert data_end(store) == day(40)
     labels = build_labels(store, SNAP, cfg)
     assert labels.columns == list(C.LABEL_COLUMNS)
@@ -108,7 +109,7 @@ def test_run_labels_from_bronze_uses_the_last_event_date(spark, cfg, tmp_path):
     assert got["b"].churned == 1
     result = run_labels(spark, cfg, SNAP, store=store, run_id="l1")
     run_labels(spark, cfg, SNAP, store=store, run_id="l2")  # a re-run replaces the partition
-    written = store.read(C.LABELS_TABLE)
+    written = store.read(USER_LABELS)
     assert written.count() == 2 and {r._run_id for r in written.collect()} == {"l2"}
     assert result.details["data_end"] == "2026-04-19"
     assert result.details["summary"]["churn_rate"] == 0.5

@@ -8,8 +8,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_FEATURES
 from mktpipe.errors import EXIT_QUALITY, QualityCheckError
-from mktpipe.features import columns as C
 from mktpipe.features.daily import run_daily_range
 from mktpipe.features.user_features import run_features
 from mktpipe.quality import checks as Q
@@ -98,10 +98,10 @@ def test_feature_stage_writes_nothing_when_a_hard_check_fails(spark, config, tmp
     event = ("e1", "u1", "view", ts, None, None, "s1", 3.0, None, None, ts.date(), "t", None,
              None, None)
     refund = ("o1", "u1", ts, -50.0, "USD", None, None, -50.0, "t", None, None, None)
-    store.write(spark.createDataFrame([event], S.BRONZE_SCHEMAS["events"]), "bronze.events",
+    store.write(spark.createDataFrame([event], S.BRONZE_SCHEMAS["events"]), BRONZE_EVENTS,
                 partition_by=["event_date"])
-    store.write(spark.createDataFrame([refund], S.BRONZE_SCHEMAS["orders"]), "bronze.orders")
+    store.write(spark.createDataFrame([refund], S.BRONZE_SCHEMAS["orders"]), BRONZE_ORDERS)
     run_daily_range(spark, config, [ts.date()], store=store)
     with pytest.raises(QualityCheckError, match=r"non_negative_monetary_total: 1 of 1 rows.*u1"):
         run_features(spark, config, D, store=store)
-    assert not store.exists(C.FEATURES_TABLE)
+    assert not store.exists(USER_FEATURES)

@@ -9,11 +9,12 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import SQLTransformer
 
+from mktpipe.catalog import USER_FEATURES
 from mktpipe.models import artifacts
 from mktpipe.models.artifacts import SavedPipelineModel
 from mktpipe.models.registry import Registry, metric_value
 
-LINEAGE = {"training_snapshot": "2026-10-01", "source_tables": {"gold.user_features": 12}}
+LINEAGE = {"training_snapshot": "2026-10-01", "source_tables": {USER_FEATURES: 12}}
 
 
 def tiny_model(factor: float, ap: float) -> SavedPipelineModel:
@@ -62,7 +63,7 @@ def test_version_files_and_lineage(registry):
     assert read(os.path.join(result.path, "features.json")) == {"feature_cols": ["x"]}
     assert read(os.path.join(result.path, "params.json"))["settings"] == {"factor": 2}
     lineage = read(os.path.join(result.path, "lineage.json"))
-    assert lineage["source_tables"] == {"gold.user_features": 12}
+    assert lineage["source_tables"] == {USER_FEATURES: 12}
     assert lineage["training_snapshot"] == "2026-10-01" and lineage["created_at"]
     assert registry.lineage("churn", 1) == lineage
     assert registry.lineage("churn", 99) == {}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mktpipe.catalog import USER_DAILY
 from mktpipe.config import Config
 from mktpipe.report import charts, formatting, model_quality, trends
 from mktpipe.report.activity import trends_section
@@ -91,7 +92,7 @@ def test_report_has_every_section_and_chart(report, report_config):
     assert expected <= {f[0] for f in figures}
     # footer: run id and the versions of the tables read
     assert "report-test-1" in page
-    assert result.tables_read["silver.user_daily"] == 0
+    assert result.tables_read[USER_DAILY] == 0
     assert "<code>silver.user_daily v0</code>" in page and "<code>churn v2</code>" in page
     assert [p.name for p in (report_config.resolve_path("reports") / "2026-03-10").iterdir()] \
         == ["index.html"]  # no temporary file left behind

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from mktpipe.model_settings import SegmentationSettings
 from mktpipe.models import segmentation
 from mktpipe.models.segmentation import rfm_scores, rfm_segment_col, rfm_segments, segment_names
-from mktpipe.models.settings import SegmentationSettings
 
 CENTERS = {  # watch_seconds, orders, sessions: four well-separated profiles
     "binge": (900.0, 1.0, 20.0), "buyer": (100.0, 12.0, 5.0),

@@ -1,21 +1,19 @@
 """Settings of the ML models, as small frozen dataclasses validated on construction.
 
-They mirror the ``models`` section suggested for ``mktpipe.config`` (see the report of issue
-6): until that section exists, every ``fit`` takes ``config=None`` (defaults), one of these
-dataclasses, a plain mapping of overrides, or a mktpipe ``Config`` (its ``models.<section>`` is
-used when present, else the defaults). Defaults follow the product spec.
+The model library (``mktpipe.models``) takes these, not the app's ``Config``: every ``fit``
+takes ``config=None`` (defaults), one of these dataclasses, or a plain mapping of overrides.
+The app's config holds the overrides under ``models.<section>``, checks them at load time, and
+hands the dataclass over: ``config.models.settings("churn")``. Defaults follow the product
+spec. This module imports nothing of mktpipe, so the config and the models both build on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-log = logging.getLogger(__name__)
 
 # lower bound of each tier (inclusive); a probability p gets the first tier with p >= bound
 CHURN_TIERS: dict[str, float] = {
@@ -172,26 +170,22 @@ S = TypeVar("S")
 
 def resolve(config: Any, section: str, cls: type[S], base: S | None = None) -> S:
     """Settings of type ``cls`` from ``config``: None -> ``base`` (or ``cls()``); an instance
-    of ``cls`` as is; a mapping -> ``base`` with those fields replaced; a mktpipe Config ->
-    its ``models.<section>`` when the section exists, else ``base``."""
+    of ``cls`` as is; a mapping -> ``base`` with those fields replaced.
+
+    For calls written before the models took dataclasses, an object whose
+    ``models.<section>`` is such a mapping (the app's ``Config``) gives that mapping."""
     base = base if base is not None else cls()
     if config is None:
         return base
     if isinstance(config, cls):
         return config
-    if isinstance(config, Mapping):
-        overrides = dict(config)
-    elif hasattr(config, "models"):
-        node = getattr(config.models, section, None)
-        if node is None:
-            return base
-        overrides = node.model_dump() if hasattr(node, "model_dump") else dict(node)
-    elif hasattr(config, "to_dict"):  # a Config without a models section yet
-        log.debug("config has no models.%s section; using defaults", section)
-        return base
-    else:
-        raise TypeError(f"{section} settings: expected None, {cls.__name__}, a mapping or a "
-                        f"mktpipe Config, got {type(config).__name__}")
+    if not isinstance(config, Mapping):
+        node = getattr(getattr(config, "models", None), section, None)
+        if not isinstance(node, Mapping):
+            raise TypeError(f"{section} settings: expected None, {cls.__name__} or a mapping "
+                            f"of overrides, got {type(config).__name__}")
+        config = node
+    overrides = dict(config)
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - allowed)
     if unknown:

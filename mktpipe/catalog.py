@@ -1,0 +1,109 @@
+"""Every table mktpipe writes or reads, in one place: name, partition columns, keys.
+
+Code refers to a table only through these constants; no other module spells ``layer.name``.
+A :class:`Table` *is* its name (a ``str``), so it goes wherever a table name goes (the
+store's ``write``/``read``, the run manifest's keys, log lines) and carries its layout:
+
+    store.write(df, USER_DAILY, mode="overwrite", partition_by=USER_DAILY.partitions,
+                replace_where={ACTIVITY_DATE: days})
+
+``layer.name`` maps to ``<paths.warehouse>/<layer>/<name>`` (``TableStore.path``).
+
+=============================  =====================  ======================================
+table                          partitioned by         one row per (keys)
+=============================  =====================  ======================================
+bronze.<source>                event day (events,     the source's natural key
+                               comments) or none
+quarantine.<source>            none                   raw file, record hash, occurrence
+silver.comment_sentiment       comment_date           comment_id
+silver.user_daily              activity_date          user_id, activity_date
+silver.graph_metrics           snapshot_date          user_id, snapshot_date
+silver.communities             snapshot_date          community_id, snapshot_date
+gold.user_features             snapshot_date          user_id, snapshot_date
+gold.user_labels               snapshot_date          user_id, snapshot_date
+gold.customer_segments         snapshot_date          user_id, snapshot_date
+=============================  =====================  ======================================
+"""
+
+from __future__ import annotations
+
+from mktpipe import schemas as S
+
+
+class Table(str):
+    """A table's ``layer.name`` with its partition columns and keys."""
+
+    partition_by: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    def __new__(cls, name: str, partition_by: tuple[str, ...] = (),
+                keys: tuple[str, ...] = ()) -> Table:
+        layer, _, short = name.partition(".")
+        if not layer or not short or "." in short:
+            raise ValueError(f"a table name is 'layer.name', got {name!r}")
+        table = super().__new__(cls, name)
+        table.partition_by = tuple(partition_by)
+        table.keys = tuple(keys)
+        return table
+
+    @property
+    def layer(self) -> str:
+        return self.partition(".")[0]
+
+    @property
+    def partitions(self) -> list[str] | None:
+        """``partition_by`` as the store's ``write`` takes it (None: not partitioned)."""
+        return list(self.partition_by) or None
+
+    def __reduce__(self):  # pickles (Spark ships closures) as the same Table
+        return (Table, (str(self), self.partition_by, self.keys))
+
+
+# --- bronze: typed landing data (mktpipe.ingest) -------------------------------------------
+# large sources partitioned by their event day, small ones not partitioned
+_BRONZE_PARTITIONS = {"events": (S.EVENT_DATE,), "comments": (S.COMMENT_DATE,)}
+BRONZE: dict[str, Table] = {
+    source: Table(f"bronze.{source}", _BRONZE_PARTITIONS.get(source, ()),
+                  S.NATURAL_KEYS[source])
+    for source in S.SOURCES
+}
+BRONZE_USERS = BRONZE["users"]
+BRONZE_VIDEOS = BRONZE["videos"]
+BRONZE_EVENTS = BRONZE["events"]
+BRONZE_COMMENTS = BRONZE["comments"]
+BRONZE_FOLLOWS = BRONZE["follows"]
+BRONZE_ORDERS = BRONZE["orders"]
+
+# rows ingest refused, with the raw record and a reason code (one table per source)
+QUARANTINE: dict[str, Table] = {
+    source: Table(f"quarantine.{source}", (), S.QUARANTINE_KEYS) for source in S.SOURCES
+}
+# one quarantine table for every source: read by the report where an older deployment has it
+LEGACY_QUARANTINE = Table("bronze.quarantine", (), S.QUARANTINE_KEYS)
+
+# --- silver: cleaned, aggregated, derived per day or per snapshot --------------------------
+COMMENT_SENTIMENT = Table("silver.comment_sentiment", (S.COMMENT_DATE,), (S.COMMENT_ID,))
+USER_DAILY = Table("silver.user_daily", (S.ACTIVITY_DATE,), (S.USER_ID, S.ACTIVITY_DATE))
+GRAPH_METRICS = Table("silver.graph_metrics", (S.SNAPSHOT_DATE,),
+                      (S.USER_ID, S.SNAPSHOT_DATE))
+COMMUNITIES = Table("silver.communities", (S.SNAPSHOT_DATE,),
+                    ("community_id", S.SNAPSHOT_DATE))
+
+# --- gold: per-snapshot customer tables (features, labels, scores) -------------------------
+USER_FEATURES = Table("gold.user_features", (S.SNAPSHOT_DATE,), (S.USER_ID, S.SNAPSHOT_DATE))
+USER_LABELS = Table("gold.user_labels", (S.SNAPSHOT_DATE,), (S.USER_ID, S.SNAPSHOT_DATE))
+CUSTOMER_SEGMENTS = Table("gold.customer_segments", (S.SNAPSHOT_DATE,),
+                          (S.USER_ID, S.SNAPSHOT_DATE))
+
+ALL: tuple[Table, ...] = (
+    *BRONZE.values(), *QUARANTINE.values(), COMMENT_SENTIMENT, USER_DAILY, GRAPH_METRICS,
+    COMMUNITIES, USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS,
+)
+
+
+def table(name: str) -> Table:
+    """The catalog entry named ``name`` (``layer.name``); KeyError names the known tables."""
+    for entry in (*ALL, LEGACY_QUARANTINE):
+        if entry == name:
+            return entry
+    raise KeyError(f"{name!r} is not a mktpipe table; known: {sorted(ALL)}")
