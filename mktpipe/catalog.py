@@ -19,6 +19,7 @@ silver.comment_sentiment       comment_date           comment_id
 silver.user_daily              activity_date          user_id, activity_date
 silver.graph_metrics           snapshot_date          user_id, snapshot_date
 silver.communities             snapshot_date          community_id, snapshot_date
+silver.user_anomalies          snapshot_date          user_id, snapshot_date
 gold.user_features             snapshot_date          user_id, snapshot_date
 gold.user_labels               snapshot_date          user_id, snapshot_date
 gold.customer_segments         snapshot_date          user_id, snapshot_date
@@ -86,6 +87,8 @@ COMMENT_SENTIMENT = Table("silver.comment_sentiment", (S.COMMENT_DATE,), (S.COMM
 USER_DAILY = Table("silver.user_daily", (S.ACTIVITY_DATE,), (S.USER_ID, S.ACTIVITY_DATE))
 GRAPH_METRICS = Table("silver.graph_metrics", (S.SNAPSHOT_DATE,),
                       (S.USER_ID, S.SNAPSHOT_DATE))
+USER_ANOMALIES = Table("silver.user_anomalies", (S.SNAPSHOT_DATE,),
+                       (S.USER_ID, S.SNAPSHOT_DATE))
 COMMUNITIES = Table("silver.communities", (S.SNAPSHOT_DATE,),
                     ("community_id", S.SNAPSHOT_DATE))
 
@@ -97,7 +100,7 @@ CUSTOMER_SEGMENTS = Table("gold.customer_segments", (S.SNAPSHOT_DATE,),
 
 ALL: tuple[Table, ...] = (
     *BRONZE.values(), *QUARANTINE.values(), COMMENT_SENTIMENT, USER_DAILY, GRAPH_METRICS,
-    COMMUNITIES, USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS,
+    COMMUNITIES, USER_ANOMALIES, USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS,
 )
 
 

@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("features", "point-in-time user features for a snapshot",
          "Build gold.user_features for the snapshot from data strictly before it, with "
          "quality checks (a failing hard check exits 4 and writes nothing)."),
+        ("anomalies", "flag users with anomalous engagement for a snapshot",
+         "Score every user active in the models.anomaly_lookback_days before SNAPSHOT with "
+         "robust z-scores of daily bursts and levels (silver.user_daily) and write "
+         "silver.user_anomalies; train leaves the flagged users out, score marks them."),
         ("labels", "churn / CLV / purchase labels for a snapshot",
          "Build gold.user_labels from data at or after the snapshot (null where the horizon "
          "runs past the data's end)."),
@@ -165,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="the whole daily pipeline for one run date (resumable)",
-        description="ingest -> sentiment -> daily -> graph -> features -> labels -> train "
-                    "(when due) -> score -> report for RUN_DATE (the snapshot is RUN_DATE + 1 "
-                    "day). A re-run skips the stages already completed for that date unless "
-                    "--force.",
+        description="ingest -> sentiment -> daily -> graph -> features -> anomalies -> labels "
+                    "-> train (when due) -> score -> report for RUN_DATE (the snapshot is "
+                    "RUN_DATE + 1 day). A re-run skips the stages already completed for that "
+                    "date unless --force.",
     )
     run.add_argument("--run-date", type=_snapshot, required=True,
                      help="the landing date to process, YYYY-MM-DD, or 'latest' (the last "
@@ -317,6 +321,12 @@ def cmd_features(args) -> int:
     return _run_stage(args, "features", run_features, args.snapshot_date)
 
 
+def cmd_anomalies(args) -> int:
+    from mktpipe.models.anomaly_stage import run_anomalies
+
+    return _run_stage(args, "anomalies", run_anomalies, args.snapshot_date)
+
+
 def cmd_labels(args) -> int:
     from mktpipe.features.labels import run_labels
 
@@ -428,6 +438,7 @@ COMMANDS = {
     "daily": cmd_daily,
     "graph": cmd_graph,
     "features": cmd_features,
+    "anomalies": cmd_anomalies,
     "labels": cmd_labels,
     "train": cmd_train,
     "score": cmd_score,

@@ -203,8 +203,8 @@ class PipelineConfig(_Section):
     # backfill builds graph + feature snapshots every N days after the first date, and the last
     snapshot_every_days: int = Field(30, ge=1)
     stages: list[str] = Field(default_factory=lambda: [
-        "ingest", "sentiment", "daily", "graph", "features", "labels", "train", "score",
-        "report"])
+        "ingest", "sentiment", "daily", "graph", "features", "anomalies", "labels", "train",
+        "score", "report"])
 
 
 class Config(_Section):

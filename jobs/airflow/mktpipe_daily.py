@@ -47,6 +47,7 @@ STAGES = (
     ("daily", "daily", ("--run-date", "{{ ds }}")),
     ("graph", "graph", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
     ("features", "features", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
+    ("anomalies", "anomalies", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
     ("labels", "run", ("--run-date", "{{ ds }}", "--stages", "labels", "--force")),
     ("train", "train", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}", "--if-due")),
     ("score", "score", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),

@@ -13,6 +13,9 @@ churned           int     1 = no event and no order in the next ``labels.churn_h
                           ``labels.churn_active_before_days`` before S, null for the others
 clv_90d           double  USD (amount_usd) of orders in the next ``labels.clv_horizon_days``
 will_purchase_7d  int     1 = an order in the next ``labels.purchase_horizon_days``, else 0
+data_end          date    the data end the labels were built with (null in partitions
+                          written before this column existed): a label of horizon H is
+                          final once data_end >= S + H
 _run_id           string
 ================  ======  ===================================================================
 
@@ -99,6 +102,7 @@ def compute_labels(activity: DataFrame, snapshot: dt.date, end: dt.date | None,
         churned.cast("int").alias(C.CHURNED),
         clv.cast("double").alias(C.CLV_90D),
         buys.cast("int").alias(C.WILL_PURCHASE_7D),
+        F.lit(end).cast("date").alias(C.DATA_END),
     )
 
 
@@ -176,20 +180,47 @@ def run_labels(ctx: StageContext, snapshot_date: dt.date,
     return ctx.finish(result, "%s", result.details["summary"])
 
 
+def horizons(config: Config) -> list[int]:
+    """The label horizons in days, shortest first."""
+    lab = config.labels
+    return sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
+
+
+def built_data_ends(store: TableStore) -> dict[dt.date, dt.date | None]:
+    """{snapshot: the data end its gold.user_labels rows were built with} (one small
+    aggregate); None for a partition written before labels carried ``data_end``."""
+    if not store.exists(USER_LABELS):
+        return {}
+    labels = store.read(USER_LABELS)
+    end = (F.min(C.DATA_END) if C.DATA_END in labels.columns
+           else F.lit(None).cast("date")).alias("end")
+    return {r[C.SNAPSHOT_DATE]: r["end"]
+            for r in labels.groupBy(C.SNAPSHOT_DATE).agg(end).collect()}
+
+
+def final(built: dt.date | None, snapshot: dt.date, horizon_days: int) -> bool:
+    """Whether labels built with data end ``built`` are final for a ``horizon_days`` label."""
+    return built is not None and built >= snapshot + dt.timedelta(days=horizon_days)
+
+
 @stage("labels")
 def refresh_labels(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
-    """The daily run's labels step: rebuild gold.user_labels for the feature snapshots whose
-    label horizons close at ``snapshot_date`` (snapshot_date - horizon for each horizon),
-    when those snapshots exist; status "skipped" when none does."""
-    lab = ctx.config.labels
-    horizons = sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
-    existing = set(ctx.snapshots(USER_FEATURES, snapshot_date))
-    due = sorted(s for s in (snapshot_date - dt.timedelta(days=h) for h in horizons)
-                 if s in existing)
+    """The daily run's labels step: rebuild gold.user_labels for every feature snapshot
+    before ``snapshot_date`` that has a label whose horizon has closed (by the data end,
+    at most ``snapshot_date``) but is not final in the table yet: in a daily run, the
+    snapshots ``snapshot_date`` - horizon, plus any a skipped day left behind. Status
+    "skipped" when none is due."""
+    end = data_end(ctx.store)
+    ref = snapshot_date if end is None else min(end, snapshot_date)
+    built = built_data_ends(ctx.store)
+    due = [s for s in ctx.snapshots(USER_FEATURES, snapshot_date)
+           if any(s + dt.timedelta(days=h) <= ref and not final(built.get(s), s, h)
+                  for h in horizons(ctx.config))]
     result = ctx.begin(snapshot_date)
+    result.tables_read = ctx.versions((USER_FEATURES, USER_LABELS))
     if not due:
         result.status = "skipped"
-        result.details["reason"] = "no snapshot's label window closes today"
+        result.details["reason"] = "every label whose window has closed is built"
         return ctx.finish(result, "nothing due")
     for s in due:
         one = run_labels(ctx, s)

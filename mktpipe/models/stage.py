@@ -7,9 +7,11 @@ Per classifier/regressor (churn -> ``churned``, intent -> ``will_purchase_7d``, 
 ``clv_90d``): the labelled snapshots are the gold.user_features snapshots S < D whose label
 horizon has passed (S + horizon <= data end); the last ``models.training_snapshots`` of them
 form the training set, the latest of those validates (time-based; with a single labelled
-snapshot the library falls back to a seeded random split and records it). Labels are built
-from bronze at training time (:func:`mktpipe.features.labels.build_labels`), so they are never
-stale. Users flagged by the anomaly detector over silver.user_daily are left out.
+snapshot the library falls back to a seeded random split and records it). Labels come from
+gold.user_labels, which the labels stage builds (and refreshes as horizons close); a snapshot
+whose label there is not final yet (built with a data end before S + horizon) is left out and
+named in the stage details, with the command that refreshes it. Users flagged by the anomaly
+detector (silver.user_anomalies, written by the anomalies stage for D) are left out.
 
 CLV is trained two ways and compared on the validation snapshot: the XGBoost regressor on
 features, and BG/NBD + Gamma-Gamma fitted on the orders before that snapshot; the comparison
@@ -32,12 +34,19 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_DAILY, USER_FEATURES
+from mktpipe.catalog import (
+    BRONZE_EVENTS,
+    BRONZE_ORDERS,
+    USER_ANOMALIES,
+    USER_FEATURES,
+    USER_LABELS,
+)
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
 from mktpipe.features import labels as labels_mod
-from mktpipe.models import anomalies, churn, clv_ml, intent, segmentation
+from mktpipe.models import churn, clv_ml, intent, segmentation
+from mktpipe.models.anomaly_stage import anomaly_flags
 from mktpipe.models.registry import Registry
 from mktpipe.quality.manifest import StageResult
 from mktpipe.stage import StageContext, snapshot_dates, stage
@@ -108,36 +117,13 @@ def labelled_snapshots(snapshots: list[dt.date], horizon_days: int, end: dt.date
     return done[-keep:]
 
 
-def anomalous_users(store: TableStore, config: Config, snapshot_date: dt.date) -> DataFrame:
-    """detect_anomalies over silver.user_daily in the lookback window before the snapshot."""
-    first = snapshot_date - dt.timedelta(days=config.models.anomaly_lookback_days)
-    daily = (store.read(USER_DAILY)
-             .filter((F.col(C.ACTIVITY_DATE) >= F.lit(first))
-                     & (F.col(C.ACTIVITY_DATE) < F.lit(snapshot_date))))
-    metrics = ["events", "views", "likes", "comments", "shares", "watch_seconds"]
-    return anomalies.detect_anomalies(daily, metrics=metrics,
-                                      config=config.models.settings("anomalies"))
-
-
-def snapshot_labels(store: TableStore, config: Config, snapshots: list[dt.date],
-                    end: dt.date) -> DataFrame:
-    """Labels of every snapshot in ``snapshots`` (built from bronze with data end ``end``)."""
-    out = None
-    for s in snapshots:
-        one = labels_mod.build_labels(store, s, config, end=end)
-        out = one if out is None else out.unionByName(one)
-    return out
-
-
-def training_set(store: TableStore, config: Config, target: Target, snapshots: list[dt.date],
-                 end: dt.date, exclude: DataFrame | None,
-                 labels: DataFrame | None = None) -> DataFrame:
-    """Features of ``snapshots`` joined with freshly built labels (non-null ``target.label``),
-    minus the ``exclude`` users (a user_id DataFrame). ``labels``: prebuilt
-    :func:`snapshot_labels` covering ``snapshots`` (built here when None)."""
+def training_set(store: TableStore, target: Target, snapshots: list[dt.date],
+                 exclude: DataFrame | None, labels: DataFrame | None = None) -> DataFrame:
+    """Features of ``snapshots`` joined with their gold.user_labels rows (non-null
+    ``target.label``), minus the ``exclude`` users (a user_id DataFrame). ``labels``: the
+    gold.user_labels rows to use (default: the table)."""
     features = store.read(USER_FEATURES).filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
-    if labels is None:
-        labels = snapshot_labels(store, config, snapshots, end)
+    labels = labels if labels is not None else store.read(USER_LABELS)
     labels = (labels.filter(F.col(C.SNAPSHOT_DATE).isin(snapshots))
               .select(C.USER_ID, C.SNAPSHOT_DATE, target.label))
     data = (features.drop(C.RUN_ID)
@@ -201,11 +187,13 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
             result.details["reason"] = why
             return result
         result.details["due_because"] = why
-    for table in (USER_FEATURES, USER_DAILY, BRONZE_EVENTS):
+    for table in (USER_FEATURES, USER_LABELS, BRONZE_EVENTS):
         if not store.exists(table):
             raise InputError(f"train {snapshot_date}: table {table} does not exist; run the "
-                             "ingest, daily and features stages first (or `mktpipe run`)")
-    source = ctx.versions((USER_FEATURES, USER_DAILY, BRONZE_EVENTS, BRONZE_ORDERS))
+                             "ingest, daily, features and labels stages first (or `mktpipe "
+                             "run`)")
+    source = ctx.versions((USER_FEATURES, USER_LABELS, USER_ANOMALIES, BRONZE_EVENTS,
+                           BRONZE_ORDERS))
     result.tables_read = source
     snapshots = feature_snapshots(store, snapshot_date)
     last_event_day = labels_mod.data_end(store)
@@ -214,21 +202,36 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
     exclude = None
     excluded_users = 0
     if config.models.exclude_anomalous:
-        flagged = anomalous_users(store, config, snapshot_date).filter("is_anomalous")
+        flagged = anomaly_flags(store, snapshot_date, "train").filter("is_anomalous")
         exclude = flagged.select(C.USER_ID).cache()
         excluded_users = exclude.count()
     lineage_base = {"snapshot_date": snapshot_date.isoformat(), "run_id": run_id,
                     "data_end": end.isoformat(), "source_tables": source,
                     "excluded_anomalous_users": excluded_users}
     trained, skipped, rows = {}, {}, 0
-    plans = {t.name: labelled_snapshots(snapshots, t.horizon_days, end,
-                                        config.models.training_snapshots)
-             for t in targets(config)}
+    built = labels_mod.built_data_ends(store)
+    plans, not_final = {}, {}
+    for t in targets(config):
+        chosen = labelled_snapshots(snapshots, t.horizon_days, end,
+                                    config.models.training_snapshots)
+        late = [s for s in chosen if not labels_mod.final(built.get(s), s, t.horizon_days)]
+        if late:
+            not_final[t.name] = [str(s) for s in late]
+            log.warning("train %s: %s labels of %s are not final in %s (refresh them with "
+                        "`mktpipe labels --snapshot-date S`); those snapshots are left out",
+                        snapshot_date, t.name, not_final[t.name], USER_LABELS)
+        plans[t.name] = [s for s in chosen if s not in late]
     needed = sorted({s for chosen in plans.values() for s in chosen})
-    labels = snapshot_labels(store, config, needed, end).cache() if needed else None  # shared
+    labels = (store.read(USER_LABELS).filter(F.col(C.SNAPSHOT_DATE).isin(needed)).cache()
+              if needed else None)  # shared by the targets
     try:
         for target in targets(config):
             chosen = plans[target.name]
+            if not chosen and target.name in not_final:
+                skipped[target.name] = (
+                    f"the {target.label} labels of {not_final[target.name]} are not final in "
+                    f"{USER_LABELS}; run `mktpipe labels --snapshot-date S` for them")
+                continue
             if not chosen:
                 skipped[target.name] = (
                     f"no feature snapshot before {snapshot_date} has a closed "
@@ -237,7 +240,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 log.warning("train %s: %s skipped: %s", snapshot_date, target.name,
                             skipped[target.name])
                 continue
-            data = training_set(store, config, target, chosen, end, exclude, labels).cache()
+            data = training_set(store, target, chosen, exclude, labels).cache()
             try:
                 n = data.count()
                 rows += n
@@ -276,7 +279,8 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
     result.rows_in = result.rows_out = rows  # labelled training rows over every model
     result.details.update({"data_end": end.isoformat(),
                            "snapshots": [str(s) for s in snapshots], "models": trained,
-                           "skipped": skipped, "excluded_anomalous_users": excluded_users})
+                           "skipped": skipped, "excluded_anomalous_users": excluded_users,
+                           "labels_not_final": not_final})
     ctx.finish(result, "%d models trained on %d labelled rows, skipped %s", len(trained), rows,
                sorted(skipped))
     if not trained:

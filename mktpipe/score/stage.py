@@ -25,7 +25,7 @@ rfm_segment             string   champions, loyal, at_risk, ... (quintiles over 
 community_id            string   Louvain community (graph stage; named after a member's
                                  user_id, so the export pseudonymises it); null: not in graph
 influence_percentile    double   PageRank percentile 0-100
-is_anomalous            boolean  anomalous engagement (robust z-scores over silver.user_daily)
+is_anomalous            boolean  anomalous engagement (silver.user_anomalies of the snapshot)
 anomaly_reason          string   why, when is_anomalous
 churn_model_version,    int      registry versions used
 intent_model_version,
@@ -44,14 +44,15 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from mktpipe.catalog import BRONZE_ORDERS, CUSTOMER_SEGMENTS, USER_DAILY, USER_FEATURES
+from mktpipe.catalog import BRONZE_ORDERS, CUSTOMER_SEGMENTS, USER_ANOMALIES, USER_FEATURES
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
 from mktpipe.model_settings import normalize_tiers
 from mktpipe.models import clv_ml
+from mktpipe.models.anomaly_stage import anomaly_flags
 from mktpipe.models.classifier import tier_col
-from mktpipe.models.stage import anomalous_users, registry_for
+from mktpipe.models.stage import registry_for
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
 from mktpipe.score import export as export_mod
@@ -159,7 +160,7 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
         C.USER_ID, C.SNAPSHOT_DATE, "community_id", "influence_percentile", "churn_probability",
         "intent_probability", F.col(clv_m.output_col).alias("clv_90d_ml"),
         F.col("segment_name").alias("segment"))
-    parts = [_rfm(features), anomalous_users(store, config, snapshot_date).select(
+    parts = [_rfm(features), anomaly_flags(store, snapshot_date, "score").select(
         C.USER_ID, "is_anomalous", "anomaly_reason")]
     orders = store.read(BRONZE_ORDERS).filter(
         F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
@@ -221,7 +222,7 @@ def run_score(ctx: StageContext, snapshot_date: dt.date, export: bool = True) ->
         raise InputError(f"score {snapshot_date}: {USER_FEATURES} does not exist; run "
                          f"`mktpipe features --snapshot-date {snapshot_date}` first")
     models = _load_models(config, snapshot_date)
-    result.tables_read = ctx.versions((USER_FEATURES, USER_DAILY, BRONZE_ORDERS))
+    result.tables_read = ctx.versions((USER_FEATURES, USER_ANOMALIES, BRONZE_ORDERS))
     features = (store.read(USER_FEATURES)
                 .filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot_date))
                 .persist(StorageLevel.MEMORY_AND_DISK))

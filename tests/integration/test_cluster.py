@@ -79,14 +79,15 @@ CONFIG_ENV = {
     "MKTPIPE__LABELS__PURCHASE_HORIZON_DAYS": "2",
     "MKTPIPE__PIPELINE__SNAPSHOT_EVERY_DAYS": "3",
     "MKTPIPE__MODELS__SEGMENTATION": "{k_min: 2, k_max: 4}",
-    "MKTPIPE__PIPELINE__STAGES": "[ingest, sentiment, daily, graph, features, labels, train, "
-                                 "score]",
+    "MKTPIPE__PIPELINE__STAGES": "[ingest, sentiment, daily, graph, features, anomalies, "
+                                 "labels, train, score]",
     "MKTPIPE_EXPORT_KEY": "cluster-test-export-key-0123456789",
 }
 # tables that must exist after STAGES (so that an empty run cannot pass the comparison)
 EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
                    "silver/comment_sentiment", "silver/graph_metrics", "silver/communities",
-                   "gold/user_features", "gold/user_labels", "gold/customer_segments"}
+                   "silver/user_anomalies", "gold/user_features", "gold/user_labels",
+                   "gold/customer_segments"}
 
 # Runs STAGES in one driver process, as `spark-submit <script> <args>` would run each, then
 # records where executors import mktpipe from. argv: stages-json info-json-path

@@ -81,7 +81,7 @@ def test_backfill_runs_every_step_in_order(backfilled):
     expected = [("ingest", span, "ok"), ("sentiment", span, "ok"), ("daily", span, "ok")]
     for s in snapshots:
         expected += [("graph", s, "ok"), ("features", s, "ok"), ("labels", s, "ok")]
-    expected += [(st, snapshots[-1], "ok") for st in ("train", "score", "report")]
+    expected += [(st, snapshots[-1], "ok") for st in ("anomalies", "train", "score", "report")]
     assert steps == expected
 
 

@@ -100,3 +100,38 @@ def test_exclude_and_mark(spark):
               for r in mark_anomalous(features, flags).collect()}
     assert marked == {"a": (True, "events: burst"), "b": (False, None), "c": (False, None)}
     assert mark_anomalous(features, flags).filter(F.col("x") > 0).count() == 3
+
+
+def test_the_stage_flags_each_snapshot_once_for_train_and_score(spark, config, tmp_path):
+    """silver.user_anomalies holds the detector's flags of the snapshot (days before it
+    only); train and score read them, and say what to run when they are missing."""
+    from mktpipe.catalog import USER_ANOMALIES, USER_DAILY
+    from mktpipe.errors import InputError
+    from mktpipe.models.anomaly_stage import anomaly_flags, detect_for_snapshot, run_anomalies
+    from mktpipe.storage.delta_rs import DeltaRsStore
+
+    store = DeltaRsStore(spark, str(tmp_path / "wh"))
+    snapshot = START + dt.timedelta(days=DAYS)
+    with pytest.raises(InputError, match="run the daily stage"):
+        run_anomalies(spark, config, snapshot, store=store)
+    rows = [(*r[:4], 0, 0, 0, r[4]) for r in normal_users(60) + planted()]
+    # on the snapshot day itself: outside the window, must not count
+    rows.append(("n002", snapshot, 50_000, 49_000, 0, 0, 0, 90_000.0))
+    daily = spark.createDataFrame(rows, "user_id string, activity_date date, events long, "
+                                        "views long, likes long, comments long, shares long, "
+                                        "watch_seconds double")
+    store.write(daily, USER_DAILY, partition_by=USER_DAILY.partitions)
+    with pytest.raises(InputError, match=f"mktpipe anomalies --snapshot-date {snapshot}"):
+        anomaly_flags(store, snapshot, "score")
+
+    result = run_anomalies(spark, config, snapshot, store=store, run_id="a1")
+    got = {r.user_id: r for r in anomaly_flags(store, snapshot, "score").collect()}
+    expected = {r.user_id: r for r in detect_for_snapshot(store, config, snapshot).collect()}
+    assert {u: r.is_anomalous for u, r in got.items()} == \
+        {u: r.is_anomalous for u, r in expected.items()}
+    assert {u for u, r in got.items() if r.is_anomalous} == {"bot_level", "bot_burst",
+                                                              "marathon"}
+    assert result.details["summary"] == {"users": 64, "anomalous": 3}
+    assert result.tables_written == {USER_ANOMALIES: store.version(USER_ANOMALIES)}
+    run_anomalies(spark, config, snapshot, store=store, run_id="a2")  # a re-run replaces
+    assert store.read(USER_ANOMALIES).count() == 64

@@ -8,15 +8,23 @@ import pytest
 from chispa import assert_df_equality
 
 from mktpipe import schemas as S
-from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_LABELS
+from mktpipe.catalog import BRONZE_EVENTS, BRONZE_ORDERS, USER_FEATURES, USER_LABELS
 from mktpipe.features import columns as C
-from mktpipe.features.labels import build_labels, compute_labels, data_end, run_labels
+from mktpipe.features.labels import (
+    build_labels,
+    built_data_ends,
+    compute_labels,
+    data_end,
+    final,
+    refresh_labels,
+    run_labels,
+)
 from mktpipe.storage.delta_rs import DeltaRsStore
 
 SNAP = dt.date(2026, 3, 10)
 UTC = dt.timezone.utc
 LABEL_SCHEMA = "user_id string, snapshot_date date, churned int, clv_90d double, " \
-               "will_purchase_7d int"
+               "will_purchase_7d int, data_end date"
 
 
 def day(offset: int) -> dt.date:
@@ -57,11 +65,11 @@ ROWS = [
 def test_churn_clv_and_purchase_semantics(spark, cfg):
     got = compute_labels(activity(spark, ROWS), SNAP, day(200), cfg)
     expected = spark.createDataFrame([
-        ("stays", SNAP, 0, 0.0, 0),
-        ("churns", SNAP, 1, 0.0, 0),
-        ("lapsed", SNAP, None, 0.0, 0),
-        ("buyer", SNAP, 0, 13.0, 1),
-        ("late_buyer", SNAP, 0, 50.0, 0),
+        ("stays", SNAP, 0, 0.0, 0, day(200)),
+        ("churns", SNAP, 1, 0.0, 0, day(200)),
+        ("lapsed", SNAP, None, 0.0, 0, day(200)),
+        ("buyer", SNAP, 0, 13.0, 1, day(200)),
+        ("late_buyer", SNAP, 0, 50.0, 0, day(200)),
     ], LABEL_SCHEMA)
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -113,3 +121,34 @@ def test_run_labels_from_bronze_uses_the_last_event_date(spark, cfg, tmp_path):
     assert written.count() == 2 and {r._run_id for r in written.collect()} == {"l2"}
     assert result.details["data_end"] == "2026-04-19"
     assert result.details["summary"]["churn_rate"] == 0.5
+
+
+def test_refresh_rebuilds_every_snapshot_whose_closed_label_is_not_final(spark, cfg, tmp_path):
+    """Horizons 7, 30 and 90 days; data through day 39. Snapshot S was labelled when the data
+    ended at day 10 (purchase final, churn not), day 20 never was, day 35 has no closed
+    horizon yet: a refresh at day 40 rebuilds S and day 20 only, and then nothing."""
+    store = DeltaRsStore(spark, str(tmp_path / "wh"))
+
+    def event(n, offset):
+        d = day(offset)
+        return (f"e{n}", "a", "view", dt.datetime(d.year, d.month, d.day, 12, tzinfo=UTC),
+                None, None, None, None, None, None, d, "t", None, None, None)
+
+    store.write(spark.createDataFrame([event(n, o) for n, o in enumerate(range(-5, 40))],
+                                      S.BRONZE_SCHEMAS["events"]), BRONZE_EVENTS,
+                partition_by=["event_date"])
+    snapshots = [SNAP, day(20), day(35)]
+    store.write(spark.createDataFrame([("a", s) for s in snapshots],
+                                      "user_id string, snapshot_date date"),
+                USER_FEATURES, partition_by=USER_FEATURES.partitions)
+    run_labels(spark, cfg, SNAP, store=store, end=day(10))
+    assert built_data_ends(store) == {SNAP: day(10)}
+    assert final(day(10), SNAP, 7) and not final(day(10), SNAP, 30) and not final(None, SNAP, 7)
+
+    first = refresh_labels(spark, cfg, day(40), store=store)
+    assert first.status == "ok" and first.details["snapshots"] == [str(SNAP), str(day(20))]
+    assert built_data_ends(store) == {SNAP: day(40), day(20): day(40)}
+    row = store.read(USER_LABELS).filter(f"snapshot_date = '{SNAP}'").first()
+    assert (row.churned, row.clv_90d) == (0, None)  # churn now known, CLV (90 d) still open
+    again = refresh_labels(spark, cfg, day(40), store=store)
+    assert again.status == "skipped" and built_data_ends(store)[SNAP] == day(40)

@@ -1,0 +1,94 @@
+"""The anomalies stage: users with anomalous engagement, once per snapshot, for train and score.
+
+silver.user_anomalies, partitioned by snapshot_date, one row per user with activity in the
+``models.anomaly_lookback_days`` days before the snapshot S (silver.user_daily):
+
+==============  =======  ===================================================================
+column          type     meaning
+==============  =======  ===================================================================
+user_id         string
+snapshot_date   date     S (the flags use only days before S)
+is_anomalous    boolean  :func:`mktpipe.models.anomalies.detect_anomalies` (robust z-scores
+                         of bursts and levels, impossible watch time)
+anomaly_reason  string   null when not anomalous, else the reasons, "; "-joined
+max_robust_z    double   the largest z of any kind (null when none could be computed)
+_run_id         string
+==============  =======  ===================================================================
+
+``train`` leaves the flagged users out of its training sets (``models.exclude_anomalous``)
+and ``score`` marks them in gold.customer_segments; both read this table
+(:func:`anomaly_flags`) instead of running the detector again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from mktpipe import schemas as S
+from mktpipe.catalog import USER_ANOMALIES, USER_DAILY
+from mktpipe.config import Config
+from mktpipe.errors import InputError
+from mktpipe.models import anomalies
+from mktpipe.quality import checks as Q
+from mktpipe.quality.manifest import StageResult
+from mktpipe.stage import StageContext, stage
+from mktpipe.storage import TableStore
+
+METRICS = ("events", "views", "likes", "comments", "shares", "watch_seconds")
+FLAG_COLUMNS = (S.USER_ID, S.SNAPSHOT_DATE, "is_anomalous", "anomaly_reason", "max_robust_z",
+                S.RUN_ID)
+
+
+def detect_for_snapshot(store: TableStore, config: Config, snapshot_date: dt.date) -> DataFrame:
+    """detect_anomalies over silver.user_daily in the lookback window before the snapshot."""
+    first = snapshot_date - dt.timedelta(days=config.models.anomaly_lookback_days)
+    daily = (store.read(USER_DAILY)
+             .filter((F.col(S.ACTIVITY_DATE) >= F.lit(first))
+                     & (F.col(S.ACTIVITY_DATE) < F.lit(snapshot_date))))
+    return anomalies.detect_anomalies(daily, metrics=list(METRICS),
+                                      config=config.models.settings("anomalies"))
+
+
+def _summary(flags: DataFrame) -> dict:
+    row = flags.agg(F.count(F.lit(1)).alias("users"),
+                    F.sum(F.col("is_anomalous").cast("int")).alias("anomalous")).first()
+    return {"users": int(row["users"]), "anomalous": int(row["anomalous"] or 0)}
+
+
+@stage("anomalies")
+def run_anomalies(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
+    """Flag the users of ``snapshot_date``; check, then replace that partition."""
+    if not ctx.store.exists(USER_DAILY):
+        raise InputError(f"anomalies {snapshot_date}: {USER_DAILY} does not exist; run the "
+                         "daily stage first (`mktpipe daily`, or `mktpipe run`)")
+    result = ctx.begin(snapshot_date)
+    result.tables_read = ctx.versions([USER_DAILY])
+    flags = (detect_for_snapshot(ctx.store, ctx.config, snapshot_date)
+             .withColumns({S.SNAPSHOT_DATE: F.lit(snapshot_date),
+                           S.RUN_ID: F.lit(ctx.run_id)})
+             .select(*FLAG_COLUMNS))
+    keys = list(USER_ANOMALIES.keys)
+    ctx.overwrite(result, flags, USER_ANOMALIES, {S.SNAPSHOT_DATE: snapshot_date},
+                  checks=[Q.unique_check(keys), Q.not_null_check(keys, name="not_null_keys")],
+                  summary=_summary)
+    result.rows_in = result.rows_out
+    summary = result.details["summary"]
+    return ctx.finish(result, "%d of %d users anomalous", summary["anomalous"],
+                      summary["users"])
+
+
+def anomaly_flags(store: TableStore, snapshot_date: dt.date, what: str) -> DataFrame:
+    """The silver.user_anomalies rows of ``snapshot_date`` (user_id, is_anomalous,
+    anomaly_reason, max_robust_z); InputError naming ``what`` needs them when the anomalies
+    stage has not run for that snapshot."""
+    written = (store.exists(USER_ANOMALIES) and store.read(USER_ANOMALIES)
+               .filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date)).limit(1).count() > 0)
+    if not written:
+        raise InputError(f"{what} {snapshot_date}: {USER_ANOMALIES} has no partition for this "
+                         f"snapshot; run `mktpipe anomalies --snapshot-date {snapshot_date}` "
+                         "first (`mktpipe run` runs it before train and score)")
+    return (store.read(USER_ANOMALIES).filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date))
+            .select(S.USER_ID, "is_anomalous", "anomaly_reason", "max_robust_z"))
