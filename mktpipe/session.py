@@ -63,11 +63,23 @@ class Capabilities:
         return asdict(self)
 
 
+# the checkout this package runs from (an editable install: where `make jars` put the jars)
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
 def jars_dir(config: Config) -> Path | None:
-    """The configured extension jars folder (relative paths are from the working dir)."""
+    """The configured extension jars folder. A relative path is taken from the working
+    directory when that folder exists there, else from the checkout this package runs from
+    (``mktpipe`` started in another folder still finds what ``make jars`` resolved); where
+    neither exists, the working directory's (so messages name the path as configured)."""
     if not config.spark.jars_dir:
         return None
-    return Path(config.spark.jars_dir).expanduser().resolve()
+    path = Path(config.spark.jars_dir).expanduser()
+    here = path.resolve()
+    if path.is_absolute() or here.is_dir():
+        return here
+    checkout = CHECKOUT / path
+    return checkout if checkout.is_dir() else here
 
 
 def _jar_dirs(config: Config) -> list[Path]:

@@ -93,3 +93,21 @@ def test_running_session_reports_what_was_detected(spark, config):
         detected.delta_spark, detected.graphframes, detected.spark_nlp)
     assert caps.reasons == detected.reasons
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_a_relative_jars_dir_is_found_from_another_working_directory(tmp_path, monkeypatch):
+    """`mktpipe` started outside the checkout (bench/pipeline.py's subprocesses, cron from
+    $HOME) still finds the jars `make jars` put in the checkout."""
+    from mktpipe import session
+
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    (checkout / "jars").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.setattr(session, "CHECKOUT", checkout)
+    monkeypatch.chdir(elsewhere)
+    assert session.jars_dir(_config(jars_dir="jars")) == checkout / "jars"
+    (elsewhere / "jars").mkdir()  # one in the working directory wins
+    assert session.jars_dir(_config(jars_dir="jars")) == elsewhere / "jars"
+    assert session.jars_dir(_config(jars_dir="nowhere")) == elsewhere / "nowhere"
+    assert session.jars_dir(_config(jars_dir=str(checkout / "jars"))) == checkout / "jars"
+    assert session.jars_dir(_config(jars_dir=None)) is None
