@@ -223,7 +223,7 @@ def refresh_labels(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
         result.details["reason"] = "every label whose window has closed is built"
         return ctx.finish(result, "nothing due")
     for s in due:
-        one = run_labels(ctx, s)
+        one = run_labels(ctx, s, end=end)  # the data end read once above
         result.rows_out += one.rows_out
         result.tables_written.update(one.tables_written)
     result.rows_in = result.rows_out

@@ -84,11 +84,10 @@ def anomaly_flags(store: TableStore, snapshot_date: dt.date, what: str) -> DataF
     """The silver.user_anomalies rows of ``snapshot_date`` (user_id, is_anomalous,
     anomaly_reason, max_robust_z); InputError naming ``what`` needs them when the anomalies
     stage has not run for that snapshot."""
-    written = (store.exists(USER_ANOMALIES) and store.read(USER_ANOMALIES)
-               .filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date)).limit(1).count() > 0)
-    if not written:
+    flags = (store.read(USER_ANOMALIES).filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date))
+             if store.exists(USER_ANOMALIES) else None)
+    if flags is None or flags.limit(1).count() == 0:
         raise InputError(f"{what} {snapshot_date}: {USER_ANOMALIES} has no partition for this "
                          f"snapshot; run `mktpipe anomalies --snapshot-date {snapshot_date}` "
                          "first (`mktpipe run` runs it before train and score)")
-    return (store.read(USER_ANOMALIES).filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date))
-            .select(S.USER_ID, "is_anomalous", "anomaly_reason", "max_robust_z"))
+    return flags.select(S.USER_ID, "is_anomalous", "anomaly_reason", "max_robust_z")

@@ -141,20 +141,12 @@ def _feature_cols(df: DataFrame, label: str) -> list[str]:
 
 
 def _fit_target(target: Target, data: DataFrame, config: Config):
-    feature_cols = _feature_cols(data, target.label)
-    models = config.models
-    if target.name == "churn":
-        return churn.fit(data, target.label, feature_cols, models.settings("churn"),
-                         tune=_tune(config, "churn"))
-    if target.name == "intent":
-        return intent.fit(data, target.label, feature_cols, models.settings("intent"),
-                          tune=_tune(config, "intent"))
-    return clv_ml.fit(data, target.label, feature_cols, models.settings("clv"),
-                      tune=models.tune and bool(models.clv.get("tuning")))
-
-
-def _tune(config: Config, section: str) -> bool:
-    return config.models.tune and bool(getattr(config.models, section).get("tuning"))
+    """Fit ``target``'s model with its settings (``models.<name>``); its grid only with
+    ``models.tune`` and a ``tuning`` grid in those settings."""
+    settings = config.models.settings(target.name)
+    fit = {"churn": churn.fit, "intent": intent.fit, "clv": clv_ml.fit}[target.name]
+    return fit(data, target.label, _feature_cols(data, target.label), settings,
+               tune=config.models.tune and bool(settings.tuning))
 
 
 def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.date,
