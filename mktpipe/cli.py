@@ -10,7 +10,6 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from pathlib import Path
 
 from mktpipe import __version__
 from mktpipe.config import Config, ConfigError, load_config
@@ -81,15 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write users, videos, events, comments, follows and orders per day under "
                     "OUT/<source>/date=YYYY-MM-DD/, with the planted truth in OUT/_truth.",
     )
-    gen.add_argument("--out", type=Path, default=None,
-                     help="landing folder to write (default: paths.landing)")
+    gen.add_argument("--out", default=None,
+                     help="landing folder or URI (s3://...) to write (default: paths.landing)")
     gen.add_argument("--users", type=int, default=None, help="number of users (default: config)")
     gen.add_argument("--days", type=int, default=None, help="number of days (default: config)")
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
     gen.add_argument("--start-date", type=_date, default=None, help="first day, YYYY-MM-DD")
     gen.add_argument("--dirty-rate", type=float, default=None,
                      help="share of extra bad records to inject, 0..0.5 (default: config)")
-    gen.add_argument("--truth-dir", type=Path, default=None,
+    gen.add_argument("--truth-dir", default=None,
                      help="where the planted truth goes (default: OUT/_truth)")
     _common(gen)
 
@@ -246,7 +245,7 @@ def cmd_generate(args) -> int:
 
     config = _load(args)
     g = config.generate
-    out = args.out or Path(config.paths.landing)
+    out = args.out or config.paths.landing
     summary = generate(
         out=out,
         users=args.users or g.users,

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mktpipe import model_settings
 from mktpipe.schemas import FX_TO_USD
+from mktpipe.uris import URI_SCHEMES, is_local, normalize
 
 ENV_PREFIX = "MKTPIPE__"
 CONF_DIR_ENV = "MKTPIPE_CONF_DIR"
@@ -44,7 +45,17 @@ class AppConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+# what object storage is reached with, read from the environment only (the names every AWS SDK
+# reads); credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are read by the SDKs themselves
+OBJECT_STORE_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+OBJECT_STORE_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 class PathsConfig(_Section):
+    """Where everything lives: each a local path (relative to the working folder) or a URI
+    (``file://``, ``s3://``, ``abfss://``, ``hdfs://``); the same string serves Spark, delta-rs
+    and mktpipe's own files (mktpipe.storage.files)."""
+
     landing: str = "data/landing"
     warehouse: str = "data/warehouse"
     truth: str = "data/landing/_truth"
@@ -52,6 +63,16 @@ class PathsConfig(_Section):
     reports: str = "reports"
     exports: str = "exports"
     checkpoints: str = "data/checkpoints"
+
+    @model_validator(mode="after")
+    def _known_schemes(self) -> PathsConfig:
+        for key, value in self.model_dump().items():
+            name = value.split("://", 1)[0].lower() if "://" in value else ""
+            if name and name not in URI_SCHEMES:
+                raise ValueError(
+                    f"paths.{key}: {value!r} uses the unsupported scheme {name!r}; use a local "
+                    "path or one of " + ", ".join(f"{s}://" for s in URI_SCHEMES))
+        return self
 
 
 class SparkConfig(_Section):
@@ -76,6 +97,9 @@ class StorageConfig(_Section):
     # add_columns: a write may add new nullable columns (an upgrade adding an output column);
     # strict: any difference is refused. A missing column or changed type is always refused.
     schema_evolution: Literal["add_columns", "strict"] = "add_columns"
+    # extra delta-rs storage options for object storage, e.g. a DynamoDB locking provider for
+    # several concurrent writers on S3 (no credentials here: they come from the environment)
+    options: dict[str, str] = Field(default_factory=dict)
 
 
 class GenerateConfig(_Section):
@@ -222,9 +246,22 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
+    def uri(self, name: str) -> str:
+        """``paths.<name>`` in the form every engine takes (mktpipe.storage.files.normalize):
+        an absolute local path (relative ones are from the working folder), or a URI with
+        ``s3://`` spelled ``s3a://``."""
+        return normalize(getattr(self.paths, name))
+
+    def is_local(self, name: str) -> bool:
+        return is_local(getattr(self.paths, name))
+
     def resolve_path(self, name: str) -> Path:
-        """An absolute path for ``paths.<name>`` (relative paths are from the working dir)."""
-        return Path(getattr(self.paths, name)).expanduser().resolve()
+        """An absolute local path for ``paths.<name>``; a URI raises ValueError (use
+        :meth:`uri`, which every path of the product goes through)."""
+        if not self.is_local(name):
+            raise ValueError(f"paths.{name} is a URI ({getattr(self.paths, name)}), not a local "
+                             "path; use config.uri()")
+        return Path(self.uri(name))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -351,6 +388,25 @@ def load_config(
     tree = _deep_merge(tree, overrides or {})
     tree.setdefault("app", {})["env"] = env
     return validate(tree, f"configuration (env '{env}', conf dir {folder})")
+
+
+def object_store_env(credentials: bool = False) -> dict[str, str]:
+    """The object-storage settings set in the environment (OBJECT_STORE_ENV), and with
+    ``credentials`` the keys too (OBJECT_STORE_CREDENTIALS): only for handing them to a JVM
+    that was started before they were set (mktpipe.storage.files.configure_spark)."""
+    names = OBJECT_STORE_ENV + (OBJECT_STORE_CREDENTIALS if credentials else ())
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint set in the environment (an S3-compatible server), or None for AWS's."""
+    env = object_store_env()
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+
+
+def s3_region() -> str | None:
+    env = object_store_env()
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
 
 
 def secret(name: str, purpose: str) -> str:

@@ -59,6 +59,12 @@ def backends(config: Config) -> list[tuple[str, str, str]]:
         rows.append(("sentiment", "lexicon model (VADER) in a pandas UDF",
                      caps.reasons["spark_nlp"]))
     rows.append(("XGBoost / MLlib", "xgboost.spark + pyspark.ml", "pure Python packages"))
+    if caps.s3a:
+        rows.append(("object storage", "s3:// through s3a (Spark), pyarrow and delta-rs",
+                     caps.reasons["s3a"]))
+    else:
+        rows.append(("object storage", "local and hdfs:// paths only for Spark (pyarrow and "
+                     "delta-rs reach s3:// without the jar)", caps.reasons["s3a"]))
     return rows
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from mktpipe.errors import (
 )
 from mktpipe.quality.manifest import RunManifest, StageResult, new_run_id
 from mktpipe.stage import StageContext
-from mktpipe.storage import TableStore, open_store
+from mktpipe.storage import TableStore, files, open_store
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +111,23 @@ class Progress:
 
 # --- state ------------------------------------------------------------------------------------
 
+STATE_DIR = "_state"  # <warehouse>/_state/<run key>.json
+
 @dataclass
 class RunState:
-    """Completed steps of one run key (``run-2026-10-30``, ``backfill-...``), on disk."""
+    """Completed steps of one run key (``run-2026-10-30``, ``backfill-...``), in
+    ``<warehouse>/_state/<key>.json`` (a local path or a URI)."""
 
-    path: Path
+    path: str
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, warehouse: str | Path, key: str) -> RunState:
-        path = Path(warehouse) / "_state" / f"{key}.json"
+        path = files.join(warehouse, STATE_DIR, f"{key}.json")
         steps = {}
-        if path.exists():
+        if files.exists(path):
             try:
-                steps = json.loads(path.read_text(encoding="utf-8")).get("steps", {})
+                steps = files.read_json(path).get("steps", {})
             except (OSError, json.JSONDecodeError) as exc:
                 log.warning("unreadable run state %s (%s): starting from the first stage",
                             path, exc)
@@ -142,10 +144,7 @@ class RunState:
         self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"steps": self.steps}, indent=2), encoding="utf-8")
-        os.replace(tmp, self.path)
+        files.write_json(self.path, {"steps": self.steps})
 
     def forget(self, steps) -> None:
         """Drop ``steps`` from the record (``--force`` of a subset of stages)."""
@@ -155,8 +154,7 @@ class RunState:
 
     def clear(self) -> None:
         self.steps = {}
-        if self.path.exists():
-            self.path.unlink()
+        files.delete(self.path)
 
 
 # --- runner -----------------------------------------------------------------------------------
@@ -258,7 +256,7 @@ def run_one(ctx: StageContext, fn: Callable[..., StageResult], date: dt.date | l
 def new_manifest(command: str, config: Config) -> RunManifest:
     """A manifest for one command run, ``<warehouse>/_runs/<command>-<time>-<hex>.json``."""
     run_id = new_run_id(command)
-    return RunManifest(run_id, command, str(config.resolve_path("warehouse")),
+    return RunManifest(run_id, command, config.uri("warehouse"),
                        config=config.model_dump())
 
 
@@ -271,7 +269,7 @@ def run_pipeline(spark: SparkSession, config: Config, run_date: dt.date,
     store = store or open_store(spark, config)
     own = manifest is None
     manifest = manifest or new_manifest("run", config)
-    state = RunState.load(config.resolve_path("warehouse"), f"run-{run_date}")
+    state = RunState.load(config.uri("warehouse"), f"run-{run_date}")
     wanted = list(stages or config.pipeline.stages)
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
@@ -352,7 +350,7 @@ def _batched(spark, config, dates, store, force, progress, manifest) -> None:
     start, end = dates[0], dates[-1]
     for d in dates:  # a missing date is a clear input error before any work
         landing.require_landing(config.paths.landing, d)
-    state = RunState.load(config.resolve_path("warehouse"), f"backfill-{start}_{end}")
+    state = RunState.load(config.uri("warehouse"), f"backfill-{start}_{end}")
     if force:
         state.clear()
     runner = Runner(spark, config, store, manifest, state, progress, force,

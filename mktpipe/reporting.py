@@ -66,7 +66,7 @@ def print_run_summary(manifest: RunManifest, config) -> None:
         if s.stage == "score":
             version = s.tables_written.get(CUSTOMER_SEGMENTS)
             outputs["segments"] = (f"{CUSTOMER_SEGMENTS} v{version} (snapshot_date="
-                                   f"{s.run_date}) in {config.resolve_path('warehouse')}")
+                                   f"{s.run_date}) in {config.uri('warehouse')}")
             paths = s.details.get("export", {}).get("paths", {})
             if paths:
                 outputs["export"] = ", ".join(paths.values())
@@ -74,7 +74,7 @@ def print_run_summary(manifest: RunManifest, config) -> None:
             outputs["report"] = s.details["path"]
         if s.stage == "train":
             models = s.details.get("models", {})
-            outputs["models"] = (f"{config.resolve_path('models')}: " + ", ".join(
+            outputs["models"] = (f"{config.uri('models')}: " + ", ".join(
                 f"{name} v{m['version']}{'' if m['promoted'] else ' (not promoted)'}"
                 for name, m in models.items()))
     if outputs:

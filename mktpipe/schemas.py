@@ -35,6 +35,7 @@ FOLLOWER_ID = "follower_id"
 FOLLOWEE_ID = "followee_id"
 TS = "ts"
 SNAPSHOT_DATE = "snapshot_date"
+DATA_END = "data_end"  # gold.user_labels: the (exclusive) end of the data they were built from
 EVENT_DATE = "event_date"  # bronze.events partition: the event's UTC day
 COMMENT_DATE = "comment_date"  # bronze.comments / silver.comment_sentiment partition
 ACTIVITY_DATE = "activity_date"  # silver.user_daily partition

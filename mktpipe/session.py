@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from mktpipe.config import Config
+from mktpipe.config import Config, object_store_env, s3_endpoint, s3_region
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +32,23 @@ JAR_PATTERNS = {
     "graphframes": re.compile(
         r"^graphframes-(spark(?P<spark>\d+)_)?2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
     "spark_nlp": re.compile(r"^spark-nlp(-[a-z0-9]+)?_2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
+    "s3a": re.compile(r"^hadoop-aws-(?P<version>[\d.]+)\.jar$"),
 }
 JAR_NAMES = {
     "delta_spark": "delta-spark_<spark>_2.13-<version>.jar (+ delta-storage-<version>.jar)",
     "graphframes": "graphframes-spark4_2.13-<version>.jar",
     "spark_nlp": "spark-nlp_2.13-<version>.jar",
+    "s3a": "hadoop-aws-<version>.jar (+ the AWS SDK v2 modules)",
 }
 # the `make jars` profile (jvm/pom.xml) that resolves each capability
-JAR_PROFILES = {"delta_spark": "delta", "graphframes": "graphframes", "spark_nlp": "sparknlp"}
+JAR_PROFILES = {"delta_spark": "delta", "graphframes": "graphframes", "spark_nlp": "sparknlp",
+                "s3a": "s3"}
 # Maven coordinate prefixes that provide each capability through spark.packages
 PACKAGE_PREFIXES = {
     "delta_spark": "io.delta:delta-spark",
     "graphframes": "io.graphframes:graphframes",
     "spark_nlp": "com.johnsnowlabs.nlp:spark-nlp",
+    "s3a": "org.apache.hadoop:hadoop-aws",
 }
 _CONF_PREFIX = "spark.mktpipe.capability."
 _VERSIONED = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.+-]*)\.jar$")
@@ -57,6 +61,7 @@ class Capabilities:
     delta_spark: bool = False
     graphframes: bool = False
     spark_nlp: bool = False
+    s3a: bool = False  # Spark reads and writes s3:// paths (hadoop-aws)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -188,6 +193,46 @@ def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
     return Capabilities(reasons=reasons, **found), list(dict.fromkeys(extra_jars))
 
 
+# --- object storage: Spark's view of the environment's S3 settings -------------------------
+
+def hadoop_options() -> dict[str, str]:
+    """Spark's ``fs.s3a.*`` settings from the environment (empty when nothing is set: S3A's
+    defaults and its credential chain, which reads ``AWS_ACCESS_KEY_ID`` and friends, apply)."""
+    options: dict[str, str] = {}
+    endpoint = s3_endpoint()
+    if endpoint:
+        options["fs.s3a.endpoint"] = endpoint
+        # an S3-compatible server is addressed by path, not by bucket.host names
+        options["fs.s3a.path.style.access"] = "true"
+        options["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
+    if s3_region():
+        options["fs.s3a.endpoint.region"] = s3_region()
+    return options
+
+
+_S3A_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "fs.s3a.access.key",
+                    "AWS_SECRET_ACCESS_KEY": "fs.s3a.secret.key",
+                    "AWS_SESSION_TOKEN": "fs.s3a.session.token"}
+
+
+def configure_spark(spark) -> list[str]:
+    """Apply :func:`hadoop_options` to a running session (its SparkContext's Hadoop
+    configuration, which DataFrame and RDD I/O both start from); returns the keys set.
+
+    A JVM reads its environment once, when it starts: a session started before the object
+    storage variables were set (a notebook, a test) also gets the credentials this way, in
+    memory only (never in a file, a log or Spark's own settings). S3A caches one filesystem
+    per bucket: settings changed after a bucket was first touched apply to other buckets."""
+    options = hadoop_options()
+    env = object_store_env(credentials=True)
+    options.update({key: env[name] for name, key in _S3A_CREDENTIALS.items() if name in env})
+    if options:
+        conf = spark.sparkContext._jsc.hadoopConfiguration()  # the documented way from Python
+        for key, value in options.items():
+            conf.set(key, value)
+    return sorted(options)
+
+
 def _python_env() -> None:
     # Spark's Python workers start whatever python3 is first on PATH; pin them to ours so
     # pandas UDFs can import mktpipe even when the virtualenv is not activated.
@@ -231,10 +276,14 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
     for key, value in config.spark.conf.items():
         if key != "spark.jars":
             conf[key] = value
+    # object storage reached through the environment's endpoint/region (mktpipe.storage.files)
+    for key, value in hadoop_options().items():
+        conf.setdefault("spark.hadoop." + key, value)
     for name, ok in (
         ("delta_spark", caps.delta_spark),
         ("graphframes", caps.graphframes),
         ("spark_nlp", caps.spark_nlp),
+        ("s3a", caps.s3a),
     ):
         conf[_CONF_PREFIX + name] = str(ok).lower()
         conf[_CONF_PREFIX + name + ".reason"] = caps.reasons.get(name, "")
@@ -260,6 +309,7 @@ def get_spark(config: Config) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    configure_spark(spark)  # a session already running gets the environment's S3 settings
     log.info(
         "spark %s master=%s shuffle_partitions=%s capabilities=%s",
         spark.version,
@@ -279,11 +329,12 @@ def capabilities(spark: SparkSession) -> Capabilities:
 
     reasons = {
         name: conf.get(_CONF_PREFIX + name + ".reason", "session not built by mktpipe") or ""
-        for name in ("delta_spark", "graphframes", "spark_nlp")
+        for name in JAR_PATTERNS
     }
     return Capabilities(
         delta_spark=flag("delta_spark"),
         graphframes=flag("graphframes"),
         spark_nlp=flag("spark_nlp"),
+        s3a=flag("s3a"),
         reasons=reasons,
     )

@@ -11,20 +11,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 POM=jvm/pom.xml
 OUT=${1:-jars}
-PROFILES=(delta graphframes sparknlp)
+PROFILES=(delta graphframes sparknlp s3)
 MVN=${MVN:-mvn}
 read -r -a MVN_EXTRA <<< "${MVN_ARGS:-}"
 declare -A FALLBACK=(
   [delta]="Delta tables use delta-rs (Spark writes Parquet, deltalake commits)"
   [graphframes]="PageRank uses igraph / DataFrame power iteration; no GraphFrames components or LPA"
   [sparknlp]="sentiment uses the VADER / Spanish lexicon backend"
+  [s3]="Spark cannot read or write s3:// paths (local and hdfs:// paths work)"
 )
 
 if [ -n "${MKTPIPE_SKIP_JARS:-}" ]; then
   echo "jars: MKTPIPE_SKIP_JARS is set; every capability uses its embedded default"; exit 0
 fi
 if ! command -v "$MVN" >/dev/null 2>&1; then
-  echo "jars: $MVN not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}"
+  echo "jars: $MVN not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}; ${FALLBACK[s3]}"
   exit 0
 fi
 mkdir -p "$OUT"

@@ -49,3 +49,51 @@ def spark(config):
     session = get_spark(config)
     yield session
     session.stop()
+
+
+S3_BUCKET = "mktpipe-lake"
+
+
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """An S3-compatible server (moto's server mode) started by the test on 127.0.0.1, a bucket
+    in it, and the environment pointing at it: credentials come from the environment only.
+
+    The server runs in its own process: in a thread of this one it would wait on the GIL
+    while a native client (delta-rs) blocks in a request to it."""
+    pytest.importorskip(
+        "moto.server", reason="moto (a dev dependency) is not installed: run `make setup`")
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "moto.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=log, stderr=subprocess.STDOUT)
+    env = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret",
+           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    try:
+        client = boto3.client("s3")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=S3_BUCKET)
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield f"s3://{S3_BUCKET}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -274,5 +274,5 @@ def score_columns(windows: list[int]) -> list[str]:
 CHURNED = "churned"
 CLV_90D = "clv_90d"
 WILL_PURCHASE_7D = "will_purchase_7d"
-DATA_END = "data_end"  # the (exclusive) end of the data the labels were built from
+DATA_END = S.DATA_END  # the (exclusive) end of the data the labels were built from
 LABEL_COLUMNS = (USER_ID, SNAPSHOT_DATE, CHURNED, CLV_90D, WILL_PURCHASE_7D, DATA_END)

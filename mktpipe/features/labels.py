@@ -41,18 +41,14 @@ from mktpipe.features import columns as C
 from mktpipe.features._common import ts_between
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
+from mktpipe.readers import built_data_ends, data_end
+from mktpipe.readers import labels_final as final
 from mktpipe.stage import StageContext, read_or_empty, stage
 from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
 _DAY, _AMOUNT, _IS_ORDER = "_day", "_amount_usd", "_is_order"
-
-
-def data_end(store: TableStore) -> dt.date | None:
-    """The day after the last event_date in bronze.events (exclusive end), None if empty."""
-    last = store.read(BRONZE_EVENTS).agg(F.max("event_date").alias("last")).first()["last"]
-    return None if last is None else last + dt.timedelta(days=1)
 
 
 def activity_rows(events: DataFrame, orders: DataFrame) -> DataFrame:
@@ -184,23 +180,6 @@ def horizons(config: Config) -> list[int]:
     """The label horizons in days, shortest first."""
     lab = config.labels
     return sorted({lab.churn_horizon_days, lab.clv_horizon_days, lab.purchase_horizon_days})
-
-
-def built_data_ends(store: TableStore) -> dict[dt.date, dt.date | None]:
-    """{snapshot: the data end its gold.user_labels rows were built with} (one small
-    aggregate); None for a partition written before labels carried ``data_end``."""
-    if not store.exists(USER_LABELS):
-        return {}
-    labels = store.read(USER_LABELS)
-    end = (F.min(C.DATA_END) if C.DATA_END in labels.columns
-           else F.lit(None).cast("date")).alias("end")
-    return {r[C.SNAPSHOT_DATE]: r["end"]
-            for r in labels.groupBy(C.SNAPSHOT_DATE).agg(end).collect()}
-
-
-def final(built: dt.date | None, snapshot: dt.date, horizon_days: int) -> bool:
-    """Whether labels built with data end ``built`` are final for a ``horizon_days`` label."""
-    return built is not None and built >= snapshot + dt.timedelta(days=horizon_days)
 
 
 @stage("labels")

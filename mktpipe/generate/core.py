@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
+import io
 import logging
 import time
 from pathlib import Path
@@ -20,6 +20,7 @@ from mktpipe.generate.interactions import Counters, build_day
 from mktpipe.generate.population import Population, build_population, truth_frame, users_frame
 from mktpipe.generate.videos import Catalogue, build_catalogue, videos_frame
 from mktpipe.generate.writer import LandingWriter
+from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,13 @@ def generate(out: str | Path, users: int, days: int, seed: int, start_date: dt.d
     ``dirty_rate`` x rows extra bad records per file; and ``truth_dir`` (default
     ``<out>/_truth``): ``users.parquet`` (latent user truth), ``dirty.json`` (injected counts per
     source, date and reason code) and ``summary.json``. Byte-identical for the same arguments.
+    ``out`` and ``truth_dir`` may be URIs (``s3://...``): every file goes through the file
+    door (mktpipe.storage.files).
     """
     start = _check_args(users, days, seed, start_date, dirty_rate)
     began = time.perf_counter()
-    out = Path(out)
-    truth = Path(truth_dir) if truth_dir is not None else out / "_truth"
+    out = files.normalize(out)
+    truth = files.normalize(truth_dir) if truth_dir is not None else files.join(out, "_truth")
     log.info("generate: out=%s users=%d days=%d seed=%d start=%s dirty_rate=%s", out, users,
              days, seed, start, dirty_rate)
     streams = [np.random.Generator(np.random.PCG64(s))
@@ -87,7 +90,7 @@ def generate(out: str | Path, users: int, days: int, seed: int, start_date: dt.d
         bytes_written=written, elapsed_s=0.0)
     _write_truth(truth, pop, summary)
     summary.elapsed_s = round(time.perf_counter() - began, 3)
-    (truth / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    files.write_json(files.join(truth, "summary.json"), summary.to_dict())
     log.info("generate: %d rows + %d injected in %.1f s", summary.total_rows,
              summary.total_injected, summary.elapsed_s)
     return summary
@@ -145,10 +148,11 @@ def _follows_frame(edges: FollowEdges) -> pd.DataFrame:
     })
 
 
-def _write_truth(truth: Path, pop: Population, summary: GenerateSummary) -> None:
+def _write_truth(truth: str, pop: Population, summary: GenerateSummary) -> None:
     """users.parquet and dirty.json (zeros included for every reason code)."""
-    truth.mkdir(parents=True, exist_ok=True)
-    truth_frame(pop).to_parquet(truth / "users.parquet", index=False)
+    parquet = io.BytesIO()
+    truth_frame(pop).to_parquet(parquet, index=False)
+    files.write_bytes(files.join(truth, "users.parquet"), parquet.getvalue())
     counts = {
         source: {date: {r: by_reason.get(r, 0) for r in REASONS}
                  for date, by_reason in dates.items()}
@@ -158,4 +162,4 @@ def _write_truth(truth: Path, pop: Population, summary: GenerateSummary) -> None
               for source, dates in counts.items()}
     doc = {"seed": summary.seed, "dirty_rate": summary.dirty_rate,
            "total": summary.total_injected, "totals": totals, "counts": counts}
-    (truth / "dirty.json").write_text(json.dumps(doc, indent=2) + "\n")
+    files.write_json(files.join(truth, "dirty.json"), doc)

@@ -15,14 +15,15 @@ import pandas as pd
 from mktpipe.generate import dirty
 from mktpipe.generate.fmt import date_of
 from mktpipe.generate.serialize import encode_file, is_csv, to_display, to_lines
+from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
 
-def part_path(out: Path, source: str, day: int) -> Path:
-    """Where the file of ``source`` for epoch day ``day`` lands."""
+def part_path(out: str | Path, source: str, day: int) -> str:
+    """Where the file of ``source`` for epoch day ``day`` lands (a local path or a URI)."""
     ext = "csv" if is_csv(source) else "json"
-    return Path(out) / source / f"date={date_of(day).isoformat()}" / f"part-00000.{ext}"
+    return files.join(out, source, f"date={date_of(day).isoformat()}", f"part-00000.{ext}")
 
 
 def interleave(n_clean: int, after: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -40,8 +41,8 @@ def interleave(n_clean: int, after: np.ndarray, rng: np.random.Generator) -> np.
 class LandingWriter:
     """Serialises each day's typed frames, injects bad records, writes the part files."""
 
-    def __init__(self, out: Path, dirty_rate: float, rng: np.random.Generator):
-        self.out = Path(out)
+    def __init__(self, out: str | Path, dirty_rate: float, rng: np.random.Generator):
+        self.out = str(out)
         self.dirty_rate = dirty_rate
         self.rng = rng
         self._carry: dict[str, np.ndarray] = {}
@@ -63,8 +64,7 @@ class LandingWriter:
         order = interleave(len(lines), after, self.rng)
         data = encode_file(source, np.concatenate([lines, extra])[order])
         path = part_path(self.out, source, day)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        files.write_bytes(path, data)
         date = date_of(day).isoformat()
         self.rows.setdefault(source, {})[date] = len(lines)
         names, counts = np.unique(reasons.astype(str), return_counts=True)

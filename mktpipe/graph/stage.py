@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 
 from pyspark.ml.feature import Bucketizer
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -56,6 +55,7 @@ from mktpipe.graph import (
 from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.quality.manifest import StageResult
 from mktpipe.stage import StageContext, stage
+from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +197,10 @@ def planted_nmi(spark: SparkSession, assignment: DataFrame, truth_dir: str) -> f
 
     Distributed: only the contingency table (communities x planted) comes to the driver.
     """
-    truth_file = Path(truth_dir) / "users.parquet"
-    if not truth_file.exists():
+    truth_file = files.join(truth_dir, "users.parquet")
+    if not files.exists(truth_file):
         return None
-    truth = spark.read.parquet(str(truth_file)).select(
+    truth = spark.read.parquet(truth_file).select(
         F.col(S.USER_ID).alias("id"), F.col("community").cast("string").alias("planted"))
     table = (assignment.join(truth, on="id", how="inner")
              .groupBy("community", "planted").count().toPandas())
@@ -278,7 +278,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
            events: DataFrame, result: StageResult) -> None:
     spark, config, store, run_id = ctx.spark, ctx.config, ctx.store, ctx.run_id
     g = config.graph
-    checkpoints = str(config.resolve_path("checkpoints"))
+    checkpoints = config.uri("checkpoints")
     real = edges.filter(F.col(DST).isNotNull())
     ranks = pagerank(edges, weight=WEIGHT, damping=g.damping, tol=g.tol, max_iter=g.max_iter,
                      engine=g.pagerank_engine, checkpoint_dir=checkpoints,
@@ -323,7 +323,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
     result.rows_out = vertices
     result.details.update(
         modularity=q, communities=store.last_write.rows, vertices=vertices,
-        edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.paths.truth),
+        edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.uri("truth")),
         **structure,
     )
     for frame in (ranks, assignment, components, lpa):

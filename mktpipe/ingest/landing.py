@@ -1,13 +1,14 @@
 """The landing zone: which dates and files exist, and their raw lines.
 
-Layout: ``<landing>/<source>/date=YYYY-MM-DD/*.{json,jsonl,csv}`` (optionally ``.gz``).
+Layout: ``<landing>/<source>/date=YYYY-MM-DD/*.{json,jsonl,csv}`` (optionally ``.gz``);
+``<landing>`` is a local path or a URI (listed through the file door, read by Spark).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import re
+import zlib
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from mktpipe.errors import InputError
 from mktpipe.schemas import CSV_SOURCES, INGEST_DATE, RAW_FIELDS, SOURCE_FILE, SOURCES
+from mktpipe.storage import files as door
 
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _DATE_IN_PATH = r"/date=(\d{4}-\d{2}-\d{2})/[^/]*$"
@@ -36,24 +38,20 @@ def csv_header(source: str) -> str:
 def landing_dates(landing: str | Path) -> list[dt.date]:
     """Every date that has a folder under any source, sorted."""
     dates: set[dt.date] = set()
+    root = door.normalize(landing)
     for source in SOURCES:
-        folder = Path(landing) / source
-        if not folder.is_dir():
-            continue
-        for child in folder.iterdir():
-            match = _DATE_DIR.match(child.name)
-            if match and child.is_dir():
+        for name in door.list_dirs(door.join(root, source)):
+            match = _DATE_DIR.match(name)
+            if match:
                 dates.add(dt.date.fromisoformat(match.group(1)))
     return sorted(dates)
 
 
-def landing_files(landing: str | Path, source: str, run_date: dt.date) -> list[Path]:
-    """The data files of ``source`` for ``run_date`` (empty when the folder is missing)."""
-    folder = Path(landing) / source / f"date={run_date.isoformat()}"
-    if not folder.is_dir():
-        return []
-    suffixes = EXTENSIONS[file_format(source)]
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffixes))
+def landing_files(landing: str | Path, source: str, run_date: dt.date) -> list[str]:
+    """The data files of ``source`` for ``run_date``, sorted (empty when the folder is
+    missing); paths in the canonical spelling (mktpipe.storage.files.normalize)."""
+    folder = door.join(door.normalize(landing), source, f"date={run_date.isoformat()}")
+    return door.list_files(folder, EXTENSIONS[file_format(source)])
 
 
 def require_landing(landing: str | Path, run_date: dt.date) -> None:
@@ -73,13 +71,14 @@ def require_landing(landing: str | Path, run_date: dt.date) -> None:
     )
 
 
-def _first_line(path: Path) -> str:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        return fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+def _first_line(path: str | Path, head_bytes: int = 65536) -> str:
+    head = door.read_head(path, head_bytes)
+    if str(path).endswith(".gz"):
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip().lstrip("\ufeff")
 
 
-def check_csv_headers(source: str, files: list[Path]) -> None:
+def check_csv_headers(source: str, files: list[str] | list[Path]) -> None:
     """Every CSV file must start with the expected header; raise InputError naming the file."""
     expected = csv_header(source)
     for path in files:
@@ -91,7 +90,7 @@ def check_csv_headers(source: str, files: list[Path]) -> None:
             )
 
 
-def read_lines(spark: SparkSession, source: str, files: list[Path]) -> DataFrame:
+def read_lines(spark: SparkSession, source: str, files: list[str] | list[Path]) -> DataFrame:
     """One row per record line: ``value`` (raw text), ``_source_file``, ``_ingest_date``.
 
     CSV header lines are dropped (they are not records). Blank lines are kept: validation

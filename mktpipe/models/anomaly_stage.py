@@ -17,7 +17,7 @@ _run_id         string
 
 ``train`` leaves the flagged users out of its training sets (``models.exclude_anomalous``)
 and ``score`` marks them in gold.customer_segments; both read this table
-(:func:`anomaly_flags`) instead of running the detector again.
+(:func:`mktpipe.readers.anomaly_flags`) instead of running the detector again.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from mktpipe.errors import InputError
 from mktpipe.models import anomalies
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
+from mktpipe.readers import anomaly_flags  # noqa: F401  (its old home; kept importable)
 from mktpipe.stage import StageContext, stage
 from mktpipe.storage import TableStore
 
@@ -78,16 +79,3 @@ def run_anomalies(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     summary = result.details["summary"]
     return ctx.finish(result, "%d of %d users anomalous", summary["anomalous"],
                       summary["users"])
-
-
-def anomaly_flags(store: TableStore, snapshot_date: dt.date, what: str) -> DataFrame:
-    """The silver.user_anomalies rows of ``snapshot_date`` (user_id, is_anomalous,
-    anomaly_reason, max_robust_z); InputError naming ``what`` needs them when the anomalies
-    stage has not run for that snapshot."""
-    flags = (store.read(USER_ANOMALIES).filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date))
-             if store.exists(USER_ANOMALIES) else None)
-    if flags is None or flags.limit(1).count() == 0:
-        raise InputError(f"{what} {snapshot_date}: {USER_ANOMALIES} has no partition for this "
-                         f"snapshot; run `mktpipe anomalies --snapshot-date {snapshot_date}` "
-                         "first (`mktpipe run` runs it before train and score)")
-    return flags.select(S.USER_ID, "is_anomalous", "anomaly_reason", "max_robust_z")

@@ -1,39 +1,33 @@
 """Saving fitted models: a Spark ML PipelineModel plus a JSON of metadata, on any filesystem.
 
 Spark writes the pipeline (its own MLWritable writers, so any path Spark can write works);
-JSON files go through pyarrow's filesystem layer (local paths, file://, s3://, gs://, hdfs://),
-so a model saved to object storage loads back the same way. ``write_json(..., atomic=True)``
-writes a temporary file and renames it over the target: readers never see half a file (a
-rename is atomic on local and HDFS filesystems; object stores only approximate it).
+JSON files go through the file door (mktpipe.storage.files: local paths, file://, s3://,
+abfss://, hdfs://), so a model saved to object storage loads back the same way; a JSON file is
+written whole (temp file + rename locally, one PUT on an object store).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import math
-import os
-import uuid
 from typing import Any
 
 import numpy as np
-import pyarrow.fs as pafs
 from pyspark.ml import PipelineModel
+
+from mktpipe.storage import files
 
 FORMAT_VERSION = 1
 PIPELINE_DIR = "pipeline"
 METADATA_FILE = "metadata.json"
 
 
-def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path and not path.startswith("file://"):
-        return pafs.FileSystem.from_uri(path)
-    local = path[len("file://"):] if path.startswith("file://") else path
-    return pafs.LocalFileSystem(), os.path.abspath(local)
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *[str(p).strip("/") for p in parts]])
+# the file door's helpers, under the names the model code has always used
+join = files.join
+read_json = files.read_json
+exists = files.exists
+list_dirs = files.list_dirs
+create_dir = files.create_dir
 
 
 def json_safe(value: Any) -> Any:
@@ -49,49 +43,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: str, obj: Any, atomic: bool = False) -> None:
-    fs, local = _fs(path)
-    fs.create_dir(local.rsplit("/", 1)[0], recursive=True)
-    data = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False).encode()
-    target = f"{local}.tmp-{uuid.uuid4().hex}" if atomic else local
-    with fs.open_output_stream(target) as out:
-        out.write(data)
-    if atomic:
-        fs.move(target, local)
-
-
-def read_json(path: str) -> Any:
-    fs, local = _fs(path)
-    try:
-        with fs.open_input_stream(local) as src:
-            return json.loads(src.read().decode())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-
-
-def exists(path: str) -> bool:
-    fs, local = _fs(path)
-    return fs.get_file_info(local).type != pafs.FileType.NotFound
-
-
-def list_dirs(path: str) -> list[str]:
-    """Names of the folders directly under ``path`` ([] when it does not exist)."""
-    fs, local = _fs(path)
-    if fs.get_file_info(local).type == pafs.FileType.NotFound:
-        return []
-    infos = fs.get_file_info(pafs.FileSelector(local, recursive=False))
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
-
-
-def create_dir(path: str, exist_ok: bool = True) -> None:
-    """Create ``path``; with ``exist_ok=False`` a local folder that exists raises
-    FileExistsError (an exclusive claim; remote stores cannot offer one)."""
-    fs, local = _fs(path)
-    if not exist_ok and isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        os.mkdir(local)
-        return
-    fs.create_dir(local, recursive=True)
+def write_json(path: str, obj: Any, atomic: bool = True) -> None:
+    """``obj`` as sorted, strict JSON (NaN -> null), written whole through the file door
+    (``atomic`` is kept for old callers: every write is whole now)."""
+    files.write_json(path, json_safe(obj), sort_keys=True, allow_nan=False)
 
 
 def qualified_name(cls: type) -> str:

@@ -250,3 +250,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         elif not isinstance(v, list):
             out[key] = v
     return out
+
+
+def registry_for(config) -> Registry:
+    """The registry at the app config's ``paths.models`` (a local path or a URI), with its
+    MLflow tracking URI (``models.mlflow_tracking_uri``)."""
+    return Registry(config.uri("models"), mlflow_tracking_uri=config.models.mlflow_tracking_uri)

@@ -44,11 +44,10 @@ from mktpipe.catalog import (
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
-from mktpipe.features import labels as labels_mod
 from mktpipe.models import churn, clv_ml, intent, segmentation
-from mktpipe.models.anomaly_stage import anomaly_flags
-from mktpipe.models.registry import Registry
+from mktpipe.models.registry import Registry, registry_for
 from mktpipe.quality.manifest import StageResult
+from mktpipe.readers import anomaly_flags, built_data_ends, data_end, labels_final
 from mktpipe.stage import StageContext, snapshot_dates, stage
 from mktpipe.storage import TableStore
 
@@ -77,11 +76,6 @@ def targets(config: Config) -> list[Target]:
                "ensemble.average_precision", True),
         Target("clv", C.CLV_90D, lab.clv_horizon_days, "xgb.rmse", False),
     ]
-
-
-def registry_for(config: Config) -> Registry:
-    return Registry(str(config.resolve_path("models")),
-                    mlflow_tracking_uri=config.models.mlflow_tracking_uri)
 
 
 def training_due(config: Config, snapshot_date: dt.date) -> tuple[bool, str]:
@@ -188,7 +182,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                            BRONZE_ORDERS))
     result.tables_read = source
     snapshots = feature_snapshots(store, snapshot_date)
-    last_event_day = labels_mod.data_end(store)
+    last_event_day = data_end(store)
     end = min(last_event_day, snapshot_date) if last_event_day else snapshot_date
     registry = registry_for(config)
     exclude = None
@@ -201,12 +195,12 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                     "data_end": end.isoformat(), "source_tables": source,
                     "excluded_anomalous_users": excluded_users}
     trained, skipped, rows = {}, {}, 0
-    built = labels_mod.built_data_ends(store)
+    built = built_data_ends(store)
     plans, not_final = {}, {}
     for t in targets(config):
         chosen = labelled_snapshots(snapshots, t.horizon_days, end,
                                     config.models.training_snapshots)
-        late = [s for s in chosen if not labels_mod.final(built.get(s), s, t.horizon_days)]
+        late = [s for s in chosen if not labels_final(built.get(s), s, t.horizon_days)]
         if late:
             not_final[t.name] = [str(s) for s in late]
             log.warning("train %s: %s labels of %s are not final in %s (refresh them with "

@@ -1,8 +1,9 @@
 """The run manifest: ``<warehouse>/_runs/<run_id>.json``, one per command run.
 
 Per stage: rows in / out / quarantined / deduplicated, table versions read and written,
-timings, backend and status. Written atomically (temp file + rename) after every stage, so a
-crash leaves the manifest of the stages that finished.
+timings, backend and status. Written whole after every stage through the file door (a temp
+file + rename locally, one PUT on object storage), so a crash leaves the manifest of the stages
+that finished.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import platform
 import time
 import uuid
@@ -18,7 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mktpipe.storage import files
+
 log = logging.getLogger(__name__)
+
+RUNS_DIR = "_runs"  # <warehouse>/_runs/<run_id>.json
 
 
 def new_run_id(command: str, now: dt.datetime | None = None) -> str:
@@ -80,8 +84,8 @@ class RunManifest:
     stages: list[StageResult] = field(default_factory=list)
 
     @property
-    def path(self) -> Path:
-        return Path(self.warehouse) / "_runs" / f"{self.run_id}.json"
+    def path(self) -> str:
+        return files.join(self.warehouse, RUNS_DIR, f"{self.run_id}.json")
 
     def add(self, result: StageResult) -> None:
         self.stages.append(result)
@@ -97,22 +101,16 @@ class RunManifest:
         data["stages"] = [s.to_dict() for s in self.stages]
         return data
 
-    def save(self) -> Path:
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".json.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+    def save(self) -> str:
+        return files.write_json(self.path, self.to_dict(), default=str)
 
 
 def load_manifests(warehouse: str | Path) -> list[dict[str, Any]]:
-    """Every manifest under ``<warehouse>/_runs``, oldest first."""
-    folder = Path(warehouse) / "_runs"
+    """Every manifest under ``<warehouse>/_runs`` (a local path or a URI), oldest first."""
     manifests = []
-    for path in sorted(folder.glob("*.json")):
+    for path in files.list_files(files.join(warehouse, RUNS_DIR), (".json",)):
         try:
-            manifests.append(json.loads(path.read_text(encoding="utf-8")))
+            manifests.append(files.read_json(path))
         except (OSError, json.JSONDecodeError) as exc:
             log.warning("skipping unreadable manifest %s: %s", path, exc)
     return sorted(manifests, key=lambda m: m.get("started_at", ""))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -39,9 +38,9 @@ class ReportContext:
             self._frames[name] = self.store.read(name, version=self.tables_read[name])
         return self._frames[name]
 
-    def local_path(self, key: str) -> Path:
-        """``paths.<key>`` as an absolute local path."""
-        return self.config.resolve_path(key)
+    def uri(self, key: str) -> str:
+        """``paths.<key>`` (a local path or a URI: Config.uri)."""
+        return self.config.uri(key)
 
     @property
     def data_end(self) -> dt.date:

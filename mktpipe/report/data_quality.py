@@ -159,8 +159,7 @@ def quality_section(ctx: ReportContext) -> Section:
     section = Section("quality", "Data quality",
                       "What the pipeline runs did: rows in and out of each stage, rows rejected "
                       "by validation (quarantined, with the reason) and duplicates dropped.")
-    raw = ctx.config.paths.warehouse
-    manifests = [] if "://" in raw else load_manifests(ctx.local_path("warehouse"))
+    manifests = load_manifests(ctx.uri("warehouse"))
     results = stage_results(manifests, ctx.snapshot)
     if results:
         latest = latest_per_stage(results)
@@ -171,6 +170,6 @@ def quality_section(ctx: ReportContext) -> Section:
         ctx.details["stages"] = {s: r.get("status") for s, r in latest.items()}
     else:
         section.add(Text(not_available(f"no run manifests for run dates up to {ctx.snapshot} "
-                                       f"under {raw}/_runs"), "warning"))
+                                       f"under {ctx.uri('warehouse')}/_runs"), "warning"))
     section.add(Text("Quarantine", "subheading"), *_quarantine_blocks(ctx))
     return section

@@ -8,15 +8,15 @@ its data is there, with a note otherwise.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from mktpipe.models.registry import Registry
+from mktpipe.models.registry import Registry, registry_for
 from mktpipe.report import charts
 from mktpipe.report import formatting as fmt
 from mktpipe.report.blocks import Section, Table, Text, not_available
 from mktpipe.report.context import ReportContext
+from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,12 @@ def model_section(ctx: ReportContext) -> Section:
     section = Section("models", "Model quality",
                       "How well the latest promoted models did on validation users they were "
                       "not trained on.")
-    root = ctx.config.paths.models
-    local = "://" not in root
-    if local and not Path(ctx.local_path("models")).exists():
+    root = ctx.uri("models")
+    if not files.exists(root):
         section.missing = not_available(f"no model registry at {root} yet",
                                         "Run the train stage to create it.")
         return section
-    registry = Registry(str(ctx.local_path("models")) if local else root)
+    registry = registry_for(ctx.config)
     for name, title, outcome in CLASSIFIERS:
         section.add(Text(title, "subheading"),
                     *classifier_blocks(name, title, outcome, registry, ctx))

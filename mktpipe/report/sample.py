@@ -286,6 +286,6 @@ def build_sample(spark, config: Config, snapshot: dt.date) -> Sample:
                     graph_snapshot=snapshot - dt.timedelta(days=7),
                     spike_day=snapshot - dt.timedelta(days=SPIKE_DAYS_BEFORE))
     write_tables(spark, config, sample)
-    write_registry(str(config.resolve_path("models")))
-    write_manifests(str(config.resolve_path("warehouse")), snapshot)
+    write_registry(config.uri("models"))
+    write_manifests(config.uri("warehouse"), snapshot)
     return sample

@@ -9,7 +9,7 @@ nothing is fetched from the network. Every aggregate is computed in Spark; only 
 A section whose inputs are missing says so ("Not available: ...") instead of failing; a section
 that fails unexpectedly is replaced by an error note, logged with its traceback and listed in
 ``details["errors"]``, so one bad input never costs the whole report. Re-running replaces the
-file atomically (temporary file + ``os.replace``).
+file whole through the file door (mktpipe.storage.files).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,7 @@ from mktpipe.report import activity, audience, data_quality, model_quality
 from mktpipe.report.blocks import Section
 from mktpipe.report.context import ReportContext
 from mktpipe.stage import StageContext, stage
+from mktpipe.storage import files as storage_files
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,15 @@ def render_html(sections: list[Section], ctx: ReportContext, generated_at: str) 
     )
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+def write_atomic(path: str | Path, text: str) -> str:
+    """Write ``text`` to ``path`` whole (the file door: temp file + rename locally, one PUT on
+    object storage); returns the path as a string."""
+    return storage_files.write_text(path, text)
 
 
-def report_path(config: Config, snapshot: dt.date) -> Path:
-    """``<paths.reports>/<YYYY-MM-DD>/index.html`` (a local folder)."""
-    return config.resolve_path("reports") / snapshot.isoformat() / REPORT_FILE
+def report_path(config: Config, snapshot: dt.date) -> str:
+    """``<paths.reports>/<YYYY-MM-DD>/index.html`` (a local path or a URI)."""
+    return storage_files.join(config.uri("reports"), snapshot.isoformat(), REPORT_FILE)
 
 
 @stage("report")

@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mktpipe.config import Config, ConfigError, secret
+from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +78,14 @@ def pseudonymise(df: DataFrame, key: bytes, id_col: str = "user_id") -> DataFram
 
 
 def export_root(config: Config, snapshot_date: dt.date) -> str:
-    base = config.resolve_path("exports")
-    return str(base / "customer_segments" / f"snapshot_date={snapshot_date.isoformat()}")
+    return files.join(config.uri("exports"), "customer_segments",
+                      f"snapshot_date={snapshot_date.isoformat()}")
 
 
-def _hadoop_fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath, jvm
-
-
-def _replace_dir(spark, tmp: str, final: str) -> None:
+def _replace_dir(tmp: str, final: str) -> None:
     """Move ``tmp`` to ``final`` (a previous ``final`` is removed first)."""
-    fs, final_path, jvm = _hadoop_fs(spark, final)
-    tmp_path = jvm.org.apache.hadoop.fs.Path(tmp)
-    if fs.exists(final_path):
-        fs.delete(final_path, True)
-    fs.mkdirs(final_path.getParent())
-    if not fs.rename(tmp_path, final_path):
-        raise OSError(f"could not move the export {tmp} to {final}")
+    files.delete(final)
+    files.move(tmp, final)
 
 
 def write_export(segments: DataFrame, config: Config, snapshot_date: dt.date, rows: int,
@@ -104,19 +94,18 @@ def write_export(segments: DataFrame, config: Config, snapshot_date: dt.date, ro
     ``rows``: the number of rows (known to the caller) sizes the output files."""
     key = key if key is not None else export_key(config)
     out = pseudonymise(segments, key).select(*EXPORT_COLUMNS)
-    files = max(1, -(-rows // ROWS_PER_FILE))
-    out = out.coalesce(files)
+    out = out.coalesce(max(1, -(-rows // ROWS_PER_FILE)))
     root = export_root(config, snapshot_date)
     paths = {}
     for fmt in config.export.formats:
-        final = f"{root}/{fmt}"
-        tmp = f"{root}/_tmp-{fmt}-{uuid.uuid4().hex[:8]}"
+        final = files.join(root, fmt)
+        tmp = files.join(root, f"_tmp-{fmt}-{uuid.uuid4().hex[:8]}")
         writer = out.write.mode("overwrite")
         if fmt == "csv":
             writer.option("header", True).csv(tmp)
         else:
             writer.parquet(tmp)
-        _replace_dir(out.sparkSession, tmp, final)
+        _replace_dir(tmp, final)
         paths[fmt] = final
     log.info("activation export %s: %d rows, %s", snapshot_date, rows, paths)
     return {"paths": paths, "rows": rows, "id_column": USER_KEY,

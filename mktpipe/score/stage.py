@@ -50,11 +50,11 @@ from mktpipe.errors import InputError
 from mktpipe.features import columns as C
 from mktpipe.model_settings import normalize_tiers
 from mktpipe.models import clv_ml
-from mktpipe.models.anomaly_stage import anomaly_flags
 from mktpipe.models.classifier import tier_col
-from mktpipe.models.stage import registry_for
+from mktpipe.models.registry import registry_for
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
+from mktpipe.readers import anomaly_flags
 from mktpipe.score import export as export_mod
 from mktpipe.stage import StageContext, stage
 from mktpipe.storage import TableStore

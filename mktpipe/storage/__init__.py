@@ -54,8 +54,7 @@ def choose_backend(spark: SparkSession, config: Config) -> tuple[str, str]:
 def open_store(spark: SparkSession, config: Config) -> TableStore:
     """The TableStore for ``config.paths.warehouse`` on the backend this session supports."""
     backend, why = choose_backend(spark, config)
-    raw = config.paths.warehouse
-    warehouse = raw if "://" in raw else str(config.resolve_path("warehouse"))
+    warehouse = config.uri("warehouse")
     log.debug("table store %s at %s: %s", backend, warehouse, why)
     sizes = {"target_file_rows": config.storage.target_file_rows,
              "target_file_bytes": config.storage.target_file_mb * 1024 * 1024}
@@ -68,5 +67,6 @@ def open_store(spark: SparkSession, config: Config) -> TableStore:
 
         store = DeltaRsStore(spark, warehouse, **sizes)
     store.add_columns = config.storage.schema_evolution == "add_columns"
+    store.storage_options.update(config.storage.options)
     return store
 

@@ -15,6 +15,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from mktpipe.storage import files
+
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 WRITE_MODES = ("append", "overwrite")
 SCRATCH = "_scratch"  # intermediate files of a stage, under the warehouse
@@ -193,7 +195,9 @@ class TableStore(ABC):
 
     def __init__(self, spark: SparkSession, warehouse: str | Path):
         self.spark = spark
-        self.warehouse = str(warehouse)
+        self.warehouse = files.normalize(warehouse)  # a local path or a URI (s3a://...)
+        # delta-rs's options for object storage (endpoint, commit mode); {} for local paths
+        self.storage_options = files.storage_options(self.warehouse)
         self.last_write: WriteStats | None = None
         # a write may add new (nullable) columns to a table; other schema changes are refused
         self.add_columns = True
@@ -206,7 +210,7 @@ class TableStore(ABC):
                 f"table name {table!r} must be 'layer.name' in lower case (e.g. bronze.events)"
             )
         layer, name = table.split(".")
-        return str(Path(self.warehouse) / layer / name)
+        return files.join(self.warehouse, layer, name)
 
     @staticmethod
     def _check_mode(mode: str, replace_where: ReplaceWhere | None) -> None:
@@ -314,9 +318,7 @@ class TableStore(ABC):
         """Every ``layer.name`` Delta table under the warehouse (local or object storage)."""
         import pyarrow.fs as pafs
 
-        from mktpipe.storage.parquet_files import filesystem
-
-        fs, root = filesystem(self.warehouse)
+        fs, root = files.filesystem(self.warehouse)
         if fs.get_file_info(root).type != pafs.FileType.Directory:
             return []
         found = []
@@ -336,13 +338,11 @@ class TableStore(ABC):
     def scratch(self, name: str) -> Iterator[str]:
         """A fresh folder ``<warehouse>/_scratch/<name>-<id>`` for intermediate files, deleted
         on exit (also after an error). Not a table: ``tables()`` and maintenance skip it."""
-        from mktpipe.storage.parquet_files import filesystem
-
-        path = f"{self.warehouse.rstrip('/')}/{SCRATCH}/{name}-{uuid.uuid4().hex[:12]}"
+        path = files.join(self.warehouse, SCRATCH, f"{name}-{uuid.uuid4().hex[:12]}")
         try:
             yield path
         finally:
-            fs, local = filesystem(path)
+            fs, local = files.filesystem(path)
             try:
                 fs.delete_dir(local)
             except FileNotFoundError:
@@ -352,9 +352,9 @@ class TableStore(ABC):
 
     def data_files_on_disk(self, table: str) -> int:
         """Parquet files under the table folder, referenced or not (log and staging aside)."""
-        from mktpipe.storage.parquet_files import filesystem, list_parquet
+        from mktpipe.storage.parquet_files import list_parquet
 
-        fs, root = filesystem(self._require(table))
+        fs, root = files.filesystem(self._require(table))
         return sum(1 for info in list_parquet(fs, root)
                    if "/_delta_log/" not in info.path and "/_staging/" not in info.path)
 

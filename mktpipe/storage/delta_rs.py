@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType, TimestampNTZType
 
+from mktpipe.storage import files
 from mktpipe.storage import parquet_files as pf
 from mktpipe.storage.base import (
     DEFAULT_VACUUM_HOURS,
@@ -85,17 +86,17 @@ class DeltaRsStore(TableStore):
     def _table(self, table: str, version: int | None = None) -> DeltaTable:
         path = self._require(table)
         try:
-            return DeltaTable(path, version=version)
+            return DeltaTable(path, version=version, storage_options=self.storage_options)
         except Exception as exc:  # delta-rs raises a generic error for a missing version
             if version is None:
                 raise
-            latest = DeltaTable(path).version()
+            latest = DeltaTable(path, storage_options=self.storage_options).version()
             raise ValueError(
                 f"table {table} has no version {version} (versions 0..{latest}): {exc}"
             ) from exc
 
     def exists(self, table: str) -> bool:
-        return DeltaTable.is_deltatable(self.path(table))
+        return DeltaTable.is_deltatable(self.path(table), storage_options=self.storage_options)
 
     def version(self, table: str) -> int:
         return self._table(table).version()
@@ -136,7 +137,7 @@ class DeltaRsStore(TableStore):
 
     def _clean_staging(self, table: str, retention_hours: float) -> int:
         """Files of writes that died before their commit, older than the retention."""
-        fs, root_path = pf.filesystem(f"{self.path(table)}/{STAGING}")
+        fs, root_path = files.filesystem(f"{self.path(table)}/{STAGING}")
         if fs.get_file_info(root_path).type != pf.pafs.FileType.Directory:
             return 0
         cutoff = time.time() - retention_hours * 3600
@@ -151,13 +152,13 @@ class DeltaRsStore(TableStore):
     def read(self, table: str, version: int | None = None) -> DataFrame:
         dt = self._table(table, version)
         schema = _spark_schema(dt)
-        files = dt.file_uris()
-        if not files:
+        uris = dt.file_uris()
+        if not uris:
             return self.spark.createDataFrame([], schema)
         return (
             self.spark.read.schema(schema)
             .option("basePath", self.path(table))
-            .parquet(*files)
+            .parquet(*uris)
             .select(*[F.col(f"`{name}`") for name in schema.fieldNames()])
         )
 
@@ -285,8 +286,8 @@ class DeltaRsStore(TableStore):
         if partitions:
             writer = writer.partitionBy(*partitions)
         writer.parquet(staging)
-        fs, staging_path = pf.filesystem(staging)
-        _, root_path = pf.filesystem(root)
+        fs, staging_path = files.filesystem(staging)
+        _, root_path = files.filesystem(root)
         added = []
         for info in pf.list_parquet(fs, staging_path):
             rel = pf.relpath(info.path, staging_path)
@@ -348,11 +349,12 @@ class DeltaRsStore(TableStore):
             schema = Schema.from_json(_nullable(df.schema).json())
             create_table_with_add_actions(
                 root, schema, adds, mode="error", partition_by=partitions or None,
-                commit_properties=props,
+                storage_options=self.storage_options, commit_properties=props,
             )
-            return DeltaTable(root).version()
-        dt = DeltaTable(root) if read_version in (None, -1) else DeltaTable(
-            root, version=read_version)
+            return DeltaTable(root, storage_options=self.storage_options).version()
+        dt = DeltaTable(root, storage_options=self.storage_options) if read_version in (
+            None, -1) else DeltaTable(root, version=read_version,
+                                      storage_options=self.storage_options)
         filters = None
         if replace_where:
             filters = [
@@ -376,7 +378,7 @@ class DeltaRsStore(TableStore):
 
     @staticmethod
     def _discard(root: str, actions) -> None:  # noqa: D401
-        fs, root_path = pf.filesystem(root)
+        fs, root_path = files.filesystem(root)
         for action in actions:
             try:
                 fs.delete_file(f"{root_path}/{action.path}")

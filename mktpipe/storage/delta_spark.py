@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from mktpipe.storage import parquet_files as pf
@@ -59,26 +58,20 @@ class DeltaSparkStore(TableStore):
     def _dt(self, table: str):
         return self._delta_table.forPath(self.spark, self._require(table))
 
-    def _local(self) -> bool:
-        """Whether the warehouse is on a local file system (where deltalake reads the log)."""
-        return "://" not in self.warehouse or self.warehouse.startswith("file://")
-
     def _log(self, table: str):
         """The table's log read by the ``deltalake`` package (milliseconds, no Spark job), for
-        metadata on local paths; None on object storage, where the JVM reads it."""
-        if not self._local():
-            return None
+        metadata, on local paths and object storage alike; None when there is no table."""
         from deltalake import DeltaTable as LogTable
 
         path = self.path(table)
-        return LogTable(path) if LogTable.is_deltatable(path) else None
+        options = self.storage_options
+        return LogTable(path, storage_options=options) if LogTable.is_deltatable(
+            path, storage_options=options) else None
 
     def exists(self, table: str) -> bool:
-        if self._local():
-            from deltalake import DeltaTable as LogTable
+        from deltalake import DeltaTable as LogTable
 
-            return LogTable.is_deltatable(self.path(table))
-        return self._delta_table.isDeltaTable(self.spark, self.path(table))
+        return LogTable.is_deltatable(self.path(table), storage_options=self.storage_options)
 
     def version(self, table: str) -> int:
         log_table = self._log(table)
@@ -244,17 +237,10 @@ class DeltaSparkStore(TableStore):
 
     def _own_commit(self, table: str, commit_tag: str) -> dict | None:
         """This writer's commit (by its userMetadata tag), among any concurrent ones."""
-        if self._local():  # the log's own files: milliseconds, no Spark job
-            found = pf.find_commit(self.path(table),
-                                   lambda info: info.get("userMetadata") == commit_tag)
-            if found is None:
-                return None
-            version, info = found
-            return {"version": version, "operationMetrics": info.get("operationMetrics") or {}}
-        rows = (
-            self._dt(table).history(50)
-            .filter(F.col("userMetadata") == commit_tag)
-            .select("version", "operationMetrics")
-            .collect()  # metadata of one commit
-        )
-        return rows[0].asDict(recursive=True) if rows else None
+        # the log's own files (local or object storage): milliseconds, no Spark job
+        found = pf.find_commit(self.path(table),
+                               lambda info: info.get("userMetadata") == commit_tag)
+        if found is None:
+            return None
+        version, info = found
+        return {"version": version, "operationMetrics": info.get("operationMetrics") or {}}

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from mktpipe.storage.files import filesystem
+
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # string stats longer than this are left out (Delta readers treat missing stats as unknown)
 MAX_STRING_STAT = 64
@@ -101,13 +103,6 @@ def file_stats(metadata: pq.FileMetaData) -> dict[str, Any]:
                 mins[path] = lo_v
                 maxs[path] = hi_v
     return {"numRecords": num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
-
-
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and path for a local path or a URI (s3://, hdfs://, file:)."""
-    if "://" in uri or uri.startswith("file:"):
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), uri
 
 
 def list_parquet(fs: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:

@@ -1,5 +1,6 @@
 """Compare two warehouses table by table (same landing data, two runs): the cluster test
-(cluster vs local mode) and the backend test (delta-spark vs delta-rs) share it."""
+(cluster vs local mode), the backend test (delta-spark vs delta-rs) and the object-storage
+test (local vs s3://) share it. A warehouse is a local path or a URI."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mktpipe.schemas import SOURCE_FILE
+from mktpipe.storage import files
+
 # columns that differ between two runs by design
 RUN_COLUMNS = {"_run_id", "_ingested_at"}
 # results of iterative algorithms: compared with a looser relative tolerance
@@ -19,8 +23,11 @@ ITERATIVE_COLUMNS = {"pagerank", "influence_percentile", "modularity"}
 RTOL, RTOL_ITERATIVE, ATOL = 1e-9, 1e-6, 1e-12
 
 
-def tables(warehouse: Path) -> set[str]:
-    return {str(p.parent.relative_to(warehouse)) for p in warehouse.glob("*/*/_delta_log")}
+def tables(warehouse: Path | str) -> set[str]:
+    """``layer/name`` of every Delta table under ``warehouse``."""
+    return {f"{layer}/{name}" for layer in files.list_dirs(warehouse)
+            for name in files.list_dirs(files.join(warehouse, layer))
+            if files.is_dir(files.join(warehouse, layer, name, "_delta_log"))}
 
 
 def canonical(value):
@@ -49,8 +56,12 @@ def load(path: Path, run_started: dt.datetime) -> tuple[pd.DataFrame, list[str],
     """
     from deltalake import DeltaTable
 
-    table = DeltaTable(str(path))
+    table = DeltaTable(str(path), storage_options=files.storage_options(str(path)) or None)
     data = table.to_pyarrow_table()
+    if SOURCE_FILE in data.column_names:  # the landing file, from the landing folder down
+        column = pc.replace_substring_regex(data.column(SOURCE_FILE), r"^.*/([^/]+/date=)",
+                                            r"\1")
+        data = data.set_column(data.column_names.index(SOURCE_FILE), SOURCE_FILE, column)
     dropped = []
     for field in data.schema:
         if field.name in RUN_COLUMNS or field.name.endswith("run_id"):
@@ -82,14 +93,14 @@ def load(path: Path, run_started: dt.datetime) -> tuple[pd.DataFrame, list[str],
     return frame.reset_index(drop=True), dropped, table.version()
 
 
-def compare(left_wh: Path, right_wh: Path, run_started: dt.datetime, tables: set[str],
+def compare(left_wh: Path | str, right_wh: Path | str, run_started: dt.datetime, tables: set[str],
             versions: bool = True, skip_columns: dict[str, set[str]] | None = None
             ) -> tuple[list[str], list[str]]:
     """(problems, summary) of comparing ``tables`` of two warehouses column by column."""
     problems, summary = [], []
     for name in sorted(tables):
-        left, dropped, left_version = load(left_wh / name, run_started)
-        right, _, right_version = load(right_wh / name, run_started)
+        left, dropped, left_version = load(files.join(left_wh, name), run_started)
+        right, _, right_version = load(files.join(right_wh, name), run_started)
         skip = (skip_columns or {}).get(name, set())
         if skip:
             left, right = left.drop(columns=list(skip)), right.drop(columns=list(skip))
