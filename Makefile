@@ -69,6 +69,7 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/graph.py
 	$(PY) bench/models.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/object_storage.py
 
 cluster-up: setup  ## start a Spark standalone cluster on 127.0.0.1:7077 (master + 1 worker)
 	MKTPIPE_PYTHON=$(abspath $(PY)) scripts/spark-cluster.sh up

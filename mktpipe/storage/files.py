@@ -83,30 +83,27 @@ def storage_options(path: str | Path, extra: dict[str, str] | None = None) -> di
 
 # --- reads and writes --------------------------------------------------------------------------
 
-class _Local:
-    """Atomic local writes: temp file in the same folder + os.replace."""
-
-    @staticmethod
-    def write(local: str, data: bytes) -> None:
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-            os.replace(tmp, local)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+def _write_local(local: str, data: bytes) -> None:
+    """Atomic local write: a temporary file in the same folder, then os.replace."""
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    tmp = f"{local}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+        os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_bytes(path: str | Path, data: bytes) -> str:
     """Write ``data`` to ``path`` whole (atomic: module docstring); creates parent folders."""
     fs, local = filesystem(path)
     if isinstance(fs, pafs.LocalFileSystem):
-        _Local.write(local, data)
+        _write_local(local, data)
     else:
         fs.create_dir(parent(local), recursive=True)
-        with fs.open_output_stream(local) as out:
+        with fs.open_output_stream(local, compression=None) as out:  # bytes as given
             out.write(data)
     return str(path)
 
