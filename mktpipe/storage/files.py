@@ -35,7 +35,7 @@ from mktpipe.config import s3_endpoint, s3_region
 from mktpipe.uris import URI_SCHEMES, basename, is_local, join, normalize, parent, scheme  # noqa: F401
 
 # how pyarrow spells a scheme whose Hadoop spelling differs
-_ARROW_SCHEME = {"s3a": "s3", "abfss": "abfss", "abfs": "abfs"}
+_ARROW_SCHEME = {"s3a": "s3"}
 
 
 # --- the engines' views of a path -------------------------------------------------------------
