@@ -393,7 +393,7 @@ def load_config(
 def object_store_env(credentials: bool = False) -> dict[str, str]:
     """The object-storage settings set in the environment (OBJECT_STORE_ENV), and with
     ``credentials`` the keys too (OBJECT_STORE_CREDENTIALS): only for handing them to a JVM
-    that was started before they were set (mktpipe.storage.files.configure_spark)."""
+    that was started before they were set (mktpipe.session.configure_spark)."""
     names = OBJECT_STORE_ENV + (OBJECT_STORE_CREDENTIALS if credentials else ())
     return {name: os.environ[name] for name in names if os.environ.get(name)}
 
