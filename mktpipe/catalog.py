@@ -21,6 +21,7 @@ silver.graph_metrics           snapshot_date          user_id, snapshot_date
 silver.communities             snapshot_date          community_id, snapshot_date
 silver.user_anomalies          snapshot_date          user_id, snapshot_date
 gold.user_features             snapshot_date          user_id, snapshot_date
+gold.purchase_summary          snapshot_date          user_id, snapshot_date (every buyer)
 gold.user_labels               snapshot_date          user_id, snapshot_date
 gold.customer_segments         snapshot_date          user_id, snapshot_date
 =============================  =====================  ======================================
@@ -94,13 +95,17 @@ COMMUNITIES = Table("silver.communities", (S.SNAPSHOT_DATE,),
 
 # --- gold: per-snapshot customer tables (features, labels, scores) -------------------------
 USER_FEATURES = Table("gold.user_features", (S.SNAPSHOT_DATE,), (S.USER_ID, S.SNAPSHOT_DATE))
+# every buyer's BG/NBD inputs (frequency, recency, T, monetary_value) at the snapshot
+PURCHASE_SUMMARY = Table("gold.purchase_summary", (S.SNAPSHOT_DATE,),
+                         (S.USER_ID, S.SNAPSHOT_DATE))
 USER_LABELS = Table("gold.user_labels", (S.SNAPSHOT_DATE,), (S.USER_ID, S.SNAPSHOT_DATE))
 CUSTOMER_SEGMENTS = Table("gold.customer_segments", (S.SNAPSHOT_DATE,),
                           (S.USER_ID, S.SNAPSHOT_DATE))
 
 ALL: tuple[Table, ...] = (
     *BRONZE.values(), *QUARANTINE.values(), COMMENT_SENTIMENT, USER_DAILY, GRAPH_METRICS,
-    COMMUNITIES, USER_ANOMALIES, USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS,
+    COMMUNITIES, USER_ANOMALIES, USER_FEATURES, PURCHASE_SUMMARY, USER_LABELS,
+    CUSTOMER_SEGMENTS,
 )
 
 

@@ -111,14 +111,15 @@ class StageContext:
     def overwrite(self, result: StageResult, df: DataFrame, table: Table,
                   partitions: Mapping[str, Any], checks: Sequence[Q.Check] | None = None,
                   summary: Callable[[DataFrame], dict] | None = None,
-                  persisted: bool = False) -> int:
+                  persisted: bool = False, quality_key: str = "quality") -> int:
         """Replace ``table``'s ``partitions`` ({column: value or values}) with ``df``.
 
         With ``checks``, ``df`` is persisted and checked on the table's keys first (results
-        in ``result.details["quality"]``; a hard failure raises ``QualityCheckError`` before
+        in ``result.details[quality_key]``; a hard failure raises ``QualityCheckError`` before
         anything is written); ``summary(df)``, computed on the same persisted rows, goes to
         ``result.details["summary"]``. Records the new version and rows written in
         ``result``; returns the version. ``persisted``: the caller has ``df`` cached already.
+        A stage that writes a second checked table gives its results another ``quality_key``.
         """
         where = {col: _iso(value) for col, value in partitions.items()}
         cached = (checks is not None or summary is not None) and not persisted
@@ -127,11 +128,11 @@ class StageContext:
         try:
             if checks is not None:
                 quality = Q.run_checks(df, list(checks), key_cols=list(table.keys))
-                result.details["quality"] = quality
+                result.details[quality_key] = quality
             if summary is not None:
                 result.details["summary"] = summary(df)
             if checks is not None:
-                Q.raise_for_failures(result.details["quality"], table)
+                Q.raise_for_failures(quality, table)
             version = self.store.write(df, table, mode="overwrite",
                                        partition_by=table.partitions, replace_where=where)
         finally:

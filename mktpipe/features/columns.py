@@ -1,4 +1,5 @@
-"""Column names of silver.user_daily, gold.user_features and gold.user_labels.
+"""Column names of silver.user_daily, gold.user_features, gold.purchase_summary and
+gold.user_labels.
 
 Conventions for every feature below: ``S`` is the snapshot date; "before S" means
 ``activity_date < S`` (event timestamps ``ts < S 00:00 UTC``); a ``w``-day window is the ``w``
@@ -59,6 +60,20 @@ is_creator                     boolean
 _run_id                        id              -            the run that wrote the row
 =============================  ==============  ===========  =======================================
 
+Purchase summary (gold.purchase_summary, one row per buyer per snapshot, partitioned by
+snapshot_date): every user with an order before S, however long ago (the BG/NBD and
+Gamma-Gamma models need the customers who stopped buying too, whom gold.user_features leaves
+out), in lifetimes' conventions with days as the unit and S - 1 as the end of observation
+(orders bucketed by UTC day, as ``summary_data_from_transaction_data(freq="D")``):
+
+=============================  ==============  =============================================
+frequency                      days            repeat purchase days: distinct order days - 1
+recency                        days            last order day - first order day
+T                              days            (S - 1) - first order day
+monetary_value                 USD             mean spend per repeat day (first day left out);
+                                               0.0 when frequency is 0
+=============================  ==============  =============================================
+
 Label table (gold.user_labels; see mktpipe.features.labels): user_id, snapshot_date, churned,
 clv_90d, will_purchase_7d.
 """
@@ -104,6 +119,15 @@ DAYPARTS: tuple[tuple[str, int, int], ...] = (
 )
 VIEWS_BY_CATEGORY = "views_by_category"  # map<category, views>
 VIEWS_BY_CREATOR = "views_by_creator"  # map<creator_id, views>
+
+
+# --- gold.purchase_summary (lifetimes' names; mktpipe.models.clv reads them) ----------------
+FREQUENCY = "frequency"
+RECENCY = "recency"
+AGE = "T"
+MONETARY_VALUE = "monetary_value"
+PURCHASE_SUMMARY_COLUMNS = (USER_ID, SNAPSHOT_DATE, FREQUENCY, RECENCY, AGE, MONETARY_VALUE,
+                            RUN_ID)
 
 
 def daypart_events(name: str) -> str:

@@ -1,5 +1,6 @@
 """Customer features from bronze and other stages' silver tables: RFM, social, demographics,
-graph metrics and comment sentiment.
+graph metrics and comment sentiment; and the purchase summary (gold.purchase_summary) the
+probabilistic CLV model is fitted on.
 
 Each function cuts its input to what was known before the snapshot itself (timestamps before
 ``S 00:00 UTC``, dates before ``S``), so callers cannot forget to; definitions are in the table
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
@@ -51,6 +52,59 @@ def rfm_features(orders: DataFrame, snapshot: dt.date) -> DataFrame:
             F.datediff(day, F.col("_first")).alias("first_order_days"),
         )
     )
+
+
+def date_lit(cutoff) -> Column:
+    """``cutoff`` (a date, datetime or ISO string) as a Spark date literal."""
+    if isinstance(cutoff, str):
+        cutoff = dt.date.fromisoformat(cutoff)
+    if isinstance(cutoff, dt.datetime):
+        cutoff = cutoff.date()
+    return F.lit(cutoff).cast("date")
+
+
+def rfm_summary(orders: DataFrame, cutoff, period_days: float = 1.0, user_col: str = "user_id",
+                ts_col: str = "ts", amount_col: str = "amount") -> DataFrame:
+    """Per customer with an order on or before ``cutoff`` (a date; orders are bucketed by UTC
+    calendar day, as lifetimes' ``summary_data_from_transaction_data(freq="D")``):
+
+        frequency       repeat purchase days: distinct order days - 1
+        recency         days between the first and the last order day / ``period_days``
+        T               days from the first order day to ``cutoff`` / ``period_days``
+        monetary_value  mean spend per repeat day (the first day excluded); 0 when frequency 0
+
+    Returns user_col, frequency (long), recency, T, monetary_value (double). Rows with a null
+    user or timestamp are ignored; null amounts count as 0 spend.
+    """
+    if period_days <= 0:
+        raise ValueError(f"rfm_summary: period_days must be > 0, got {period_days}")
+    S.require_columns(orders, [user_col, ts_col, amount_col], "rfm_summary")
+    day, cut = F.to_date(F.col(ts_col)), date_lit(cutoff)
+    daily = (orders.filter(F.col(user_col).isNotNull() & (day <= cut))
+             .groupBy(F.col(user_col), day.alias("_day"))
+             .agg(F.coalesce(F.sum(F.col(amount_col).cast("double")), F.lit(0.0)).alias("_amt")))
+    per_user = daily.groupBy(user_col).agg(
+        F.min("_day").alias("_first"), F.max("_day").alias("_last"),
+        F.count(F.lit(1)).alias("_days"), F.sum("_amt").alias("_total"),
+        F.min_by("_amt", "_day").alias("_first_amt"))
+    frequency = F.col("_days") - 1
+    return per_user.select(
+        F.col(user_col), frequency.cast("long").alias(C.FREQUENCY),
+        (F.datediff("_last", "_first") / F.lit(float(period_days))).alias(C.RECENCY),
+        (F.datediff(cut, "_first") / F.lit(float(period_days))).alias(C.AGE),
+        F.when(frequency > 0, (F.col("_total") - F.col("_first_amt")) / frequency)
+        .otherwise(F.lit(0.0)).alias(C.MONETARY_VALUE))
+
+
+def purchase_summary(orders: DataFrame, snapshot: dt.date, run_id: str) -> DataFrame:
+    """gold.purchase_summary at ``snapshot``: :func:`rfm_summary` of the orders before S
+    (``ts < S 00:00 UTC``) observed up to S - 1, in days, for every buyer; columns
+    ``C.PURCHASE_SUMMARY_COLUMNS``."""
+    return (rfm_summary(before(orders, S.TS, snapshot), snapshot - dt.timedelta(days=1),
+                        amount_col="amount_usd")
+            .withColumn(C.SNAPSHOT_DATE, F.lit(snapshot))
+            .withColumn(C.RUN_ID, F.lit(run_id))
+            .select(*C.PURCHASE_SUMMARY_COLUMNS))
 
 
 def profile_features(users: DataFrame, snapshot: dt.date) -> DataFrame:

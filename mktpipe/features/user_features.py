@@ -28,6 +28,7 @@ from mktpipe.catalog import (
     BRONZE_USERS,
     COMMENT_SENTIMENT,
     GRAPH_METRICS,
+    PURCHASE_SUMMARY,
     USER_DAILY,
     USER_FEATURES,
 )
@@ -36,6 +37,7 @@ from mktpipe.features import columns as C
 from mktpipe.features.customer import (
     graph_features,
     profile_features,
+    purchase_summary,
     rfm_features,
     sentiment_features,
     sentiment_types,
@@ -139,6 +141,18 @@ def feature_checks(windows: list[int]) -> list[Q.Check]:
     ]
 
 
+def purchase_summary_checks() -> list[Q.Check]:
+    """Hard: unique non-null keys, 0 <= recency <= T, frequency and spend not negative."""
+    keys = [C.USER_ID, C.SNAPSHOT_DATE]
+    return [
+        Q.unique_check(keys),
+        Q.not_null_check([*keys, C.FREQUENCY, C.RECENCY, C.AGE, C.MONETARY_VALUE],
+                         name="not_null"),
+        *[Q.non_negative_check(c) for c in (C.FREQUENCY, C.RECENCY, C.MONETARY_VALUE)],
+        Q.Check("recency_within_T", Q.HARD, F.col(C.RECENCY) > F.col(C.AGE)),
+    ]
+
+
 def load_sources(spark: SparkSession, store: TableStore) -> tuple[FeatureSources, list[str]]:
     """Read the feature inputs; notices say which optional sources are missing."""
     if not store.exists(USER_DAILY):
@@ -167,10 +181,12 @@ def load_sources(spark: SparkSession, store: TableStore) -> tuple[FeatureSources
 
 @stage("features")
 def run_features(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
-    """Build gold.user_features for ``snapshot_date``: check, then replace that partition.
+    """Build gold.user_features and gold.purchase_summary for ``snapshot_date``: check each,
+    then replace its partition (rows_out: feature rows; the summary's buyers are in
+    ``details["buyers"]``).
 
-    Raises QualityCheckError (nothing written) when a hard check fails; the check results are
-    in ``details["quality"]`` otherwise.
+    Raises QualityCheckError (nothing more written) when a hard check fails; the check results
+    are in ``details["quality"]`` (features) and ``details["purchase_summary_quality"]``.
     """
     result = ctx.begin(snapshot_date)
     sources, notices = load_sources(ctx.spark, ctx.store)
@@ -180,7 +196,14 @@ def run_features(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     result.tables_read = ctx.versions((USER_DAILY, *BRONZE_INPUTS, GRAPH_METRICS,
                                        COMMENT_SENTIMENT))
     features = build_user_features(sources, snapshot_date, ctx.config, ctx.run_id)
-    ctx.overwrite(result, features, USER_FEATURES, {C.SNAPSHOT_DATE: snapshot_date},
+    partition = {C.SNAPSHOT_DATE: snapshot_date}
+    ctx.overwrite(result, features, USER_FEATURES, partition,
                   checks=feature_checks(ctx.config.features.windows_days))
-    result.rows_in = result.details["quality"][0]["rows"]
-    return ctx.finish(result, "%d users", result.rows_out)
+    result.rows_in = users = result.details["quality"][0]["rows"]
+    ctx.overwrite(result, purchase_summary(sources.orders, snapshot_date, ctx.run_id),
+                  PURCHASE_SUMMARY, partition, checks=purchase_summary_checks(),
+                  quality_key="purchase_summary_quality")
+    result.details["buyers"] = result.rows_out - users
+    result.rows_out = users
+    return ctx.finish(result, "%d users, %d buyers", result.rows_out,
+                      result.details["buyers"])

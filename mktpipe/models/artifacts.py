@@ -1,4 +1,5 @@
-"""Saving fitted models: a Spark ML PipelineModel plus a JSON of metadata, on any filesystem.
+"""Saving fitted models: a Spark ML PipelineModel plus a JSON of metadata (or the JSON alone,
+for a model that is only parameters), on any filesystem.
 
 Spark writes the pipeline (its own MLWritable writers, so any path Spark can write works);
 JSON files go through the file door (mktpipe.storage.files: local paths, file://, s3://,
@@ -98,6 +99,12 @@ class SavedPipelineModel:
         return saved(PipelineModel.load(join(path, PIPELINE_DIR)), meta)
 
 
-def load_model(path: str) -> SavedPipelineModel:
-    """Load any model saved by ``SavedPipelineModel.save``, as the class it was saved from."""
-    return SavedPipelineModel.load(path)
+def load_model(path: str):
+    """Load a saved model as the class it was saved from: any class whose ``save`` writes
+    ``path``/metadata.json with its qualified name under "class" and whose ``load(path)``
+    reads it back (``SavedPipelineModel`` and its subclasses, ``ProbabilisticClvModel``)."""
+    meta = read_json(join(path, METADATA_FILE))
+    saved = import_class(meta["class"])
+    if not callable(getattr(saved, "load", None)):
+        raise ValueError(f"{path}: {meta['class']} has no load(path); not a saved model")
+    return saved.load(path)

@@ -27,16 +27,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
+from mktpipe.features.columns import AGE, FREQUENCY, MONETARY_VALUE, RECENCY
 from mktpipe.models import bgnbd, gamma_gamma
 from mktpipe.models.bgnbd import BgNbdParams
 from mktpipe.models.gamma_gamma import GammaGammaParams
 
 log = logging.getLogger(__name__)
 
-FREQUENCY = "frequency"
-RECENCY = "recency"
-AGE = "T"
-MONETARY_VALUE = "monetary_value"
 COUNT = "n_customers"
 RFM_COLUMNS = (FREQUENCY, RECENCY, AGE)
 SPEND_COLUMNS = (FREQUENCY, MONETARY_VALUE)

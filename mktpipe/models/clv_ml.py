@@ -4,17 +4,18 @@ feature table, and the glue to compare it with the probabilistic BG/NBD x Gamma-
 * :func:`fit` -> :class:`ClvModel` (``predict`` adds ``clv_prediction``, clipped at 0), with
   validation metrics from :func:`~mktpipe.models.evaluation.regression_metrics` (RMSE, MAE,
   R², MAPE over spenders only), the same preprocessing and time-based validation as churn.
-* :func:`rfm_summary`: lifetimes-style frequency / recency / T / monetary_value per customer
-  from orders (user_id, ts, amount) up to a cut-off date, in Spark.
+* :func:`rfm_summary` (defined in mktpipe.features.customer, which builds
+  gold.purchase_summary with it): lifetimes-style frequency / recency / T / monetary_value per
+  customer from orders (user_id, ts, amount) up to a cut-off date, in Spark.
 * :func:`spend_in_horizon`: the label (spend in the days after the cut-off).
-* :func:`bgnbd_predictions`: fit BG/NBD + Gamma-Gamma (:mod:`.clv`) on the summary and predict
-  each customer's spend over the horizon.
+* :func:`fit_probabilistic` -> :class:`ProbabilisticClvModel`: BG/NBD + Gamma-Gamma
+  (:mod:`.clv`) fitted on a summary, saved and registered like the other models;
+  :func:`bgnbd_predictions` fits on orders and predicts each customer's spend over the horizon.
 * :func:`compare_clv`: both models' holdout metrics on their common customers and the winner.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -25,11 +26,22 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 from xgboost.spark import SparkXGBRegressor
 
+from mktpipe.features.customer import date_lit, rfm_summary  # noqa: F401  (re-exported)
 from mktpipe.model_settings import RegressorSettings, resolve, to_dict
 from mktpipe.models import clv
 from mktpipe.models import tuning as tuning_mod
-from mktpipe.models.artifacts import SavedPipelineModel, json_safe
+from mktpipe.models.artifacts import (
+    FORMAT_VERSION,
+    METADATA_FILE,
+    SavedPipelineModel,
+    join,
+    json_safe,
+    qualified_name,
+    read_json,
+    write_json,
+)
 from mktpipe.models.evaluation import regression_metrics
+from mktpipe.models.gamma_gamma import population_mean_spend
 from mktpipe.models.preprocess import (
     INTERNAL,
     LABEL,
@@ -45,6 +57,7 @@ from mktpipe.models.preprocess import (
 log = logging.getLogger(__name__)
 
 _PRED = INTERNAL + "clv_pred"
+PROBABILISTIC_CLV = "clv_bgnbd"  # the registry name of a ProbabilisticClvModel
 LOWER_IS_BETTER = {"rmse", "mae", "mape"}
 
 
@@ -132,57 +145,88 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
 
 # --- probabilistic side -----------------------------------------------------------------------
 
-def _date_lit(cutoff) -> F.Column:
-    if isinstance(cutoff, str):
-        cutoff = dt.date.fromisoformat(cutoff)
-    if isinstance(cutoff, dt.datetime):
-        cutoff = cutoff.date()
-    return F.lit(cutoff).cast("date")
-
-
-def rfm_summary(orders: DataFrame, cutoff, period_days: float = 1.0, user_col: str = "user_id",
-                ts_col: str = "ts", amount_col: str = "amount") -> DataFrame:
-    """Per customer with an order on or before ``cutoff`` (a date; orders are bucketed by UTC
-    calendar day, as lifetimes' ``summary_data_from_transaction_data(freq="D")``):
-
-        frequency       repeat purchase days: distinct order days - 1
-        recency         days between the first and the last order day / ``period_days``
-        T               days from the first order day to ``cutoff`` / ``period_days``
-        monetary_value  mean spend per repeat day (the first day excluded); 0 when frequency 0
-
-    Returns user_col, frequency (long), recency, T, monetary_value (double). Rows with a null
-    user or timestamp are ignored; null amounts count as 0 spend.
-    """
-    if period_days <= 0:
-        raise ValueError(f"rfm_summary: period_days must be > 0, got {period_days}")
-    require_columns(orders, [user_col, ts_col, amount_col], "rfm_summary")
-    day, cut = F.to_date(F.col(ts_col)), _date_lit(cutoff)
-    daily = (orders.filter(F.col(user_col).isNotNull() & (day <= cut))
-             .groupBy(F.col(user_col), day.alias("_day"))
-             .agg(F.coalesce(F.sum(F.col(amount_col).cast("double")), F.lit(0.0)).alias("_amt")))
-    per_user = daily.groupBy(user_col).agg(
-        F.min("_day").alias("_first"), F.max("_day").alias("_last"),
-        F.count(F.lit(1)).alias("_days"), F.sum("_amt").alias("_total"),
-        F.min_by("_amt", "_day").alias("_first_amt"))
-    frequency = F.col("_days") - 1
-    return per_user.select(
-        F.col(user_col), frequency.cast("long").alias(clv.FREQUENCY),
-        (F.datediff("_last", "_first") / F.lit(float(period_days))).alias(clv.RECENCY),
-        (F.datediff(cut, "_first") / F.lit(float(period_days))).alias(clv.AGE),
-        F.when(frequency > 0, (F.col("_total") - F.col("_first_amt")) / frequency)
-        .otherwise(F.lit(0.0)).alias(clv.MONETARY_VALUE))
-
-
 def spend_in_horizon(orders: DataFrame, cutoff, horizon_days: int = 90,
                      user_col: str = "user_id", ts_col: str = "ts", amount_col: str = "amount",
                      output_col: str = "spend_next") -> DataFrame:
     """Spend per customer on the ``horizon_days`` days after ``cutoff`` (cutoff excluded);
     only customers with an order in that window appear (left-join and fill 0 for the rest)."""
-    day, cut = F.to_date(F.col(ts_col)), _date_lit(cutoff)
+    day, cut = F.to_date(F.col(ts_col)), date_lit(cutoff)
     in_window = (day > cut) & (day <= F.date_add(cut, int(horizon_days)))
     return (orders.filter(F.col(user_col).isNotNull() & in_window).groupBy(user_col)
             .agg(F.coalesce(F.sum(F.col(amount_col).cast("double")), F.lit(0.0))
                  .alias(output_col)))
+
+
+class ProbabilisticClvModel:
+    """BG/NBD x Gamma-Gamma parameters fitted on a purchase summary (lifetimes' frequency,
+    recency, T, monetary_value; gold.purchase_summary). ``predict(summary)`` adds the expected
+    spend over ``horizon_days`` periods (undiscounted expected repeat purchases times expected
+    spend per purchase). Saved as one JSON file (``artifacts.METADATA_FILE``): loading needs
+    no Spark ML reader, and the registry stores it like any other model."""
+
+    def __init__(self, bgnbd_params: clv.BgNbdParams, gamma_gamma_params: clv.GammaGammaParams,
+                 metadata: dict) -> None:
+        self.bgnbd_params = bgnbd_params
+        self.gamma_gamma_params = gamma_gamma_params
+        self.metadata = json_safe(metadata)
+
+    @property
+    def metrics(self) -> dict:
+        return self.metadata.get("metrics", {})
+
+    @property
+    def output_col(self) -> str:
+        return self.metadata["output_col"]
+
+    @property
+    def horizon_days(self) -> int:
+        return int(self.metadata["horizon_days"])
+
+    @property
+    def feature_cols(self) -> list[str]:
+        return [*clv.RFM_COLUMNS, clv.MONETARY_VALUE]
+
+    def params(self) -> dict:
+        return {"bgnbd": self.bgnbd_params.to_dict(),
+                "gamma_gamma": self.gamma_gamma_params.to_dict(),
+                "horizon_days": self.horizon_days,
+                "period_days": self.metadata["period_days"]}
+
+    def predict(self, summary: DataFrame) -> DataFrame:
+        """``summary`` (frequency, recency, T in days, monetary_value) + ``output_col``."""
+        period = float(self.metadata["period_days"])
+        return clv.customer_lifetime_value(
+            self.bgnbd_params, self.gamma_gamma_params, summary, horizon_periods=1,
+            discount_rate_per_period=0.0, period_length=self.horizon_days / period,
+            output_col=self.output_col)
+
+    def save(self, path: str) -> None:
+        write_json(join(path, METADATA_FILE), {
+            **self.metadata, "bgnbd": self.bgnbd_params.to_dict(),
+            "gamma_gamma": self.gamma_gamma_params.to_dict(),
+            "class": qualified_name(type(self)), "format_version": FORMAT_VERSION})
+
+    @classmethod
+    def load(cls, path: str) -> ProbabilisticClvModel:
+        meta = read_json(join(path, METADATA_FILE))
+        bg, gg = meta.pop("bgnbd"), meta.pop("gamma_gamma")
+        return cls(clv.BgNbdParams(**bg), clv.GammaGammaParams(**gg), meta)
+
+
+def fit_probabilistic(summary: DataFrame, horizon_days: int = 90, period_days: float = 1.0,
+                      penalizer: float = 0.0, output_col: str = "clv_bgnbd",
+                      **metadata) -> ProbabilisticClvModel:
+    """Fit BG/NBD and Gamma-Gamma on ``summary`` (:func:`rfm_summary` columns, times in units of
+    ``period_days``); only small aggregates reach the driver. ``metadata``: kept with the model
+    (e.g. the snapshot it was fitted on). Raises ValueError when a model cannot be fitted (no
+    repeat buyer, a population mean spend that does not exist)."""
+    bg = clv.fit_bgnbd(summary, penalizer=penalizer)
+    gg = clv.fit_gamma_gamma(summary, penalizer=penalizer, round_monetary=2)
+    population_mean_spend(gg)  # q <= 1: no expected spend; fail at fit time
+    return ProbabilisticClvModel(bg, gg, {**metadata, "horizon_days": int(horizon_days),
+                                          "period_days": float(period_days),
+                                          "penalizer": float(penalizer),
+                                          "output_col": output_col})
 
 
 def bgnbd_predictions(orders: DataFrame, cutoff, horizon_days: int = 90,
@@ -195,12 +239,8 @@ def bgnbd_predictions(orders: DataFrame, cutoff, horizon_days: int = 90,
     # not cached: the two fits bring only small aggregates to the driver, and a cache here
     # would outlive this function with no one to unpersist it
     summary = rfm_summary(orders, cutoff, period_days, **columns)
-    bg = clv.fit_bgnbd(summary, penalizer=penalizer)
-    gg = clv.fit_gamma_gamma(summary, penalizer=penalizer, round_monetary=2)
-    return clv.customer_lifetime_value(bg, gg, summary, horizon_periods=1,
-                                       discount_rate_per_period=0.0,
-                                       period_length=horizon_days / period_days,
-                                       output_col=output_col)
+    model = fit_probabilistic(summary, horizon_days, period_days, penalizer, output_col)
+    return model.predict(summary)
 
 
 def compare_clv(ml_pred_df: DataFrame, bgnbd_pred_df: DataFrame, label_col: str,

@@ -111,7 +111,7 @@ class Registry:
         return artifacts.read_json(path) if artifacts.exists(path) else {}
 
     def load(self, name: str, version: int):
-        """The model of ``version`` (any class saved through ``SavedPipelineModel``)."""
+        """The model of ``version``, as the class it was saved from (``artifacts.load_model``)."""
         if int(version) not in self.versions(name):
             raise FileNotFoundError(f"model {name!r} has no version {version} under "
                                     f"{self.root} (versions: {self.versions(name)})")

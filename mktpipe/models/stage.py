@@ -14,9 +14,12 @@ named in the stage details, with the command that refreshes it. Users flagged by
 detector (silver.user_anomalies, written by the anomalies stage for D) are left out.
 
 CLV is trained two ways and compared on the validation snapshot: the XGBoost regressor on
-features, and BG/NBD + Gamma-Gamma fitted on the orders before that snapshot; the comparison
-(winner, margin) is stored in the clv model's metrics. Segmentation fits k-means (k by
-silhouette) on the latest snapshot before D.
+features, and BG/NBD + Gamma-Gamma fitted on that snapshot's gold.purchase_summary (every
+buyer's orders before it, written by the features stage); the comparison (winner, margin) is
+stored in the clv model's metrics. The probabilistic model is then refitted on the latest
+purchase summary before D and registered as ``clv_bgnbd`` (its validation metrics from the
+comparison; primary metric validation.rmse), which score loads: score fits nothing.
+Segmentation fits k-means (k by silhouette) on the latest snapshot before D.
 
 Every model goes to the registry (``paths.models``) with metrics, params, features and lineage
 (snapshots, source table versions, run id); promotion to ``latest`` follows
@@ -36,7 +39,7 @@ from pyspark.sql import functions as F
 
 from mktpipe.catalog import (
     BRONZE_EVENTS,
-    BRONZE_ORDERS,
+    PURCHASE_SUMMARY,
     USER_ANOMALIES,
     USER_FEATURES,
     USER_LABELS,
@@ -53,7 +56,9 @@ from mktpipe.storage import TableStore
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("churn", "intent", "clv", "segments")
+MODEL_NAMES = ("churn", "intent", "clv", "segments")  # score needs each of these
+# BG/NBD x Gamma-Gamma: registered when it can be fitted and validated; score uses it if there
+PROBABILISTIC_CLV = clv_ml.PROBABILISTIC_CLV
 NON_FEATURES = (C.USER_ID, C.SNAPSHOT_DATE, C.RUN_ID, "community_id")
 
 
@@ -143,19 +148,57 @@ def _fit_target(target: Target, data: DataFrame, config: Config):
                tune=config.models.tune and bool(settings.tuning))
 
 
+def purchase_summary(store: TableStore, snapshot: dt.date) -> DataFrame:
+    """gold.purchase_summary of ``snapshot``; ValueError (with the command that builds it) when
+    the features stage has not written that snapshot."""
+    if snapshot not in snapshot_dates(store, PURCHASE_SUMMARY, snapshot + dt.timedelta(days=1)):
+        raise ValueError(f"{PURCHASE_SUMMARY} has no snapshot {snapshot}; run `mktpipe "
+                         f"features --snapshot-date {snapshot}` to build it")
+    return store.read(PURCHASE_SUMMARY).filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot))
+
+
 def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.date,
                    horizon_days: int) -> dict:
     """ML regressor vs BG/NBD + Gamma-Gamma on the validation snapshot's customers: the
-    probabilistic model is fitted on the orders before that snapshot (nothing after it)."""
-    orders = store.read(BRONZE_ORDERS).filter(F.col("ts") < F.lit(validation).cast("timestamp"))
+    probabilistic model is fitted on that snapshot's gold.purchase_summary (every buyer's
+    orders before it, nothing after)."""
     valid = data.filter(F.col(C.SNAPSHOT_DATE) == F.lit(validation))
-    probabilistic = clv_ml.bgnbd_predictions(
-        orders, validation - dt.timedelta(days=1), horizon_days=horizon_days,
-        amount_col="amount_usd")
-    comparison = clv_ml.compare_clv(model.predict(valid), probabilistic, C.CLV_90D)
+    summary = purchase_summary(store, validation)
+    fitted = clv_ml.fit_probabilistic(summary, horizon_days)
+    comparison = clv_ml.compare_clv(model.predict(valid), fitted.predict(summary), C.CLV_90D)
     comparison["validation_snapshot"] = validation.isoformat()
     comparison["population"] = "customers with an order before the validation snapshot"
     return comparison
+
+
+def _train_probabilistic_clv(store: TableStore, config: Config, registry: Registry,
+                             snapshot_date: dt.date, comparison: dict, lineage_base: dict):
+    """Refit BG/NBD + Gamma-Gamma on the latest purchase summary before ``snapshot_date`` (the
+    procedure ``comparison`` validated) and register it as ``PROBABILISTIC_CLV``, with the
+    validation metrics; a reason string when it cannot be."""
+    if "bgnbd" not in comparison:
+        return f"not validated: {comparison.get('skipped', 'no CLV comparison')}"
+    built = snapshot_dates(store, PURCHASE_SUMMARY, snapshot_date)
+    if not built:
+        return f"{PURCHASE_SUMMARY} has no snapshot before {snapshot_date}"
+    latest = built[-1]
+    try:
+        model = clv_ml.fit_probabilistic(purchase_summary(store, latest),
+                                         config.labels.clv_horizon_days,
+                                         fitted_snapshot=latest.isoformat())
+    except ValueError as exc:
+        return str(exc)
+    metrics = {"validation": comparison["bgnbd"], "winner": comparison["winner"],
+               "validation_snapshot": comparison["validation_snapshot"],
+               "fitted_snapshot": latest.isoformat(),
+               "customers": model.bgnbd_params.n_customers}
+    model.metadata["metrics"] = metrics
+    n = model.bgnbd_params.n_customers
+    reg = registry.register(
+        PROBABILISTIC_CLV, model, metrics=metrics, primary_metric="validation.rmse",
+        higher_is_better=False, tolerance=config.models.promotion_tolerance,
+        lineage={**lineage_base, "training_snapshots": [str(latest)], "rows": n})
+    return _summary(reg, metrics, "validation.rmse", n)
 
 
 @stage("train")
@@ -178,8 +221,8 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
             raise InputError(f"train {snapshot_date}: table {table} does not exist; run the "
                              "ingest, daily, features and labels stages first (or `mktpipe "
                              "run`)")
-    source = ctx.versions((USER_FEATURES, USER_LABELS, USER_ANOMALIES, BRONZE_EVENTS,
-                           BRONZE_ORDERS))
+    source = ctx.versions((USER_FEATURES, USER_LABELS, USER_ANOMALIES, PURCHASE_SUMMARY,
+                           BRONZE_EVENTS))
     result.tables_read = source
     snapshots = feature_snapshots(store, snapshot_date)
     last_event_day = data_end(store)
@@ -195,6 +238,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                     "data_end": end.isoformat(), "source_tables": source,
                     "excluded_anomalous_users": excluded_users}
     trained, skipped, rows = {}, {}, 0
+    comparison = None  # the CLV comparison, when the clv target was trained
     built = built_data_ends(store)
     plans, not_final = {}, {}
     for t in targets(config):
@@ -244,6 +288,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                     except ValueError as exc:  # e.g. no repeat buyer: BG/NBD cannot be fitted
                         log.warning("train %s: CLV comparison skipped: %s", snapshot_date, exc)
                         metrics["comparison"] = {"winner": "ml", "skipped": str(exc)}
+                    comparison = metrics["comparison"]
                 reg = registry.register(
                     target.name, model, metrics=metrics, primary_metric=target.primary_metric,
                     higher_is_better=target.higher_is_better,
@@ -253,6 +298,14 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 trained[target.name] = _summary(reg, metrics, target.primary_metric, n)
             finally:
                 data.unpersist()
+        if comparison is not None:
+            prob = _train_probabilistic_clv(store, config, registry, snapshot_date, comparison,
+                                            lineage_base)
+            if isinstance(prob, str):
+                log.warning("train %s: %s skipped: %s", snapshot_date, PROBABILISTIC_CLV, prob)
+                skipped[PROBABILISTIC_CLV] = prob
+            else:
+                trained[PROBABILISTIC_CLV] = prob
         seg = _train_segments(store, config, snapshots, exclude, registry, lineage_base)
         if isinstance(seg, str):
             skipped["segments"] = seg

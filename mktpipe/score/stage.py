@@ -1,5 +1,6 @@
-"""The score stage: gold.user_features of a snapshot + the registry's latest models ->
-gold.customer_segments (one partition per snapshot, replaced on re-run) + the activation export.
+"""The score stage: gold.user_features, gold.purchase_summary and silver.user_anomalies of a
+snapshot + the registry's latest models -> gold.customer_segments (one partition per snapshot,
+replaced on re-run) + the activation export. Score fits nothing and reads no bronze table.
 
 Columns of gold.customer_segments:
 
@@ -10,8 +11,10 @@ churn_probability       double   ensemble mean of the churn models (XGBoost + lo
 churn_tier              string   ``models.churn.tiers`` (default: immediate_intervention >= 0.9,
                                  retention_campaign >= 0.7, active_monitoring >= 0.5, passive)
 clv_90d_ml              double   XGBoost regressor: expected spend (USD) in the next 90 days
-clv_90d_bgnbd           double   BG/NBD x Gamma-Gamma fitted on orders before the snapshot;
-                                 null for users with no order (the model needs a first purchase)
+clv_90d_bgnbd           double   the registry's BG/NBD x Gamma-Gamma (``clv_bgnbd``, fitted by
+                                 train) on gold.purchase_summary of the snapshot; null for
+                                 users with no order (the model needs a first purchase), and
+                                 for everyone when no such model was promoted
 clv_90d                 double   the model that won the holdout comparison at training
                                  (BG/NBD where it applies and won, else the ML value)
 clv_tier                string   ``models.clv_tiers``: percentile of clv_90d in the snapshot
@@ -44,13 +47,18 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from mktpipe.catalog import BRONZE_ORDERS, CUSTOMER_SEGMENTS, USER_ANOMALIES, USER_FEATURES
+from mktpipe.catalog import (
+    CUSTOMER_SEGMENTS,
+    PURCHASE_SUMMARY,
+    USER_ANOMALIES,
+    USER_FEATURES,
+)
 from mktpipe.config import Config
 from mktpipe.errors import InputError
 from mktpipe.features import columns as C
 from mktpipe.model_settings import normalize_tiers
-from mktpipe.models import clv_ml
 from mktpipe.models.classifier import tier_col
+from mktpipe.models.clv_ml import PROBABILISTIC_CLV
 from mktpipe.models.registry import registry_for
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
@@ -113,6 +121,11 @@ def _load_models(config: Config, snapshot_date: dt.date) -> dict:
         if version is None:
             raise InputError(_no_model_message(registry, name, snapshot_date))
         out[name] = (version, registry.load(name, version), registry.metrics(name, version))
+    version = registry.latest_version(PROBABILISTIC_CLV)  # optional: (version, model, why not)
+    out[PROBABILISTIC_CLV] = (
+        (version, registry.load(PROBABILISTIC_CLV, version), None) if version is not None
+        else (None, None, f"the registry has no promoted {PROBABILISTIC_CLV} model (see the "
+                          "train stage's details for why it was not fitted or promoted)"))
     return out
 
 
@@ -162,17 +175,17 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
         F.col("segment_name").alias("segment"))
     parts = [_rfm(features), anomaly_flags(store, snapshot_date, "score").select(
         C.USER_ID, "is_anomalous", "anomaly_reason")]
-    orders = store.read(BRONZE_ORDERS).filter(
-        F.col("ts") < F.lit(snapshot_date).cast("timestamp"))
-    bgnbd_note = None
-    try:
-        parts.append(clv_ml.bgnbd_predictions(
-            orders, snapshot_date - dt.timedelta(days=1),
-            horizon_days=config.labels.clv_horizon_days, amount_col="amount_usd",
-        ).select(C.USER_ID, F.col("clv_bgnbd").alias("clv_90d_bgnbd")))
-    except ValueError as exc:  # e.g. no repeat buyer yet: the ML value stands alone
-        log.warning("score %s: BG/NBD not fitted: %s", snapshot_date, exc)
-        bgnbd_note = str(exc)
+    bgnbd_v, bgnbd_m, bgnbd_note = models[PROBABILISTIC_CLV]
+    if bgnbd_m is not None and not store.exists(PURCHASE_SUMMARY):
+        bgnbd_note = (f"{PURCHASE_SUMMARY} does not exist; run `mktpipe features "
+                      f"--snapshot-date {snapshot_date}` to build it")
+    if bgnbd_note is None:
+        summary = store.read(PURCHASE_SUMMARY).filter(
+            F.col(C.SNAPSHOT_DATE) == F.lit(snapshot_date))
+        parts.append(bgnbd_m.predict(summary).select(
+            C.USER_ID, F.col(bgnbd_m.output_col).alias("clv_90d_bgnbd")))
+    else:  # e.g. no repeat buyer when it was trained: the ML value stands alone
+        log.warning("score %s: no BG/NBD CLV: %s", snapshot_date, bgnbd_note)
         base = base.withColumn("clv_90d_bgnbd", F.lit(None).cast("double"))
     winner = (clv_metrics.get("comparison") or {}).get("winner", "ml")
     clv = (F.coalesce(F.col("clv_90d_bgnbd"), F.col("clv_90d_ml")) if winner == "bgnbd"
@@ -196,7 +209,7 @@ def score_snapshot(store: TableStore, config: Config, snapshot_date: dt.date, fe
                "bgnbd_skipped": bgnbd_note,
                "clv_tier_cutoffs_usd": cutoffs,
                "model_versions": {"churn": churn_v, "intent": intent_v, "clv": clv_v,
-                                  "segments": seg_v}}
+                                  "segments": seg_v, PROBABILISTIC_CLV: bgnbd_v}}
     return scored, joined, details
 
 
@@ -222,7 +235,7 @@ def run_score(ctx: StageContext, snapshot_date: dt.date, export: bool = True) ->
         raise InputError(f"score {snapshot_date}: {USER_FEATURES} does not exist; run "
                          f"`mktpipe features --snapshot-date {snapshot_date}` first")
     models = _load_models(config, snapshot_date)
-    result.tables_read = ctx.versions((USER_FEATURES, USER_ANOMALIES, BRONZE_ORDERS))
+    result.tables_read = ctx.versions((USER_FEATURES, USER_ANOMALIES, PURCHASE_SUMMARY))
     features = (store.read(USER_FEATURES)
                 .filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot_date))
                 .persist(StorageLevel.MEMORY_AND_DISK))

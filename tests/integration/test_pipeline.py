@@ -18,6 +18,7 @@ from mktpipe.catalog import (
     BRONZE_ORDERS,
     CUSTOMER_SEGMENTS,
     GRAPH_METRICS,
+    PURCHASE_SUMMARY,
     USER_DAILY,
     USER_FEATURES,
     USER_LABELS,
@@ -35,7 +36,7 @@ DAYS = 30
 END = START + dt.timedelta(days=DAYS - 1)
 KEY = "test-export-key-0123456789"
 TABLES = (BRONZE_EVENTS, BRONZE_ORDERS, USER_DAILY, GRAPH_METRICS,
-          USER_FEATURES, USER_LABELS, CUSTOMER_SEGMENTS)
+          USER_FEATURES, PURCHASE_SUMMARY, USER_LABELS, CUSTOMER_SEGMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,38 @@ def test_registry_holds_every_model_with_lineage(backfilled, cfg):
     clv = registry.metrics("clv", 1)
     assert clv["comparison"]["winner"] in ("ml", "bgnbd", "tie")
     assert clv["comparison"]["n"] > 0
+    # BG/NBD x Gamma-Gamma: validated in that comparison, refitted on the latest purchase
+    # summary before the training date (08-21: train for 08-31 sees only earlier snapshots)
+    assert registry.latest_version("clv_bgnbd") == 1
+    bgnbd = registry.metrics("clv_bgnbd", 1)
+    assert bgnbd["validation"] == clv["comparison"]["bgnbd"]
+    assert bgnbd["fitted_snapshot"] == "2026-08-21"
+    assert registry.lineage("clv_bgnbd", 1)["training_snapshots"] == ["2026-08-21"]
+
+
+def test_score_reads_only_gold_and_the_registry(backfilled, spark, cfg):
+    """Score fits nothing: its BG/NBD column is the registered model applied to the
+    snapshot's gold.purchase_summary, and it reads no bronze table."""
+    from mktpipe.models.stage import registry_for
+
+    score = next(s for s in backfilled.stages if s.stage == "score")
+    assert set(score.tables_read) == {"gold.user_features", "gold.purchase_summary",
+                                      "silver.user_anomalies"}
+    assert score.details["model_versions"]["clv_bgnbd"] == 1
+    assert score.details["bgnbd_skipped"] is None
+    store, snap = open_store(spark, cfg), snapshot_for(END)
+    model = registry_for(cfg).load("clv_bgnbd", 1)
+    summary = store.read(PURCHASE_SUMMARY).filter(f"snapshot_date = '{snap}'")
+    want = (model.predict(summary).select("user_id", "clv_bgnbd").toPandas()  # ~300 rows
+            .set_index("user_id")["clv_bgnbd"])
+    seg = (store.read(CUSTOMER_SEGMENTS).filter(f"snapshot_date = '{snap}'")
+           .select("user_id", "clv_90d_bgnbd").toPandas().set_index("user_id")["clv_90d_bgnbd"])
+    buyers = seg.dropna()
+    assert set(buyers.index) == {r.user_id for r in store.read(USER_FEATURES).filter(
+        f"snapshot_date = '{snap}' AND order_count > 0").select("user_id").collect()}
+    assert len(buyers) > 0
+    pd.testing.assert_series_equal(buyers.sort_index(), want[buyers.index].sort_index(),
+                                   check_names=False)
 
 
 def test_segments_partition_tiers_and_versions(backfilled, spark, cfg):

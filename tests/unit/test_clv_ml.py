@@ -123,6 +123,44 @@ def test_compare_with_bgnbd_on_holdout(ml_model, cohorts):
     assert result["margin"] == pytest.approx(abs(result["ml"]["rmse"] - result["bgnbd"]["rmse"]))
 
 
+def test_probabilistic_model_registers_and_loads_back_with_the_same_predictions(cohorts,
+                                                                                tmp_path):
+    from mktpipe.models import clv
+    from mktpipe.models.registry import Registry
+
+    orders, cutoff, _, _ = cohorts
+    summary = clv_ml.rfm_summary(orders, cutoff)
+    model = clv_ml.fit_probabilistic(summary, horizon_days=90, fitted_snapshot="2026-04-01")
+    # the same numbers as fitting and predicting by hand with the library
+    bg, gg = clv.fit_bgnbd(summary), clv.fit_gamma_gamma(summary, round_monetary=2)
+    assert model.bgnbd_params.as_tuple() == pytest.approx(bg.as_tuple())
+    assert model.gamma_gamma_params.as_tuple() == pytest.approx(gg.as_tuple())
+    by_hand = clv.customer_lifetime_value(bg, gg, summary, horizon_periods=1,
+                                          discount_rate_per_period=0.0, period_length=90,
+                                          output_col="clv_bgnbd")
+    registry = Registry(str(tmp_path / "models"))
+    reg = registry.register(clv_ml.PROBABILISTIC_CLV, model,
+                            metrics={"validation": {"rmse": 1.5}},
+                            primary_metric="validation.rmse", higher_is_better=False)
+    assert reg.promoted
+    loaded = registry.load_latest(clv_ml.PROBABILISTIC_CLV)
+    assert type(loaded) is clv_ml.ProbabilisticClvModel
+    assert loaded.params() == model.params()
+    assert loaded.metadata["fitted_snapshot"] == "2026-04-01"
+    got = loaded.predict(summary).select("user_id", "clv_bgnbd").toPandas()
+    want = by_hand.select("user_id", "clv_bgnbd").toPandas()
+    pd.testing.assert_frame_equal(got.sort_values("user_id").reset_index(drop=True),
+                                  want.sort_values("user_id").reset_index(drop=True))
+
+
+def test_probabilistic_fit_refuses_a_summary_without_repeat_buyers(spark):
+    once = spark.createDataFrame([("a", 0, 0.0, 10.0, 0.0), ("b", 0, 0.0, 3.0, 0.0)],
+                                 "user_id string, frequency long, recency double, T double, "
+                                 "monetary_value double")
+    with pytest.raises(ValueError, match="frequency > 0"):
+        clv_ml.fit_probabilistic(once)
+
+
 def test_compare_clv_picks_winner_by_metric(spark):
     ml = spark.createDataFrame([(1, 10.0, 12.0), (2, 0.0, 1.0), (3, 5.0, 5.0), (4, 1.0, 1.0)],
                                "user_id int, y double, clv_prediction double")

@@ -21,6 +21,7 @@ from mktpipe.catalog import (
     BRONZE_ORDERS,
     BRONZE_USERS,
     COMMENT_SENTIMENT,
+    PURCHASE_SUMMARY,
     USER_DAILY,
     USER_FEATURES,
 )
@@ -86,7 +87,8 @@ EVENTS = [
     ev("e20", "u3", "view", at(100), "v1", "s20", 3.0),  # outside the 90-day population window
     ev("e40", "u5", "share", at(3, 19), "v3", "s40"),  # a Saturday
 ]
-ORDERS = [order("o1", "u1", at(5, 12), 10.0), order("o2", "u1", at(20, 15), 30.0)]
+ORDERS = [order("o1", "u1", at(5, 12), 10.0), order("o2", "u1", at(20, 15), 30.0),
+          order("o3", "u3", at(100, 8), 25.0)]  # a buyer outside the feature population
 FOLLOWS = [
     {"follower_id": "u2", "followee_id": "u1", "followed_at": at(10)},
     {"follower_id": "u1", "followee_id": "u2", "followed_at": at(9)},
@@ -140,6 +142,18 @@ def test_population_is_users_active_in_the_90_days_before(world):
     assert sorted(world["rows"]) == ["u1", "u2", "u5"]  # u3 last seen 100 days before
     assert world["result"].rows_out == 3
     assert world["features"].columns == C.feature_columns([7, 30, 90])
+
+
+def test_purchase_summary_holds_every_buyer_before_the_snapshot(world):
+    summary = {r.user_id: r for r in world["store"].read(PURCHASE_SUMMARY).collect()}
+    # u1: orders on S-20 (30.0) and S-5 (10.0), observed to S-1; u3 (not in the features,
+    # last seen 100 days before S) bought once, so BG/NBD still sees a customer who stopped
+    assert {u: (r.frequency, r.recency, r.T, r.monetary_value, r.snapshot_date)
+            for u, r in summary.items()} == {
+        "u1": (1, 15.0, 19.0, 10.0, SNAP), "u3": (0, 0.0, 99.0, 0.0, SNAP)}
+    assert world["result"].details["buyers"] == 2
+    assert all(q["passed"] for q in world["result"].details["purchase_summary_quality"])
+    assert world["result"].tables_written.keys() == {USER_FEATURES, PURCHASE_SUMMARY}
 
 
 def test_window_edges_s_minus_7_is_in_the_7_day_window_s_minus_8_is_not(world):
@@ -206,6 +220,7 @@ def test_graph_metrics_of_the_snapshot_are_joined(spark, config, world):
 
 def test_nothing_at_or_after_the_snapshot_changes_any_feature(spark, config, world):
     store, before = world["store"], world["features"].drop(C.RUN_ID).collect()
+    summary_before = store.read(PURCHASE_SUMMARY).drop(C.RUN_ID).collect()
     future = [at(0, 0, 0, 0), at(-1, 10)]  # S 00:00:00 and S+1
     write_bronze(spark, store, "users", [user("u6", SNAP)])
     write_bronze(spark, store, "events", [
@@ -225,6 +240,9 @@ def test_nothing_at_or_after_the_snapshot_changes_any_feature(spark, config, wor
     assert_df_equality(after.drop(C.RUN_ID), spark.createDataFrame(before, after.drop(
         C.RUN_ID).schema), ignore_row_order=True)
     assert {r[C.RUN_ID] for r in after.collect()} == {"feat-2"}  # re-run replaced, not added
+    summary = store.read(PURCHASE_SUMMARY)  # u2's order at S 00:00:00 is not in it
+    assert_df_equality(summary.drop(C.RUN_ID), spark.createDataFrame(
+        summary_before, summary.drop(C.RUN_ID).schema), ignore_row_order=True)
 
     # control: the same comparison does see a change made before the snapshot
     write_bronze(spark, store, "events", [ev("f7", "u2", "view", at(1, 23, 59, 59), "v2", "s8",
