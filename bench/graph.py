@@ -7,6 +7,8 @@ at a million edges). Then, each engine once:
 
 * PageRank (directed: each generated pair oriented at random, weights uniform in [0.5, 2]):
   time per engine, the time ratio spark/igraph, and the largest difference between the two;
+* eigenvector centrality (the same pairs, undirected): spark vs local (scipy's ARPACK on the
+  driver, in igraph's column), time ratio and largest difference;
 * Louvain (the same pairs, undirected): time, modularity (computed in Spark), the ratios
   spark/igraph of time and modularity, and NMI against the planted partition.
 
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mktpipe.config import load_config
-from mktpipe.graph import louvain, modularity, pagerank
+from mktpipe.graph import eigenvector_centrality, louvain, modularity, pagerank
 from mktpipe.graph.metrics import nmi
 from mktpipe.session import get_spark
 
@@ -116,6 +118,21 @@ def bench_pagerank(edges_df, engines) -> dict:
     return row
 
 
+def bench_eigenvector(edges_df, engines) -> dict:
+    """Eigenvector centrality: spark vs local (scipy on the driver) for igraph's slot."""
+    out = {}
+    for engine in engines:
+        engine = "local" if engine == "igraph" else engine
+        values, seconds = _timed(lambda e=engine: eigenvector_centrality(
+            edges_df, weight="weight", engine=e).toPandas())
+        out[engine] = (values.set_index("id")["eigenvector_centrality"].sort_index(), seconds)
+    row = {f"ev_{e}_s": s for e, (_, s) in out.items()}
+    if {"spark", "local"} <= set(out):
+        row["ev_time_ratio"] = out["spark"][1] / out["local"][1]
+        row["ev_max_diff"] = float((out["spark"][0] - out["local"][0]).abs().max())
+    return row
+
+
 def bench_louvain(edges_df, planted: np.ndarray, engines, seed: int, prefix="lv") -> dict:
     row = {}
     for engine in engines:
@@ -146,7 +163,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="100000", help="edge counts, comma separated")
     parser.add_argument("--lfr-sizes", default="1000", help="LFR vertex counts (0: skip)")
     parser.add_argument("--engines", default="spark,igraph")
-    parser.add_argument("--skip", default="", help="pagerank and/or louvain")
+    parser.add_argument("--skip", default="", help="pagerank, eigenvector and/or louvain")
     parser.add_argument("--mixing", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", default="local", help="config overlay for the session")
@@ -160,6 +177,7 @@ def main(argv=None) -> None:
     warm, warm_planted = planted_graph(2000, seed=99)
     warm_df = spark.createDataFrame(warm)
     bench_pagerank(warm_df, engines)
+    bench_eigenvector(warm_df, engines)
     bench_louvain(warm_df, warm_planted, engines, args.seed)
 
     rows = []
@@ -171,6 +189,8 @@ def main(argv=None) -> None:
         edges_df.count()
         if "pagerank" not in skip:
             row.update(bench_pagerank(edges_df, engines))
+        if "eigenvector" not in skip:
+            row.update(bench_eigenvector(edges_df, engines))
         if "louvain" not in skip:
             row.update(bench_louvain(edges_df, planted, engines, args.seed))
         edges_df.unpersist()

@@ -9,7 +9,8 @@ purchase and spend labels, caches it, and times:
 
 * fit of each model (default settings but ``num_workers``), **including** the time-based
   validation and its metrics: xgb (churn, XGBoost only), lr (churn, logistic regression only),
-  intent (XGBoost), clv_ml (XGBoost regressor), segmentation (10 behaviour features, k 3..8);
+  intent (XGBoost), clv_ml (XGBoost regressor), segmentation (10 behaviour features, k-means,
+  bisecting k-means and Gaussian mixture each over k 3..8; search seconds per algorithm);
 * scoring throughput: ``predict`` of each fitted model on ``--score-rows`` rows (the table
   repeated) written to Spark's ``noop`` sink, best of two passes.
 
@@ -139,8 +140,14 @@ def main() -> None:
 
 def _primary(model, name: str) -> str:
     m = model.metrics
-    if name == "segmentation":
-        return f"k={m['k']} silhouette={m['silhouette']:.3f}"
+    if name == "segmentation":  # search seconds per algorithm over the k range
+        per = {}
+        for r in m.get("comparison", []):
+            per[r["algorithm"]] = per.get(r["algorithm"], 0.0) + r["seconds"]
+        search = " ".join(f"{a}={sec:.1f}s" for a, sec in per.items())
+        return (f"{m.get('algorithm', 'kmeans')} k={m['k']} silhouette={m['silhouette']:.3f} "
+                f"CH={m.get('calinski_harabasz', float('nan')):.0f} "
+                f"DB={m.get('davies_bouldin', float('nan')):.3f} search: {search}")
     if name == "clv_ml":
         return f"rmse={m['xgb']['rmse']:.2f} r2={m['xgb']['r2']:.3f}"
     e = m["ensemble"]

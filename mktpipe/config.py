@@ -152,6 +152,7 @@ class GraphConfig(_Section):
     lpa_engine: Literal["auto", "spark", "igraph"] = "auto"  # label propagation
     lpa_max_iter: int = Field(20, ge=1)
     components_engine: Literal["auto", "spark", "igraph"] = "auto"
+    eigenvector_engine: Literal["auto", "spark", "local"] = "auto"  # local: scipy on the driver
     igraph_max_edges: int = Field(2_000_000, ge=0)
     damping: float = Field(0.85, gt=0.0, lt=1.0)
     tol: float = Field(1e-9, gt=0.0)

@@ -55,6 +55,12 @@ def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
     return tuple(sorted(zip(names, bounds), key=lambda p: -p[1]))
 
 
+CLUSTERING_ALGORITHMS = ("kmeans", "bisecting_kmeans", "gmm")
+# internal validity indices: silhouette and Calinski-Harabasz higher is better, Davies-Bouldin
+# lower is better
+CLUSTERING_INDICES = ("silhouette", "calinski_harabasz", "davies_bouldin")
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -131,9 +137,15 @@ class RegressorSettings:
 
 @dataclass(frozen=True)
 class SegmentationSettings:
+    """Behavioural segmentation: every algorithm in ``algorithms`` for every k in
+    [k_min, k_max], the pair with the best ``selection_metric`` wins."""
+
     k_min: int = 3
     k_max: int = 8
-    algorithm: str = "kmeans"  # kmeans | bisecting
+    algorithms: tuple[str, ...] = CLUSTERING_ALGORITHMS
+    # one algorithm only (the setting before ``algorithms``; "bisecting" = bisecting_kmeans)
+    algorithm: str | None = None
+    selection_metric: str = "silhouette"  # | calinski_harabasz | davies_bouldin
     log1p: bool = True  # sign(x) log(1 + |x|) before standardising: counts are heavy-tailed
     max_iter: int = 30
     seed: int = 42
@@ -143,8 +155,18 @@ class SegmentationSettings:
     def __post_init__(self) -> None:
         _check(2 <= self.k_min <= self.k_max,
                f"need 2 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
-        _check(self.algorithm in ("kmeans", "bisecting"),
-               f"algorithm must be 'kmeans' or 'bisecting', got {self.algorithm!r}")
+        if self.algorithm is not None:
+            one = {"bisecting": "bisecting_kmeans"}.get(self.algorithm, self.algorithm)
+            object.__setattr__(self, "algorithms", (one,))
+        object.__setattr__(self, "algorithms", tuple(self.algorithms))
+        unknown = [a for a in self.algorithms if a not in CLUSTERING_ALGORITHMS]
+        _check(bool(self.algorithms) and not unknown
+               and len(set(self.algorithms)) == len(self.algorithms),
+               f"algorithms must be distinct names from {CLUSTERING_ALGORITHMS}, got "
+               f"{self.algorithm or self.algorithms}")
+        _check(self.selection_metric in CLUSTERING_INDICES,
+               f"selection_metric must be one of {CLUSTERING_INDICES}, got "
+               f"{self.selection_metric!r}")
         _check(self.name_features >= 1, "name_features must be >= 1")
         _check(self.name_threshold >= 0, "name_threshold must be >= 0")
 

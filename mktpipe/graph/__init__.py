@@ -1,5 +1,5 @@
-"""Graph analytics on Spark edge lists: PageRank, Louvain and label-propagation communities,
-connected components and modularity.
+"""Graph analytics on Spark edge lists: PageRank, eigenvector centrality, Louvain and
+label-propagation communities, connected components and modularity.
 
 Public API (see each function's docstring for conventions)::
 
@@ -12,12 +12,16 @@ Public API (see each function's docstring for conventions)::
     connected_components(edges, src="src", dst="dst", engine="auto",
                          vertices=None) -> DataFrame[id, component]
     modularity(edges, communities, src="src", dst="dst", weight=None, resolution=1.0) -> float
+    eigenvector_centrality(edges, src="src", dst="dst", weight=None, tol=1e-6, max_iter=100,
+                           engine="auto") -> DataFrame[id, eigenvector_centrality]
 """
 
 from mktpipe.graph.components import connected_components
+from mktpipe.graph.eigenvector import eigenvector_centrality
 from mktpipe.graph.label_propagation import label_propagation
 from mktpipe.graph.louvain import louvain
 from mktpipe.graph.modularity import modularity
 from mktpipe.graph.pagerank import pagerank
 
-__all__ = ["connected_components", "label_propagation", "louvain", "modularity", "pagerank"]
+__all__ = ["connected_components", "eigenvector_centrality", "label_propagation", "louvain",
+           "modularity", "pagerank"]

@@ -17,7 +17,8 @@ snapshot (a re-run is idempotent):
 - ``silver.graph_metrics``: user_id, snapshot_date, pagerank, influence_percentile (0-100,
   share of users with a lower PageRank), community_id, community_size, in_degree, out_degree,
   component_id (the smallest user id of the user's connected component), lpa_community (the
-  smallest user id of the user's LPA community)
+  smallest user id of the user's LPA community), eigenvector_centrality (of the undirected
+  weighted graph, unit L2 norm; ``mktpipe.graph.eigenvector``)
 - ``silver.communities`` (Louvain's): snapshot_date, community_id, size, internal_edges,
   internal_density, top_creators (by PageRank), dominant_category, modularity, and for
   comparison lpa_modularity and lpa_communities (the LPA partition's modularity and count)
@@ -47,6 +48,7 @@ from mktpipe.catalog import (
 from mktpipe.config import GraphConfig
 from mktpipe.graph import (
     connected_components,
+    eigenvector_centrality,
     label_propagation,
     louvain,
     modularity,
@@ -288,6 +290,9 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
                          igraph_max_edges=g.igraph_max_edges).persist()
     q = modularity(real, assignment, weight=WEIGHT,
                    resolution=g.resolution)
+    eigen = eigenvector_centrality(edges, weight=WEIGHT, max_iter=g.max_iter,
+                                   engine=g.eigenvector_engine, checkpoint_dir=checkpoints,
+                                   igraph_max_edges=g.igraph_max_edges).persist()
     components, lpa, structure = components_and_lpa(edges, g, checkpoints)
     undirected = real.select(F.least(SRC, DST).alias(SRC), F.greatest(SRC, DST).alias(DST)
                              ).distinct()
@@ -298,14 +303,14 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         influence_percentile(ranks)
         .join(assignment, "id", "left").join(sizes, "community", "left")
         .join(in_deg, "id", "left").join(out_deg, "id", "left")
-        .join(components, "id", "left").join(lpa, "id", "left")
+        .join(components, "id", "left").join(lpa, "id", "left").join(eigen, "id", "left")
         .select(
             F.col("id").alias(S.USER_ID), F.lit(snapshot_date).alias(S.SNAPSHOT_DATE),
             "pagerank", "influence_percentile", F.col("community").alias("community_id"),
             "community_size",
             F.coalesce("in_degree", F.lit(0)).cast("long").alias("in_degree"),
             F.coalesce("out_degree", F.lit(0)).cast("long").alias("out_degree"),
-            "component_id", "lpa_community",
+            "component_id", "lpa_community", "eigenvector_centrality",
             F.lit(run_id).alias(S.RUN_ID),
         )
     )
@@ -326,5 +331,5 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.uri("truth")),
         **structure,
     )
-    for frame in (ranks, assignment, components, lpa):
+    for frame in (ranks, assignment, components, lpa, eigen):
         frame.unpersist()

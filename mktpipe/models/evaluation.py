@@ -485,3 +485,68 @@ def regression_metrics(df: DataFrame, label_col: str, pred_col: str) -> dict:
         "mape": row["ape_sum"] / row["n_mape"] if row["n_mape"] else math.nan,
         "n_mape": row["n_mape"],
     }
+
+
+def clustering_metrics(df: DataFrame, features_col: str = "features",
+                       prediction_col: str = "prediction") -> dict:
+    """Internal validity indices of a hard clustering (a vector column and a cluster id
+    column), computed in Spark and equal to scikit-learn's:
+
+    * silhouette: Spark's ``ClusteringEvaluator`` with squared Euclidean distance, which is
+      sklearn's ``silhouette_score(X, labels, metric="sqeuclidean")``; in [-1, 1], higher is
+      better.
+    * calinski_harabasz: (B / (k - 1)) / (W / (n - k)), B the between-cluster and W the
+      within-cluster sum of squares (sklearn's ``calinski_harabasz_score``; 1.0 when W = 0);
+      higher is better.
+    * davies_bouldin: the mean over clusters of max over the others of (s_i + s_j) /
+      ||c_i - c_j||, s the mean Euclidean distance of a cluster's points to its centroid
+      (sklearn's ``davies_bouldin_score``); lower is better, 0 is best.
+
+    Two small aggregations (per-cluster count and mean; per-cluster distance sums with the
+    centroids as literals) and Spark's silhouette pass; the driver sees k rows. Returns n,
+    clusters (distinct non-null ids) and the three indices. ValueError when there are fewer
+    than 2 clusters or no more rows than clusters (the indices are undefined).
+    """
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.stat import Summarizer
+
+    what = "clustering metrics"
+    if features_col not in df.columns or prediction_col not in df.columns:
+        raise ValueError(f"{what}: need columns {features_col!r} and {prediction_col!r}; "
+                         f"present {df.columns}")
+    data = df.select(F.col(features_col).alias("x"), F.col(prediction_col).alias("c")) \
+        .filter(F.col("c").isNotNull())
+    stats = sorted(data.groupBy("c").agg(F.count(F.lit(1)).alias("n"),
+                                         Summarizer.mean(F.col("x")).alias("mean")).collect())
+    k, n = len(stats), sum(r["n"] for r in stats)
+    if k < 2 or n <= k:
+        raise ValueError(f"{what}: need at least 2 clusters and more rows than clusters; got "
+                         f"{k} cluster(s) over {n} row(s)")
+    ids = [r["c"] for r in stats]
+    sizes = np.array([r["n"] for r in stats], dtype=float)
+    centroids = np.array([r["mean"].toArray() for r in stats])
+    lookup = F.create_map(*[part for cid, centre in zip(ids, centroids) for part in
+                            (F.lit(cid), F.array(*[F.lit(float(v)) for v in centre]))])
+    squared = F.aggregate(
+        F.zip_with(vector_to_array(F.col("x")), F.element_at(lookup, F.col("c")),
+                   lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, v: acc + v)
+    spread = {r["c"]: r for r in data.groupBy("c").agg(
+        F.sum(squared).alias("ss"), F.sum(F.sqrt(squared)).alias("dist")).collect()}
+    within = sum(spread[c]["ss"] for c in ids)
+    overall = sizes @ centroids / n
+    between = float(sizes @ ((centroids - overall) ** 2).sum(axis=1))
+    ch = 1.0 if within == 0 else between * (n - k) / (within * (k - 1))
+    intra = np.array([spread[c]["dist"] for c in ids]) / sizes
+    gaps = np.sqrt(((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(intra, 0) or np.allclose(gaps, 0):
+        db = 0.0
+    else:
+        gaps[gaps == 0] = np.inf
+        db = float(np.mean(np.max((intra[:, None] + intra[None, :]) / gaps, axis=1)))
+    silhouette = ClusteringEvaluator(
+        featuresCol="x", predictionCol="c", metricName="silhouette",
+        distanceMeasure="squaredEuclidean").evaluate(data.withColumn("c", F.col("c")
+                                                                     .cast("double")))
+    return {"n": int(n), "clusters": k, "silhouette": float(silhouette),
+            "calinski_harabasz": float(ch), "davies_bouldin": db}

@@ -1,15 +1,22 @@
-"""Behavioural segments (k-means on standardised features, k chosen by silhouette) and classic
-RFM segments from quintile scores.
+"""Behavioural segments (k-means, bisecting k-means and Gaussian mixtures compared over a k
+range by three validity indices) and classic RFM segments from quintile scores.
 
 Behavioural segments: numeric/boolean features are cast to double, optionally compressed with
 sign(x) log(1 + |x|) (engagement counts are heavy-tailed; k-means on raw counts isolates a few
-outliers), imputed with the median, standardised (mean 0, std 1), then k-means (or bisecting
-k-means) runs for every k in [k_min, k_max]; the k with the highest silhouette (Spark's
-``ClusteringEvaluator``, squared Euclidean) wins, ties to the smaller k. Each segment is named
+outliers), imputed with the median, standardised (mean 0, std 1), then every algorithm of
+``algorithms`` (MLlib ``KMeans``, ``BisectingKMeans``, ``GaussianMixture``) runs for every k
+in [k_min, k_max] on a sample of at most SEARCH_SAMPLE_ROWS rows, each candidate scored by
+silhouette, Calinski-Harabasz and Davies-Bouldin (:func:`~mktpipe.models.evaluation.
+clustering_metrics`, computed in Spark). The best by ``selection_metric`` (silhouette by
+default) wins, ties to the smaller k; a candidate with empty clusters is never chosen. The
+winner is refitted on every row; the comparison table and the reason go to the model's
+metrics (and so to the registry and the report). Each segment is named
 from its standardised centroid: the ``name_features`` features with the largest |z| of at least
 ``name_threshold``, as "high <feature>" / "low <feature>" ("average" when none stands out), the
 largest segments named first; a name already taken gets more features, then " #<id>". Names
 depend only on the centroids, so they stay stable across refits that find the same profiles.
+Each segment also gets a recommended action (:func:`segment_action`: the centroid's value,
+engagement, intent and reach scores against the rules in SEGMENT_ACTIONS).
 
 RFM segments (:func:`rfm_segments`), first matching rule wins (scores 1-5, 5 = best: most
 recent, most frequent, highest spend):
@@ -29,19 +36,21 @@ Every (R, F, M) combination matches exactly one first rule; a null score gives a
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.clustering import BisectingKMeans, KMeans
-from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
 from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
-from mktpipe.model_settings import SegmentationSettings, resolve, to_dict
+from mktpipe.model_settings import CLUSTERING_INDICES, SegmentationSettings, resolve, to_dict
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
+from mktpipe.models.evaluation import clustering_metrics
 from mktpipe.models.preprocess import (
     INTERNAL,
     drop_training_summary,
@@ -54,6 +63,8 @@ log = logging.getLogger(__name__)
 
 SEGMENT_ID, SEGMENT_NAME = "segment_id", "segment_name"
 _RAW, _SCALED, _PRED = INTERNAL + "seg_raw", INTERNAL + "seg_scaled", INTERNAL + "segment"
+_PROB = INTERNAL + "seg_probability"  # a Gaussian mixture's soft assignment (dropped)
+_ONE, _LIFTED = INTERNAL + "seg_one", INTERNAL + "seg_lifted"  # bisecting k-means' input
 SEARCH_SAMPLE_ROWS = 200_000  # the k search runs on a sample this size; the final fit on all
 
 
@@ -90,14 +101,74 @@ def _prep_stages(cols: list[str], log1p: bool) -> list:
             StandardScaler(inputCol=_RAW, outputCol=_SCALED, withMean=True, withStd=True)]
 
 
-def _clusterer(s: SegmentationSettings, k: int):
-    cls = KMeans if s.algorithm == "kmeans" else BisectingKMeans
-    return cls(featuresCol=_SCALED, predictionCol=_PRED, k=k, seed=s.seed, maxIter=s.max_iter)
+def _clusterer(algorithm: str, s: SegmentationSettings, k: int) -> Pipeline:
+    """The clustering estimator as a pipeline over the scaled vectors.
+
+    Bisecting k-means splits a cluster by nudging its centre by 1e-4 x the centre's norm; the
+    standardised data's centre is the origin, so the nudge is zero and the data stays one
+    cluster. A constant coordinate appended first (same for every row: no distance changes)
+    gives the centre a norm of at least 1."""
+    common = {"predictionCol": _PRED, "k": k, "seed": s.seed, "maxIter": s.max_iter}
+    if algorithm == "kmeans":
+        return Pipeline(stages=[KMeans(featuresCol=_SCALED, **common)])
+    if algorithm == "bisecting_kmeans":
+        return Pipeline(stages=[
+            SQLTransformer(statement=f"SELECT *, 1.0 AS {_ONE} FROM __THIS__"),
+            VectorAssembler(inputCols=[_SCALED, _ONE], outputCol=_LIFTED),
+            BisectingKMeans(featuresCol=_LIFTED, **common)])
+    return Pipeline(stages=[GaussianMixture(featuresCol=_SCALED, probabilityCol=_PROB,
+                                            **common)])
+
+
+def _centers(fitted: PipelineModel, dims: int) -> np.ndarray:
+    """k-means: the cluster centres; a Gaussian mixture: its components' means (first
+    ``dims`` coordinates: without the constant one bisecting k-means adds)."""
+    model = fitted.stages[-1]
+    if hasattr(model, "clusterCenters"):
+        return np.array(model.clusterCenters())[:, :dims]
+    return np.array([r["mean"].toArray() for r in model.gaussiansDF.collect()])  # k rows
+
+
+def compare(search: DataFrame, s: SegmentationSettings) -> list[dict]:
+    """Every (algorithm, k) of the settings fitted on ``search`` (the scaled vectors) and scored
+    by :func:`~mktpipe.models.evaluation.clustering_metrics`: one row each with algorithm, k,
+    the indices, seconds, and ``degenerate`` (fewer non-empty clusters than k: never chosen)."""
+    rows = []
+    for algorithm in s.algorithms:
+        for k in range(s.k_min, s.k_max + 1):
+            started = time.monotonic()
+            fitted = drop_training_summary(_clusterer(algorithm, s, k).fit(search))
+            row: dict = {"algorithm": algorithm, "k": k}
+            try:
+                row.update(clustering_metrics(fitted.transform(search), _SCALED, _PRED))
+                row["degenerate"] = row["clusters"] < k
+            except ValueError as exc:  # one cluster only
+                row.update({"degenerate": True, "reason": str(exc)})
+            row["seconds"] = round(time.monotonic() - started, 3)
+            log.info("segmentation %s k=%d: %s", algorithm, k,
+                     {m: row.get(m) for m in CLUSTERING_INDICES})
+            rows.append(row)
+    return rows
+
+
+def choose(rows: list[dict], metric: str) -> dict:
+    """The best non-degenerate row by ``metric`` (Davies-Bouldin: lowest; the others:
+    highest); ties go to the smaller k, then the earlier algorithm."""
+    usable = [(i, r) for i, r in enumerate(rows) if not r.get("degenerate")
+              and r.get(metric) is not None and math.isfinite(r[metric])]
+    if not usable:
+        why = "; ".join(f"{r['algorithm']} k={r['k']}: {r.get('reason', 'empty clusters')}"
+                        for r in rows)
+        raise ValueError(f"segmentation: every (algorithm, k) candidate was degenerate: {why}")
+    sign = 1.0 if metric == "davies_bouldin" else -1.0
+    return min(usable, key=lambda ir: (sign * ir[1][metric], ir[1]["k"], ir[0]))[1]
 
 
 def fit(df: DataFrame, feature_cols=None, config=None) -> SegmentationModel:
     """Fit behavioural segments on ``df`` (one row per user). ``feature_cols`` None = every
-    numeric/boolean non-id column. Metrics: silhouette per k and the chosen k."""
+    numeric/boolean non-id column. Every algorithm x k of the settings is compared on a sample
+    (:func:`compare`), the best by ``selection_metric`` is refitted on all rows. Metrics: the
+    chosen algorithm, k and indices, the whole comparison table and why the winner won."""
     s = settings_from(config)
     if feature_cols is None:
         types = {f.name: f.dataType for f in df.schema.fields}
@@ -109,24 +180,20 @@ def fit(df: DataFrame, feature_cols=None, config=None) -> SegmentationModel:
                          "clustered; pass numeric or boolean feature_cols")
     cols = list(spec.numeric)
     prep = Pipeline(stages=_prep_stages(cols, s.log1p)).fit(df)
-    scaled = prep.transform(df).select(_SCALED).cache()  # every k reads it
+    scaled = prep.transform(df).select(_SCALED).cache()  # every candidate reads it
     try:
         n = scaled.count()
         if n < s.k_max + 1:
             raise ValueError(f"segmentation: {n} rows cannot support k up to {s.k_max}")
         search = scaled.sample(fraction=SEARCH_SAMPLE_ROWS / n, seed=s.seed) \
             if n > SEARCH_SAMPLE_ROWS else scaled
-        evaluator = ClusteringEvaluator(featuresCol=_SCALED, predictionCol=_PRED)
-        silhouettes = {}
-        for k in range(s.k_min, s.k_max + 1):
-            fitted = drop_training_summary(_clusterer(s, k).fit(search))
-            silhouettes[k] = evaluator.evaluate(fitted.transform(search))
-            log.info("segmentation k=%d silhouette=%.4f", k, silhouettes[k])
-        best_k = max(silhouettes, key=lambda k: (silhouettes[k], -k))
-        clusterer = drop_training_summary(_clusterer(s, best_k).fit(scaled))
+        rows = compare(search, s)
+        best = choose(rows, s.selection_metric)
+        algorithm, best_k = best["algorithm"], best["k"]
+        clusterer = drop_training_summary(_clusterer(algorithm, s, best_k).fit(scaled))
     finally:
         scaled.unpersist()
-    centers = np.array(clusterer.clusterCenters())
+    centers = _centers(clusterer, len(cols))
     sizes = _sizes(clusterer, prep.transform(df), best_k)
     names = segment_names(centers, cols, sizes, s.name_features, s.name_threshold)
     labels = ", ".join("'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -135,15 +202,33 @@ def fit(df: DataFrame, feature_cols=None, config=None) -> SegmentationModel:
         f"SELECT *, CAST(`{_PRED}` AS INT) AS {SEGMENT_ID}, "
         f"element_at(array({labels}), CAST(`{_PRED}` AS INT) + 1) AS {SEGMENT_NAME} "
         "FROM __THIS__"))
-    segments = [{"id": i, "name": names[i], "size": int(sizes[i]),
-                 "centroid_z": dict(zip(cols, centers[i].tolist()))} for i in range(best_k)]
-    metrics = {"k": best_k, "silhouette": silhouettes[best_k],
-               "silhouette_by_k": {str(k): v for k, v in silhouettes.items()}}
-    log.info("segmentation: k=%d (silhouette %.4f), segments %s", best_k,
-             silhouettes[best_k], names)
-    return SegmentationModel(PipelineModel(stages=[*prep.stages, clusterer, naming]), json_safe({
-        "feature_cols": cols, "settings": to_dict(s), "segments": segments,
-        "metrics": metrics}))
+    segments = []
+    for i in range(best_k):
+        centroid = dict(zip(cols, centers[i].tolist()))
+        action, why = segment_action(centroid, s.name_threshold)
+        segments.append({"id": i, "name": names[i], "size": int(sizes[i]),
+                         "centroid_z": centroid, "action": action, "action_reason": why})
+    candidates = len([r for r in rows if not r.get("degenerate")])
+    direction = "lowest" if s.selection_metric == "davies_bouldin" else "highest"
+    metrics = {
+        "algorithm": algorithm, "k": best_k,
+        **{m: best[m] for m in CLUSTERING_INDICES},
+        "selection_metric": s.selection_metric,
+        "chosen_because": (f"{direction} {s.selection_metric} ({best[s.selection_metric]:.4g}) "
+                           f"of {candidates} usable candidates ({', '.join(s.algorithms)} x k "
+                           f"{s.k_min}-{s.k_max}) on {min(n, SEARCH_SAMPLE_ROWS)} sampled rows"),
+        "silhouette_by_k": {str(r["k"]): r.get("silhouette") for r in rows
+                            if r["algorithm"] == algorithm},
+        "comparison": rows,
+        "segments": [{k: seg[k] for k in ("id", "name", "size", "action", "action_reason")}
+                     for seg in segments],
+    }
+    log.info("segmentation: %s k=%d (%s), segments %s", algorithm, best_k,
+             metrics["chosen_because"], names)
+    metadata = {"feature_cols": cols, "settings": to_dict(s), "segments": segments,
+                "metrics": metrics}
+    stages = [*prep.stages, *clusterer.stages, naming]
+    return SegmentationModel(PipelineModel(stages=stages), json_safe(metadata))
 
 
 def _sizes(clusterer, transformed: DataFrame, k: int) -> list[int]:
@@ -176,6 +261,53 @@ def segment_names(centers: np.ndarray, features: list[str], sizes=None, n_featur
         name = next((c for c in candidates if c not in taken), None)
         names[i] = name if name is not None else f"{candidates[0]} #{i}"
     return [names[i] for i in range(k)]
+
+
+# what a feature says about a customer, by the words in its name (the first role that matches)
+ROLE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("value", ("order", "monetary", "spend", "clv", "purchase")),
+    ("intent", ("product_click", "cart")),
+    ("reach", ("follower", "pagerank", "influence")),
+    ("engagement", ("view", "watch", "active_days", "engagement", "session", "like",
+                    "comment", "share", "completion")),
+)
+# (action, why) per profile, first match wins; v, e, i, r: the mean standardised centroid of
+# the value, engagement, intent and reach features (0 when the model has none), t: the
+# naming threshold (``name_threshold``, 0.5 standard deviations by default)
+SEGMENT_ACTIONS: tuple[tuple[str, str, Callable[[float, float, float, float, float], bool]],
+                       ...] = (
+    ("reward_and_retain", "buyers above average who are still engaged: loyalty perks, early "
+     "access, referral codes", lambda v, e, i, r, t: v >= t and e >= 0),
+    ("win_back_valuable", "buyers above average whose activity is below average: a personal "
+     "win-back offer before they lapse", lambda v, e, i, r, t: v >= t),
+    ("convert_intent", "product clicks above average without matching purchases: cart "
+     "reminders and a time-limited discount on what they clicked", lambda v, e, i, r, t: i >= t),
+    ("recruit_ambassadors", "audience above average: creator seeding, affiliate codes",
+     lambda v, e, i, r, t: r >= t),
+    ("monetise_engagement", "engaged viewers who buy little: shoppable videos and a "
+     "first-purchase offer", lambda v, e, i, r, t: e >= t),
+    ("reactivate", "activity below average: re-engagement content and notifications from "
+     "favourite creators", lambda v, e, i, r, t: e <= -t),
+    ("nurture", "close to the average customer: regular content and educational campaigns",
+     lambda v, e, i, r, t: True),
+)
+
+
+def feature_role(feature: str) -> str | None:
+    name = feature.lower()
+    return next((role for role, words in ROLE_WORDS if any(w in name for w in words)), None)
+
+
+def segment_action(centroid_z: dict[str, float], threshold: float = 0.5) -> tuple[str, str]:
+    """The recommended action for a segment from its standardised centroid ({feature: z}):
+    features are grouped by :data:`ROLE_WORDS`, each role scored by its mean z, and the first
+    :data:`SEGMENT_ACTIONS` rule that holds gives (action, why)."""
+    scores = {}
+    for role, _ in ROLE_WORDS:
+        zs = [z for f, z in centroid_z.items() if feature_role(f) == role]
+        scores[role] = float(np.mean(zs)) if zs else 0.0
+    args = (scores["value"], scores["engagement"], scores["intent"], scores["reach"], threshold)
+    return next((action, why) for action, why, rule in SEGMENT_ACTIONS if rule(*args))
 
 
 # --- RFM ---------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ buyer's orders before it, written by the features stage); the comparison (winner
 stored in the clv model's metrics. The probabilistic model is then refitted on the latest
 purchase summary before D and registered as ``clv_bgnbd`` (its validation metrics from the
 comparison; primary metric validation.rmse), which score loads: score fits nothing.
-Segmentation fits k-means (k by silhouette) on the latest snapshot before D.
+Segmentation compares k-means, bisecting k-means and Gaussian mixtures over the k range
+(``models.segmentation``; silhouette, Calinski-Harabasz, Davies-Bouldin) on the latest snapshot
+before D; the comparison table goes to the registry with the chosen model.
 
 Every model goes to the registry (``paths.models``) with metrics, params, features and lineage
 (snapshots, source table versions, run id); promotion to ``latest`` follows

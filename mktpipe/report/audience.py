@@ -171,6 +171,21 @@ def _influencer_blocks(metrics, snap: dt.date) -> list:
     rows = [[str(i + 1), _text(r["user_id"]), f"{times_avg[i]:,.1f}×",
              fmt.fmt_num(r.get("influence_percentile"), 1), _text(r.get("community_id")),
              fmt.fmt_int(r.get("in_degree"))] for i, (_, r) in enumerate(top.iterrows())]
+    ranked = queries.top_by_centrality(metrics, TOP_N)
+    blocks = []
+    if len(ranked) > 1:
+        names = dict(queries.CENTRALITIES)
+        cols = list(ranked)
+        depth = max(len(v) for v in ranked.values())
+        rows_by = [[str(i + 1), *[_text(ranked[c][i]) if i < len(ranked[c]) else ""
+                                  for c in cols]] for i in range(depth)]
+        blocks.append(Table(["rank", *[names[c] for c in cols]], rows_by,
+                            id="top-by-centrality", numeric={0}, size="half",
+                            title="Top users by each centrality",
+                            note="PageRank: reached by following links, weighted by who links; "
+                                 "eigenvector: connected to well-connected users (the graph "
+                                 "taken as undirected); incoming links: followers plus users "
+                                 "who interacted with their videos."))
     return [
         charts.hbars("top-influencers", f"Top {len(top)} users by influence (PageRank), as a "
                      "multiple of the average user's.", labels, times_avg.tolist(),
@@ -180,6 +195,7 @@ def _influencer_blocks(metrics, snap: dt.date) -> list:
               id="top-influencers", numeric={0, 2, 3, 5}, size="half",
               note=f"Among {fmt.fmt_int(users)} users. Incoming links: followers plus users who "
                    "liked, commented on or shared their videos."),
+        *blocks,
     ]
 
 

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 CLASSIFIERS = (("churn", "Churn", "churned within 30 days"),
                ("intent", "Purchase intent", "purchased within 7 days"))
 VARIANTS = (("xgb", "XGBoost"), ("lr", "Logistic regression"), ("ensemble", "Ensemble"))
+ALGORITHMS = {"kmeans": "k-means", "bisecting_kmeans": "bisecting k-means",
+              "gmm": "Gaussian mixture"}
 METRIC_COLUMNS = (("average_precision", "avg precision"), ("roc_auc", "ROC AUC"),
                   ("log_loss", "log loss"), ("brier", "Brier"))
 
@@ -185,10 +187,38 @@ def segments_model_blocks(registry: Registry, ctx: ReportContext) -> list:
     ctx.models_read["segments"] = version
     if metrics is None:
         return [_unreadable("segments", version)]
-    text = (f"{fmt.fmt_int(metrics.get('k'))} behavioural segments, silhouette "
+    method = ALGORITHMS.get(str(metrics.get("algorithm")), "k-means")
+    text = (f"{fmt.fmt_int(metrics.get('k'))} behavioural segments by {method}, silhouette "
             f"{fmt.fmt_num(metrics.get('silhouette'), 2)} (from -1 to 1; above 0.25 the segments "
             "are reasonably distinct).")
-    return [_header("Segmentation", version, info), Text(text)]
+    if metrics.get("chosen_because"):
+        text += f" Chosen for the {metrics['chosen_because']}."
+    blocks = [_header("Segmentation", version, info), Text(text)]
+    comparison = metrics.get("comparison") or []
+    if comparison:
+        chosen = (metrics.get("algorithm"), metrics.get("k"))
+        rows = [[ALGORITHMS.get(r.get("algorithm"), str(r.get("algorithm"))),
+                 fmt.fmt_int(r.get("k")), fmt.fmt_num(r.get("silhouette"), 3),
+                 fmt.fmt_num(r.get("calinski_harabasz"), 1),
+                 fmt.fmt_num(r.get("davies_bouldin"), 3),
+                 "chosen" if (r.get("algorithm"), r.get("k")) == chosen
+                 else ("empty clusters" if r.get("degenerate") else "")]
+                for r in comparison]
+        blocks.append(Table(
+            ["method", "k", "silhouette", "Calinski-Harabasz", "Davies-Bouldin", ""], rows,
+            id="segmentation-comparison", title="Segmentation methods compared",
+            numeric={1, 2, 3, 4}, collapsed=len(rows) > 12,
+            note="Silhouette (-1 to 1) and Calinski-Harabasz: higher is better; "
+                 "Davies-Bouldin: lower is better. Scored on the same sample of customers."))
+    segments = metrics.get("segments") or []
+    if segments:
+        rows = [[str(g.get("name")), fmt.fmt_int(g.get("size")),
+                 str(g.get("action", "")).replace("_", " "), str(g.get("action_reason", ""))]
+                for g in segments]
+        blocks.append(Table(["segment", "users", "recommended action", "why"], rows,
+                            id="segment-actions", title="Segments and what to do with them",
+                            numeric={1}))
+    return blocks
 
 
 def model_section(ctx: ReportContext) -> Section:

@@ -153,6 +153,18 @@ def top_influencers(metrics: DataFrame, n: int = 10) -> tuple[pd.DataFrame, int]
     return top, metrics.count()
 
 
+CENTRALITIES = (("pagerank", "PageRank"), ("eigenvector_centrality", "eigenvector"),
+                ("in_degree", "incoming links"))
+
+
+def top_by_centrality(metrics: DataFrame, n: int = 10) -> dict[str, list[str]]:
+    """{centrality column: the top ``n`` user ids by it} for each of CENTRALITIES the table
+    has (ties by user id); one small ordered ``limit`` per centrality."""
+    return {col: [r[0] for r in metrics.orderBy(F.desc(col), S.USER_ID)
+                  .select(S.USER_ID).limit(n).collect()]
+            for col, _ in CENTRALITIES if col in metrics.columns}
+
+
 def top_communities(communities: DataFrame, n: int = 10) -> tuple[pd.DataFrame, dict]:
     """The ``n`` largest communities of one snapshot and totals (count, users, modularity, and
     the label-propagation baseline's modularity and count where the table has them)."""

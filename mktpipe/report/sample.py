@@ -65,6 +65,7 @@ FEATURES_SCHEMA = ("user_id string, snapshot_date date, active_days_30d long, vi
 METRICS_SCHEMA = ("user_id string, snapshot_date date, pagerank double, "
                   "influence_percentile double, community_id string, community_size long, "
                   "in_degree long, out_degree long, component_id string, lpa_community string, "
+                  "eigenvector_centrality double, "
                   "_run_id string")
 COMMUNITIES_SCHEMA = ("snapshot_date date, community_id string, size long, internal_edges long, "
                       "internal_density double, top_creators array<string>, "
@@ -170,7 +171,9 @@ def write_tables(spark, config: Config, sample: Sample) -> None:
                             "influence_percentile": 100.0 * (29 - i) / 30,
                             "community_id": str(i % 3), "community_size": 10,
                             "in_degree": 30 - i, "out_degree": i, "component_id": "creator00",
-                            "lpa_community": str(i % 4), "_run_id": "sample"})
+                            "lpa_community": str(i % 4),
+                            # another order than PageRank's: the top is creator17
+                            "eigenvector_centrality": (i * 7) % 30 / 29, "_run_id": "sample"})
         for k, (size, cat) in enumerate(((14, "beauty"), (10, "food"), (6, None))):
             communities.append({"snapshot_date": day, "community_id": str(k), "size": size,
                                 "internal_edges": 3 * size, "internal_density": 0.4 - 0.1 * k,

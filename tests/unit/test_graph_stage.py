@@ -89,6 +89,11 @@ def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
     assert set(got) == set(expected)  # 'late' signed up after the snapshot: absent
     assert max(abs(got[u] - expected[u]) for u in expected) < 1e-6
     assert abs(sum(got.values()) - 1.0) < 1e-9
+    # eigenvector centrality of the undirected graph (auto: local on a graph this small)
+    eigen = {r.user_id: r.eigenvector_centrality for r in store.read(GRAPH_METRICS).collect()}
+    expected = nx.eigenvector_centrality(_undirected_oracle(), weight="weight", tol=1e-12,
+                                         max_iter=10_000)
+    assert max(abs(eigen[u] - expected[u]) for u in expected) < 1e-6
 
 
 def test_communities_recover_the_two_groups_and_isolate_z(spark, graph_env):

@@ -169,6 +169,8 @@ def test_model_segment_graph_and_quality_sections(report, sample):
     assert result.details["graph_snapshot"] == str(SNAP - dt.timedelta(days=7))
     top = table_rows(page, "top-influencers")
     assert len(top) == 10 and top[0][1] == "creator00" and "future" not in page
+    by = table_rows(page, "top-by-centrality")  # rank, PageRank, eigenvector, incoming links
+    assert by[0] == ["1", "creator00", "creator17", "creator00"] and len(by) == 10
     # the label-propagation baseline beside Louvain's modularity, from the same (S-7) snapshot
     influencers = html.unescape(section_html(page, "influencers"))
     assert "3 communities among 30 users; modularity 0.42" in influencers
@@ -368,3 +370,42 @@ def test_latest_per_stage_prefers_work_over_skips():
     assert latest["ingest"]["rows_out"] == 10
     assert latest["score"]["status"] == "skipped"  # nothing else to show
     assert latest["train"]["status"] == "failed"
+
+
+def test_segmentation_comparison_and_actions_are_shown(tmp_path):
+    """The registry's segments metrics (comparison table, segments with actions) become two
+    report tables; the chosen candidate is marked."""
+    from types import SimpleNamespace
+
+    from mktpipe.models.registry import Registry
+    from mktpipe.report.blocks import Table
+
+    comparison = [
+        {"algorithm": "kmeans", "k": 3, "silhouette": 0.41, "calinski_harabasz": 210.0,
+         "davies_bouldin": 0.9, "degenerate": False},
+        {"algorithm": "gmm", "k": 3, "silhouette": 0.52, "calinski_harabasz": 250.5,
+         "davies_bouldin": 0.7, "degenerate": False},
+        {"algorithm": "gmm", "k": 4, "degenerate": True, "reason": "empty clusters"}]
+    metrics = {"algorithm": "gmm", "k": 3, "silhouette": 0.52, "comparison": comparison,
+               "chosen_because": "highest silhouette (0.52) of 2 usable candidates",
+               "segments": [{"id": 0, "name": "high views", "size": 40,
+                             "action": "monetise_engagement", "action_reason": "engaged"}]}
+
+    class Saved:  # a registered model needs only save(path)
+        def save(self, path):
+            pass
+
+    registry = Registry(str(tmp_path / "models"))
+    registry.register("segments", Saved(), metrics=metrics, primary_metric="silhouette")
+    ctx = SimpleNamespace(models_read={})
+    blocks = model_quality.segments_model_blocks(registry, ctx)
+    assert "3 behavioural segments by Gaussian mixture" in blocks[1].text
+    assert "Chosen for the highest silhouette" in blocks[1].text
+    tables = {b.id: b for b in blocks if isinstance(b, Table)}
+    assert tables["segmentation-comparison"].rows == [
+        ["k-means", "3", "0.410", "210.0", "0.900", ""],
+        ["Gaussian mixture", "3", "0.520", "250.5", "0.700", "chosen"],
+        ["Gaussian mixture", "4", *[formatting.MISSING] * 3, "empty clusters"]]
+    assert tables["segment-actions"].rows == [["high views", "40", "monetise engagement",
+                                               "engaged"]]
+    assert ctx.models_read == {"segments": 1}
