@@ -11,6 +11,9 @@ purchase and spend labels, caches it, and times:
   validation and its metrics: xgb (churn, XGBoost only), lr (churn, logistic regression only),
   intent (XGBoost), clv_ml (XGBoost regressor), segmentation (10 behaviour features, k-means,
   bisecting k-means and Gaussian mixture each over k 3..8; search seconds per algorithm);
+* with ``--only search_grid,search_random,search_tpe``: the churn XGBoost tuned by each search
+  method (the grid's 8 points; 8 random / TPE trials over ranges around them), printing the
+  search's trials, seconds and best score, and the validation AP of the chosen model;
 * scoring throughput: ``predict`` of each fitted model on ``--score-rows`` rows (the table
   repeated) written to Spark's ``noop`` sink, best of two passes.
 
@@ -74,9 +77,25 @@ def _throughput(model, df: DataFrame, rows: int, repeat: int = 2) -> float:
     return rows / best
 
 
+# the same space for each search method: the grid's 8 points, and ranges around them for
+# random and TPE (8 trials each, so the three cost about the same)
+SEARCH_GRID = {"max_depth": [3, 5], "learning_rate": [0.05, 0.2], "n_estimators": [60, 120]}
+SEARCH_SPACE = {"max_depth": {"low": 2, "high": 7, "int": True},
+                "learning_rate": {"low": 0.02, "high": 0.4, "log": True},
+                "n_estimators": {"low": 40, "high": 160, "int": True}}
+
+
 def _fitters(workers: int) -> dict:
     xgb = {"num_workers": workers}
+
+    def searched(method: str):
+        space = SEARCH_GRID if method == "grid" else SEARCH_SPACE
+        return lambda df: churn.fit(df, "churned", tune=True, config={
+            **xgb, "models": ("xgb",), "tuning": {"xgb": space}, "search": method,
+            "search_trials": 8})
+
     return {
+        **{f"search_{m}": searched(m) for m in ("grid", "random", "tpe")},
         "xgb": lambda df: churn.fit(df, "churned", config={**xgb, "models": ("xgb",)}),
         "lr": lambda df: churn.fit(df, "churned", config={"models": ("lr",)}),
         "intent": lambda df: intent.fit(df, "bought_7d", config=xgb),
@@ -86,7 +105,8 @@ def _fitters(workers: int) -> dict:
 
 
 def _features_only(df: DataFrame, name: str) -> DataFrame:
-    labels = {"xgb": "churned", "lr": "churned", "intent": "bought_7d", "clv_ml": "spend_90d"}
+    labels = {"xgb": "churned", "lr": "churned", "intent": "bought_7d", "clv_ml": "spend_90d",
+              **{f"search_{m}": "churned" for m in ("grid", "random", "tpe")}}
     keep = [c for c in ("churned", "bought_7d", "spend_90d") if c != labels.get(name)]
     return df.drop(*keep)
 
@@ -105,9 +125,11 @@ def main() -> None:
     overrides = {"spark": {"master": args.master}} if args.master else None
     spark = get_spark(load_config("local", overrides))
     fitters = _fitters(args.xgb_workers)
-    names = args.only.split(",") if args.only else list(fitters)
+    names = args.only.split(",") if args.only else [n for n in fitters
+                                                    if not n.startswith("search_")]
     warm = synthetic_features(spark, 2000, seed=1).cache()
-    for name in names:  # warm-up: code paths, Python workers, barrier tasks
+    # warm-up: code paths, Python workers, barrier tasks (a search warms up with one XGBoost)
+    for name in dict.fromkeys("xgb" if n.startswith("search_") else n for n in names):
         fitters[name](_features_only(warm, name))
     warm.unpersist()
 
@@ -140,6 +162,12 @@ def main() -> None:
 
 def _primary(model, name: str) -> str:
     m = model.metrics
+    if name.startswith("search_"):  # the churn XGBoost after its search
+        run = m["search"]["xgb"]
+        seconds = sum(r["seconds"] for r in run["results"])
+        return (f"{run['method']}: {len(run['results'])} trials in {seconds:.1f} s, best "
+                f"search PR AUC {max(r['metric'] for r in run['results']):.3f}; validation "
+                f"AP={m['ensemble']['average_precision']:.3f} with {run['best_params']}")
     if name == "segmentation":  # search seconds per algorithm over the k range
         per = {}
         for r in m.get("comparison", []):

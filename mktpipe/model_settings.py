@@ -55,6 +55,7 @@ def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
     return tuple(sorted(zip(names, bounds), key=lambda p: -p[1]))
 
 
+SEARCH_METHODS = ("grid", "random", "tpe")
 CLUSTERING_ALGORITHMS = ("kmeans", "bisecting_kmeans", "gmm")
 # internal validity indices: silhouette and Calinski-Harabasz higher is better, Davies-Bouldin
 # lower is better
@@ -86,8 +87,15 @@ class ClassifierSettings:
     tuning: Mapping[str, Mapping[str, Sequence]] = field(default_factory=dict)
     max_grid_size: int = 16
     tuning_train_ratio: float = 0.75
+    search: str = "grid"  # grid | random | tpe (the ``tuning`` space; see models/tuning.py)
+    search_trials: int = 16  # random / tpe: parameter sets tried at most
+    search_timeout_s: float = 600.0  # random / tpe: per model, no new trial after this
 
     def __post_init__(self) -> None:
+        _check(self.search in SEARCH_METHODS,
+               f"search must be one of {SEARCH_METHODS}, got {self.search!r}")
+        _check(self.search_trials >= 1, "search_trials must be >= 1")
+        _check(self.search_timeout_s > 0, "search_timeout_s must be > 0")
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "tiers", normalize_tiers(self.tiers))
         unknown = [m for m in self.models if m not in MODEL_KINDS]
@@ -127,8 +135,15 @@ class RegressorSettings:
     tuning: Mapping[str, Sequence] = field(default_factory=dict)  # grid over xgb params
     max_grid_size: int = 16
     tuning_train_ratio: float = 0.75
+    search: str = "grid"  # grid | random | tpe (the ``tuning`` space; see models/tuning.py)
+    search_trials: int = 16  # random / tpe: parameter sets tried at most
+    search_timeout_s: float = 600.0  # random / tpe: per model, no new trial after this
 
     def __post_init__(self) -> None:
+        _check(self.search in SEARCH_METHODS,
+               f"search must be one of {SEARCH_METHODS}, got {self.search!r}")
+        _check(self.search_trials >= 1, "search_trials must be >= 1")
+        _check(self.search_timeout_s > 0, "search_timeout_s must be > 0")
         _check(0.0 < self.validation_fraction < 1.0, "validation_fraction must lie in (0, 1)")
         _check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")
         _check(bool(self.output_col), "output_col must be a column name")

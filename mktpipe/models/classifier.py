@@ -178,7 +178,8 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
         raise ValueError(f"{what}: tune=True but settings.tuning has no grid; give e.g. "
                          "{'xgb': {'max_depth': [3, 5]}}")
     for kind, grid in (settings.tuning.items() if tune else ()):  # fail before any Spark job
-        tuning_mod.validate_grid(_estimator(kind, settings, 1.0), grid, settings.max_grid_size)
+        tuning_mod.validate_space(_estimator(kind, settings, 1.0), grid, settings.search,
+                                  settings.max_grid_size)
     _check_label(df, label_col, what)
     if feature_cols is None:
         feature_cols = infer_feature_columns(df, exclude=(label_col, settings.date_col))
@@ -213,6 +214,8 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
     model = model_cls(pipeline_model, metadata)
     model.metadata["metrics"] = json_safe(
         evaluate(model, valid, label_col, settings.calibration_bins))
+    if tuned:  # the search history, for the registry's metrics and the report's chart
+        model.metadata["metrics"]["search"] = json_safe(tuned)
     log.info("%s fitted on %d rows (%s validation): %s", what, n, split["strategy"],
              {k: round(v[PRIMARY_METRIC], 4) for k, v in model.metrics.items()
               if isinstance(v, dict) and v.get(PRIMARY_METRIC) is not None})
@@ -230,7 +233,8 @@ def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: fl
             result = tuning_mod.tune(
                 estimator, settings.tuning[kind], train_t,
                 tuning_mod.pr_auc_evaluator(LABEL, estimator.getProbabilityCol()),
-                settings.max_grid_size, settings.tuning_train_ratio, settings.seed)
+                settings.max_grid_size, settings.tuning_train_ratio, settings.seed,
+                settings.search, settings.search_trials, settings.search_timeout_s)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned[kind] = result.to_dict()
         fitted.append(drop_training_summary(estimator.fit(train_t)))

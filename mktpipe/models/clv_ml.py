@@ -98,7 +98,7 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
     if tune and not s.tuning:
         raise ValueError("clv fit: tune=True but settings.tuning has no grid")
     if tune:  # fail before any Spark job
-        tuning_mod.validate_grid(SparkXGBRegressor(), s.tuning, s.max_grid_size)
+        tuning_mod.validate_space(SparkXGBRegressor(), s.tuning, s.search, s.max_grid_size)
     _check_label(df, label_col, "clv fit")
     if feature_cols is None:
         feature_cols = infer_feature_columns(df, exclude=(label_col, s.date_col))
@@ -124,7 +124,8 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
             evaluator = RegressionEvaluator(labelCol=LABEL, predictionCol=_PRED,
                                             metricName="rmse")
             result = tuning_mod.tune(estimator, s.tuning, train_t, evaluator, s.max_grid_size,
-                                     s.tuning_train_ratio, s.seed)
+                                     s.tuning_train_ratio, s.seed, s.search, s.search_trials,
+                                     s.search_timeout_s)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned = {"xgb": result.to_dict()}
         regressor = drop_training_summary(estimator.fit(train_t))
@@ -138,7 +139,8 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
     _check_label(valid, label_col, "clv fit (validation set)")
     metrics = regression_metrics(model.predict(valid), label_col, s.output_col)
     model.metadata["metrics"] = json_safe({"primary_metric": "rmse", "split": split,
-                                           "xgb": metrics})
+                                           "xgb": metrics, **({"search": tuned} if tuned
+                                                              else {})})
     log.info("clv regressor: validation %s", metrics)
     return model
 

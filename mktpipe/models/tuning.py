@@ -1,31 +1,40 @@
-"""Bounded hyperparameter search: a TrainValidationSplit over a small grid from settings.
+"""Bounded hyperparameter search: grid, random or Bayesian (TPE), scored on a held-out split.
 
-A grid is a mapping of parameter name -> candidate values, e.g. ``{"max_depth": [3, 5],
-"n_estimators": [50]}`` for SparkXGBClassifier or ``{"regParam": [0.0, 0.1]}`` for
-LogisticRegression. Names are checked against the estimator's Params and the grid's size (the
-product of the value counts) against ``max_grid_size`` before anything is fitted: an unknown
-name or a too-large grid raises ValueError. Classifiers are scored by area under the PR curve.
+A search space maps parameter name -> candidates. For ``grid`` each entry is a list of values,
+e.g. ``{"max_depth": [3, 5], "n_estimators": [50]}`` for SparkXGBClassifier or
+``{"regParam": [0.0, 0.1]}`` for LogisticRegression, and every combination is tried (at most
+``max_grid_size``). For ``random`` and ``tpe`` (optuna's samplers, seeded) an entry is a list
+(a categorical choice) or a range ``{"low": 0.01, "high": 0.3, "log": true}`` (add
+``"int": true`` for integers), and ``trials`` parameter sets are tried, or as many as fit in
+``timeout_s`` seconds (a trial that has started finishes). Names are checked against the
+estimator's Params before anything is fitted: an unknown name, an empty list, a bad range or a
+too-large grid raises ValueError. Classifiers are scored by area under the PR curve,
+regressors by RMSE.
 
 The search runs on data that is already preprocessed (fit the preprocessing once, tune only
 the model), with a seeded random train/validation split inside the training data, so the
-later time-based validation of the chosen model stays untouched by the choice.
+later time-based validation of the chosen model stays untouched by the choice. Every trial's
+model drops its training summary (see ``preprocess.drop_training_summary``). The result keeps
+the whole history: trial number, parameters, score and seconds per trial.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.ml import Estimator
 from pyspark.ml.evaluation import BinaryClassificationEvaluator, Evaluator
-from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
 from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_GRID_SIZE = 16
+METHODS = ("grid", "random", "tpe")
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,14 @@ class TuningResult:
     best_params: dict
     metric_name: str
     larger_is_better: bool
-    results: list[dict] = field(default_factory=list)  # {"params": {...}, "metric": float}
+    # {"trial": i, "params": {...}, "metric": float, "seconds": float}, in the order tried
+    results: list[dict] = field(default_factory=list)
+    method: str = "grid"
 
     def to_dict(self) -> dict:
-        return {"best_params": self.best_params, "metric_name": self.metric_name,
-                "larger_is_better": self.larger_is_better, "results": self.results}
+        return {"method": self.method, "best_params": self.best_params,
+                "metric_name": self.metric_name, "larger_is_better": self.larger_is_better,
+                "results": self.results}
 
 
 def grid_size(grid: Mapping[str, Sequence]) -> int:
@@ -65,31 +77,124 @@ def validate_grid(estimator: Estimator, grid: Mapping[str, Sequence],
                          f"max_grid_size={max_grid_size}; shrink it or raise the cap")
 
 
+def _is_range(values) -> bool:
+    return isinstance(values, Mapping)
+
+
+def validate_space(estimator: Estimator, space: Mapping, method: str = "grid",
+                   max_grid_size: int = DEFAULT_MAX_GRID_SIZE) -> None:
+    """Raise ValueError for an unknown method, or a space ``method`` cannot search (see the
+    module docstring); ``grid`` is :func:`validate_grid`."""
+    if method not in METHODS:
+        raise ValueError(f"tuning: method must be one of {METHODS}, got {method!r}")
+    if method == "grid":
+        ranges = sorted(p for p, v in space.items() if _is_range(v))
+        if ranges:
+            raise ValueError(f"tuning {type(estimator).__name__}: {ranges} are ranges; a grid "
+                             "needs lists of values (ranges need search: random or tpe)")
+        validate_grid(estimator, space, max_grid_size)
+        return
+    name = type(estimator).__name__
+    lists = {p: v for p, v in space.items() if not _is_range(v)}
+    if lists:
+        validate_grid(estimator, lists, max_grid_size=math.inf)
+    for param, r in space.items():
+        if not _is_range(r):
+            continue
+        if not estimator.hasParam(param):
+            raise ValueError(f"tuning {name}: unknown parameter {param!r}")
+        extra = sorted(set(r) - {"low", "high", "log", "int"})
+        low, high = r.get("low"), r.get("high")
+        if extra or not all(isinstance(x, int | float) for x in (low, high)) or low > high \
+                or (r.get("log") and low <= 0):
+            raise ValueError(f"tuning {name}: range {param}={dict(r)} needs numbers low <= high "
+                             "(low > 0 with log) and only the keys low, high, log, int")
+
+
 def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
          evaluator: Evaluator, max_grid_size: int = DEFAULT_MAX_GRID_SIZE,
-         train_ratio: float = 0.75, seed: int = 42) -> TuningResult:
-    """Fit ``estimator`` for every combination in ``grid`` on ``train_ratio`` of ``df`` and score
-    it on the rest with ``evaluator``. Returns the best combination and every score; the caller
-    fits the final model with ``estimator.copy(best)``. Caching ``df`` is the caller's job."""
-    validate_grid(estimator, grid, max_grid_size)
-    builder = ParamGridBuilder()
-    for name, values in grid.items():
-        builder = builder.addGrid(estimator.getParam(name), list(values))
-    param_maps = builder.build()
-    search = TrainValidationSplit(estimator=estimator, estimatorParamMaps=param_maps,
-                                  evaluator=evaluator, trainRatio=train_ratio, seed=seed,
-                                  parallelism=1)
-    fitted = search.fit(df)
-    metrics = list(fitted.validationMetrics)
+         train_ratio: float = 0.75, seed: int = 42, method: str = "grid", trials: int = 16,
+         timeout_s: float | None = None) -> TuningResult:
+    """Search ``grid`` (the space) with ``method``: fit ``estimator`` on ``train_ratio`` of
+    ``df`` per parameter set and score it on the rest with ``evaluator``. Returns the best set
+    and the history; the caller fits the final model with :func:`apply_params`. ``trials`` and
+    ``timeout_s`` bound random and tpe (a grid tries every combination)."""
+    from mktpipe.models.preprocess import drop_training_summary
+
+    validate_space(estimator, grid, method, max_grid_size)
+    if trials < 1:
+        raise ValueError(f"tuning: trials must be >= 1, got {trials}")
     larger = evaluator.isLargerBetter()
-    results = [{"params": {p.name: v for p, v in pm.items()}, "metric": float(m)}
-               for pm, m in zip(param_maps, metrics, strict=True)]
-    best = (max if larger else min)(range(len(metrics)), key=lambda i: metrics[i])
+    train, valid = df.randomSplit([train_ratio, 1.0 - train_ratio], seed=seed)
+    train, valid = train.cache(), valid.cache()
+    results: list[dict] = []
+
+    def score(params: dict) -> float:
+        started = time.monotonic()
+        model = drop_training_summary(apply_params(estimator, params).fit(train))
+        metric = float(evaluator.evaluate(model.transform(valid)))
+        results.append({"trial": len(results), "params": dict(params), "metric": metric,
+                        "seconds": round(time.monotonic() - started, 3)})
+        return metric
+
+    try:
+        if method == "grid":
+            names = list(grid)
+            for combo in itertools.product(*(list(grid[p]) for p in names)):
+                score(dict(zip(names, combo)))
+        else:
+            _search_optuna(grid, method, score, larger, trials, timeout_s, seed)
+    finally:
+        train.unpersist()
+        valid.unpersist()
+    finite = [r for r in results if math.isfinite(r["metric"])]
+    if not finite:
+        raise ValueError(f"tuning {type(estimator).__name__}: no trial gave a finite score")
+    best = (max if larger else min)(finite, key=lambda r: r["metric"])
     metric_name = evaluator.getOrDefault("metricName") if evaluator.hasParam("metricName") \
         else type(evaluator).__name__
-    log.info("tuned %s over %d combinations: best %s = %.4f with %s", type(estimator).__name__,
-             len(param_maps), metric_name, metrics[best], results[best]["params"])
-    return TuningResult(results[best]["params"], metric_name, larger, results)
+    log.info("tuned %s by %s over %d trials (%.1f s): best %s = %.4f with %s",
+             type(estimator).__name__, method, len(results),
+             sum(r["seconds"] for r in results), metric_name, best["metric"], best["params"])
+    return TuningResult(best["params"], metric_name, larger, results, method)
+
+
+def _search_optuna(space: Mapping, method: str, score, larger: bool, trials: int,
+                   timeout_s: float | None, seed: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = (optuna.samplers.RandomSampler(seed=seed) if method == "random"
+               else optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize" if larger else "minimize",
+                                sampler=sampler)
+
+    def objective(trial) -> float:
+        params = {}
+        for name, values in space.items():
+            if not _is_range(values):
+                params[name] = trial.suggest_categorical(name, list(values))
+            elif values.get("int"):
+                params[name] = trial.suggest_int(name, int(values["low"]), int(values["high"]),
+                                                 log=bool(values.get("log")))
+            else:
+                params[name] = trial.suggest_float(name, float(values["low"]),
+                                                   float(values["high"]),
+                                                   log=bool(values.get("log")))
+        return score(params)
+
+    study.optimize(objective, n_trials=trials, timeout=timeout_s)
+
+
+def convergence(results: Sequence[Mapping], larger_is_better: bool) -> list[float]:
+    """The best score so far after each trial (the search's convergence curve)."""
+    best, out = None, []
+    for r in results:
+        m = r["metric"]
+        if math.isfinite(m) and (best is None or (m > best if larger_is_better else m < best)):
+            best = m
+        out.append(best if best is not None else math.nan)
+    return out
 
 
 def pr_auc_evaluator(label_col: str, probability_col: str) -> BinaryClassificationEvaluator:

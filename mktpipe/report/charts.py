@@ -206,6 +206,24 @@ def pr_curves(chart_id: str, caption: str, curves: dict[str, pd.DataFrame],
     return chart(chart_id, caption, draw, 4.8, 3.6, size="half")
 
 
+def search_convergence(chart_id: str, caption: str,
+                       searches: dict[str, tuple[list[float], list[float]]],
+                       ylabel: str) -> Chart:
+    """Hyperparameter searches: each trial's validation score (dots) and the best so far
+    (a step line), one colour per searched model."""
+    def draw(fig, ax):
+        for i, (name, (scores, best)) in enumerate(searches.items()):
+            trials = np.arange(1, len(scores) + 1)
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(trials, scores, "o", color=color, ms=4, alpha=0.6)
+            ax.step(trials, best, where="post", color=color, lw=2, label=f"{name}: best so far")
+        ax.set(xlabel="trial", ylabel=ylabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(loc="best")
+
+    return chart(chart_id, caption, draw, 4.8, 3.2, size="half")
+
+
 def calibration(chart_id: str, caption: str, tables: dict[str, pd.DataFrame]) -> Chart:
     """Observed rate against mean predicted probability per bin; the diagonal is perfect."""
     def draw(fig, ax):

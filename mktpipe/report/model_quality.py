@@ -11,6 +11,7 @@ import logging
 
 import pandas as pd
 
+from mktpipe.models import tuning
 from mktpipe.models.registry import Registry, registry_for
 from mktpipe.report import charts
 from mktpipe.report import formatting as fmt
@@ -91,6 +92,40 @@ def _tier_table(model: str, metrics: dict) -> Table | None:
                       "Recall: share of all such users that the tier catches.")
 
 
+SEARCH_NAMES = {"grid": "grid search", "random": "random search",
+                "tpe": "Bayesian search (TPE)"}
+
+
+def search_blocks(name: str, title: str, metrics: dict) -> list:
+    """The hyperparameter search history of a model version (metrics["search"]: per searched
+    model, its method and trials): a convergence chart and a table; [] when it was not tuned."""
+    search = metrics.get("search") or {}
+    runs = {kind: s for kind, s in search.items() if s.get("results")}
+    if not runs:
+        return []
+    labels = dict(VARIANTS)
+    curves, rows = {}, []
+    for kind, s in runs.items():
+        scores = [r.get("metric") for r in s["results"]]
+        best = tuning.convergence(s["results"], bool(s.get("larger_is_better", True)))
+        curves[labels.get(kind, kind)] = (scores, best)
+        params = ", ".join(f"{k}={fmt.fmt_num(v, 4) if isinstance(v, float) else v}"
+                           for k, v in (s.get("best_params") or {}).items())
+        rows.append([labels.get(kind, kind), SEARCH_NAMES.get(s.get("method"), "grid search"),
+                     fmt.fmt_int(len(scores)),
+                     fmt.fmt_num(sum(r.get("seconds") or 0 for r in s["results"]), 1),
+                     fmt.fmt_num(best[-1], 4), params])
+    metric = next(iter(runs.values())).get("metric_name", "score")
+    return [
+        charts.search_convergence(
+            f"search-{name}", f"{title}: hyperparameter search, validation {metric} per trial "
+            "(inside the training data) and the best so far.", curves, metric),
+        Table(["model", "method", "trials", "seconds", f"best {metric}", "best parameters"],
+              rows, id=f"search-{name}", title="Hyperparameter search", numeric={2, 3, 4},
+              size="half"),
+    ]
+
+
 def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
                       ctx: ReportContext) -> list:
     version, metrics, info = _latest(registry, name)
@@ -126,6 +161,7 @@ def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
                            "points: its predicted probabilities hardly spread over the recorded "
                            "thresholds, so the model barely ranks users apart.", "note"))
     blocks.append(_tier_table(name, best))
+    blocks.extend(search_blocks(name, title, metrics))
     return [b for b in blocks if b is not None]
 
 
@@ -145,6 +181,7 @@ def clv_blocks(registry: Registry, ctx: ReportContext) -> list:
         blocks.append(Table(["model", "RMSE (USD)", "MAE (USD)", "R²", "MAPE", "users"], [row],
                             id="metrics-clv", numeric={1, 2, 3, 4, 5},
                             title="Validation error of the CLV model"))
+    blocks.extend(search_blocks("clv", "CLV", metrics))
     comp = metrics.get("comparison")
     if not comp:
         return blocks + [Text("This CLV model version has no comparison with BG/NBD.", "note")]

@@ -409,3 +409,19 @@ def test_segmentation_comparison_and_actions_are_shown(tmp_path):
     assert tables["segment-actions"].rows == [["high views", "40", "monetise engagement",
                                                "engaged"]]
     assert ctx.models_read == {"segments": 1}
+
+
+def test_search_history_becomes_a_convergence_chart_and_table():
+    from mktpipe.report.blocks import Chart, Table
+
+    results = [{"trial": i, "params": {"max_depth": d}, "metric": m, "seconds": 1.5}
+               for i, (d, m) in enumerate(((3, 0.41), (5, 0.47), (4, 0.44)))]
+    metrics = {"search": {"xgb": {"method": "tpe", "metric_name": "areaUnderPR",
+                                  "larger_is_better": True, "best_params": {"max_depth": 5},
+                                  "results": results}}}
+    chart, table = model_quality.search_blocks("churn", "Churn", metrics)
+    assert isinstance(chart, Chart) and chart.id == "search-churn" and "<svg" in chart.svg
+    assert isinstance(table, Table)
+    assert table.rows == [["XGBoost", "Bayesian search (TPE)", "3", "4.5", "0.4700",
+                           "max_depth=5"]]
+    assert model_quality.search_blocks("churn", "Churn", {"xgb": {}}) == []  # not tuned
