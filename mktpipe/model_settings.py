@@ -24,7 +24,10 @@ INTENT_TIERS: dict[str, float] = {
     "personalised_offer": 0.80, "nurturing_campaign": 0.60,
     "educational_content": 0.40, "brand_awareness": 0.0,
 }
-MODEL_KINDS = ("xgb", "lr")
+# xgb: XGBoost; lr: logistic regression; rf: MLlib random forest; mlp: MLlib multilayer
+# perceptron (a small neural network on standardised features)
+MODEL_KINDS = ("xgb", "lr", "rf", "mlp")
+SELECT_RULES = ("ensemble", "best")
 
 
 def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
@@ -78,6 +81,15 @@ class ClassifierSettings:
         "max_depth": 4, "n_estimators": 150, "learning_rate": 0.1, "subsample": 0.9})
     lr_params: Mapping[str, Any] = field(default_factory=lambda: {
         "regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100})
+    rf_params: Mapping[str, Any] = field(default_factory=lambda: {
+        "numTrees": 100, "maxDepth": 8, "subsamplingRate": 0.8})
+    # hidden_layers: sizes between the input and the 2-unit output; the rest are
+    # MultilayerPerceptronClassifier params
+    mlp_params: Mapping[str, Any] = field(default_factory=lambda: {
+        "hidden_layers": [16, 8], "maxIter": 200, "stepSize": 0.03})
+    # ensemble: serve the mean of the models' probabilities; best: serve the mean only when it
+    # beats its best member on validation average precision, else that member
+    select: str = "ensemble"
     num_workers: int = 1  # xgboost.spark workers (Spark tasks); one per executor core at most
     date_col: str = "snapshot_date"
     validation_fraction: float = 0.2  # random split, only when there is no time to split on
@@ -101,6 +113,8 @@ class ClassifierSettings:
         unknown = [m for m in self.models if m not in MODEL_KINDS]
         _check(bool(self.models) and not unknown and len(set(self.models)) == len(self.models),
                f"models must be distinct names from {MODEL_KINDS}, got {self.models}")
+        _check(self.select in SELECT_RULES,
+               f"select must be one of {SELECT_RULES}, got {self.select!r}")
         _check(self.class_weight in ("balanced", "none"),
                f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
         _check(0.0 < self.validation_fraction < 1.0,

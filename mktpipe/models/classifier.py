@@ -17,11 +17,16 @@ reading tiers; ``class_weight="none"`` keeps probabilities calibrated.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.classification import (
+    LogisticRegression,
+    MultilayerPerceptronClassifier,
+    RandomForestClassifier,
+)
 from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -36,6 +41,7 @@ from mktpipe.models.preprocess import (
     INTERNAL,
     LABEL,
     LINEAR_FEATURES,
+    SCALED_FEATURES,
     TREE_FEATURES,
     WEIGHT,
     VectorElement,
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 PRIMARY_METRIC = "average_precision"
 PR_CURVE_THRESHOLDS = [i / 20 for i in range(21)]  # the PR curve stored with the metrics
 PR_CURVE_QUANTILES = [i / 20 for i in range(1, 20)] + [0.99]  # ... plus the score's own
-_FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES}
+_FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES, "rf": TREE_FEATURES,
+             "mlp": SCALED_FEATURES}
 
 
 def assign_tier(df: DataFrame, prob_col: str, tiers, out_col: str) -> DataFrame:
@@ -119,6 +126,12 @@ class BinaryClassifierModel(SavedPipelineModel):
                 .transform(assign_tier, self.prob_col, self.tiers, self.tier_col))
 
 
+def _check_params(estimator, params: dict, what: str) -> None:
+    unknown = [k for k in params if not estimator.hasParam(k)]
+    if unknown:
+        raise ValueError(f"{what}: unknown {type(estimator).__name__} parameters {unknown}")
+
+
 def _check_label(df: DataFrame, label_col: str, what: str) -> dict:
     """Counts of 0 and 1 labels; ValueError for a missing, non-numeric or non-0/1 label."""
     require_columns(df, [label_col], what)
@@ -136,8 +149,25 @@ def _check_label(df: DataFrame, label_col: str, what: str) -> dict:
     return {"pos": row["pos"], "neg": row["neg"]}
 
 
-def _estimator(kind: str, settings: ClassifierSettings, pos_weight: float):
+def _estimator(kind: str, settings: ClassifierSettings, pos_weight: float,
+               n_inputs: int = 1):
+    """The unfitted model of ``kind``; ``n_inputs``: the MLP's input layer (the size of
+    SCALED_FEATURES)."""
     prob, raw, pred = (f"{INTERNAL}{kind}_{s}" for s in ("prob", "raw", "pred"))
+    cols = {"featuresCol": _FEATURES[kind], "labelCol": LABEL, "probabilityCol": prob,
+            "rawPredictionCol": raw, "predictionCol": pred}
+    if kind == "rf":
+        rf = RandomForestClassifier(seed=settings.seed, **cols)
+        _check_params(rf, settings.rf_params, "rf_params")
+        rf = rf.setParams(**settings.rf_params)
+        return rf.setWeightCol(WEIGHT) if settings.class_weight == "balanced" else rf
+    if kind == "mlp":  # no weightCol in MLlib's perceptron: class_weight does not apply
+        params = dict(settings.mlp_params)
+        hidden = [int(h) for h in params.pop("hidden_layers", [16, 8])]
+        mlp = MultilayerPerceptronClassifier(seed=settings.seed,
+                                             layers=[int(n_inputs), *hidden, 2], **cols)
+        _check_params(mlp, params, "mlp_params")
+        return mlp.setParams(**params)
     if kind == "xgb":
         params = dict(settings.xgb_params)
         unknown = [k for k in params if not SparkXGBClassifier().hasParam(k)]
@@ -197,8 +227,10 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
               .otherwise(F.lit(n / (2.0 * counts["neg"]))))
     train = (train.withColumn(LABEL, F.col(label_col).cast("double"))
              .withColumn(WEIGHT, weight))
-    prep = Pipeline(stages=preprocessing_stages(spec, tree="xgb" in settings.models,
-                                                linear="lr" in settings.models)).fit(train)
+    kinds = set(settings.models)
+    prep = Pipeline(stages=preprocessing_stages(spec, tree=bool(kinds & {"xgb", "rf"}),
+                                                linear="lr" in kinds,
+                                                scaled="mlp" in kinds)).fit(train)
     train_t = prep.transform(train).cache()  # every model and the search read it
     try:
         fitted, tuned = _fit_models(train_t, settings, counts["neg"] / counts["pos"], tune)
@@ -216,6 +248,7 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
         evaluate(model, valid, label_col, settings.calibration_bins))
     if tuned:  # the search history, for the registry's metrics and the report's chart
         model.metadata["metrics"]["search"] = json_safe(tuned)
+    _select(model, settings, output_prefix)
     log.info("%s fitted on %d rows (%s validation): %s", what, n, split["strategy"],
              {k: round(v[PRIMARY_METRIC], 4) for k, v in model.metrics.items()
               if isinstance(v, dict) and v.get(PRIMARY_METRIC) is not None})
@@ -227,8 +260,10 @@ def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: fl
     """Each configured model fitted on preprocessed ``train_t`` (after its grid search when
     ``tune``); returns the fitted models and the search results per model."""
     fitted, tuned = [], {}
+    n_inputs = (train_t.select(SCALED_FEATURES).first()[0].size  # one row
+                if "mlp" in settings.models else 1)
     for kind in settings.models:
-        estimator = _estimator(kind, settings, pos_weight)
+        estimator = _estimator(kind, settings, pos_weight, n_inputs)
         if tune and kind in settings.tuning:
             result = tuning_mod.tune(
                 estimator, settings.tuning[kind], train_t,
@@ -239,6 +274,42 @@ def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: fl
             tuned[kind] = result.to_dict()
         fitted.append(drop_training_summary(estimator.fit(train_t)))
     return fitted, tuned
+
+
+def _select(model: BinaryClassifierModel, settings: ClassifierSettings, prefix: str) -> None:
+    """Decide what ``<prefix>_probability`` serves (``settings.select``) and record it in the
+    metrics as ``served`` (the model's name, why, and its validation metrics). With ``best``
+    the ensemble is served only when its average precision beats every member's; otherwise the
+    best member is, and the model's last stage is rebuilt to pass that member's probability
+    through."""
+    metrics = model.metadata["metrics"]
+    members = {k: metrics[k].get(PRIMARY_METRIC) for k in model.models}
+
+    def value(x) -> float:
+        return x if isinstance(x, int | float) and math.isfinite(x) else -math.inf
+
+    if len(members) == 1:
+        chosen, why = model.models[0], "the only model"
+    elif settings.select == "ensemble":
+        chosen, why = "ensemble", "select: ensemble (the mean of the models' probabilities)"
+    else:
+        best = max(model.models, key=lambda k: value(members[k]))
+        ensemble = value(metrics["ensemble"].get(PRIMARY_METRIC))
+        if ensemble > value(members[best]):
+            chosen, why = "ensemble", (f"the ensemble's average precision {ensemble:.4f} beats "
+                                       f"its best member, {best} ({members[best]:.4f})")
+        else:
+            chosen, why = best, (f"{best} alone: its average precision "
+                                 f"{value(members[best]):.4f} is at least the ensemble's "
+                                 f"{ensemble:.4f}")
+            stages = model.pipeline_model.stages
+            serve = SQLTransformer(
+                statement=f"SELECT *, `{prefix}_probability_{best}` AS `{prefix}_probability` "
+                          "FROM __THIS__")
+            model.pipeline_model = PipelineModel(stages=[*stages[:-1], serve])
+    log.info("%s classifier serves %s: %s", prefix, chosen, why)
+    model.metadata["served"] = chosen
+    metrics["served"] = json_safe({"model": chosen, "reason": why, **metrics[chosen]})
 
 
 def _output_stages(prefix: str, models) -> list:

@@ -26,6 +26,7 @@ from pyspark.ml.feature import (
     Imputer,
     OneHotEncoder,
     SQLTransformer,
+    StandardScaler,
     StringIndexer,
     VectorAssembler,
 )
@@ -44,6 +45,7 @@ LABEL = INTERNAL + "label"
 WEIGHT = INTERNAL + "weight"
 TREE_FEATURES = INTERNAL + "features_tree"
 LINEAR_FEATURES = INTERNAL + "features_linear"
+SCALED_FEATURES = INTERNAL + "features_scaled"  # LINEAR_FEATURES standardised (the MLP's)
 MISSING_CATEGORY = "__missing__"
 ID_COLUMNS = ("id", "user_id", "snapshot_date")
 
@@ -151,8 +153,11 @@ def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def preprocessing_stages(spec: FeatureSpec, tree: bool = True, linear: bool = False) -> list:
-    """Unfitted Spark ML stages producing TREE_FEATURES and/or LINEAR_FEATURES (vectors)."""
+def preprocessing_stages(spec: FeatureSpec, tree: bool = True, linear: bool = False,
+                         scaled: bool = False) -> list:
+    """Unfitted Spark ML stages producing TREE_FEATURES and/or LINEAR_FEATURES (vectors), and
+    with ``scaled`` SCALED_FEATURES (LINEAR_FEATURES standardised: mean 0, std 1)."""
+    linear = linear or scaled
     num = [f"{INTERNAL}num{i}" for i in range(len(spec.numeric))]
     imp = [f"{INTERNAL}imp{i}" for i in range(len(spec.numeric))]
     miss = [f"{INTERNAL}miss{i}" for i in range(len(spec.indicators))]
@@ -178,6 +183,9 @@ def preprocessing_stages(spec: FeatureSpec, tree: bool = True, linear: bool = Fa
             stages.append(OneHotEncoder(inputCols=idx, outputCols=ohe, dropLast=True))
         stages.append(VectorAssembler(inputCols=imp + miss + (ohe if cat else []),
                                       outputCol=LINEAR_FEATURES))
+    if scaled:
+        stages.append(StandardScaler(inputCol=LINEAR_FEATURES, outputCol=SCALED_FEATURES,
+                                     withMean=True, withStd=True))
     return stages
 
 

@@ -78,9 +78,9 @@ class Target:
 def targets(config: Config) -> list[Target]:
     lab = config.labels
     return [
-        Target("churn", C.CHURNED, lab.churn_horizon_days, "ensemble.average_precision", True),
+        Target("churn", C.CHURNED, lab.churn_horizon_days, "served.average_precision", True),
         Target("intent", C.WILL_PURCHASE_7D, lab.purchase_horizon_days,
-               "ensemble.average_precision", True),
+               "served.average_precision", True),
         Target("clv", C.CLV_90D, lab.clv_horizon_days, "xgb.rmse", False),
     ]
 

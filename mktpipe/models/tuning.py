@@ -164,8 +164,12 @@ def _search_optuna(space: Mapping, method: str, score, larger: bool, trials: int
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # TPE starts from random trials (optuna's default: 10) before its model guides the search;
+    # with a bounded budget a third of it, at least 2 and at most 10, so that 8 trials are
+    # not all random (then TPE would repeat the random search exactly: same seed)
     sampler = (optuna.samplers.RandomSampler(seed=seed) if method == "random"
-               else optuna.samplers.TPESampler(seed=seed))
+               else optuna.samplers.TPESampler(seed=seed,
+                                               n_startup_trials=min(10, max(2, trials // 3))))
     study = optuna.create_study(direction="maximize" if larger else "minimize",
                                 sampler=sampler)
 

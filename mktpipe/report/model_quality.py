@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 CLASSIFIERS = (("churn", "Churn", "churned within 30 days"),
                ("intent", "Purchase intent", "purchased within 7 days"))
-VARIANTS = (("xgb", "XGBoost"), ("lr", "Logistic regression"), ("ensemble", "Ensemble"))
+VARIANTS = (("xgb", "XGBoost"), ("lr", "Logistic regression"), ("rf", "Random forest"),
+            ("mlp", "Neural network (MLP)"), ("ensemble", "Ensemble"))
 ALGORITHMS = {"kmeans": "k-means", "bisecting_kmeans": "bisecting k-means",
               "gmm": "Gaussian mixture"}
 METRIC_COLUMNS = (("average_precision", "avg precision"), ("roc_auc", "ROC AUC"),
@@ -137,9 +138,13 @@ def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
         return [_unreadable(name, version)]
     variants = _variants(metrics)
     blocks = [_header(title, version, info), _metrics_table(name, variants)]
+    served = metrics.get("served") or {}
+    if served.get("model") and len(variants) > 1:
+        label = dict(VARIANTS).get(served["model"], served["model"])
+        blocks.append(Text(f"Scores come from: {label} ({served.get('reason', '')}).", "note"))
     curves = {label: pd.DataFrame(m["pr_curve"]) for label, m in variants.items()
               if m.get("pr_curve")}
-    best = metrics.get("ensemble") or next(iter(variants.values()), {})
+    best = metrics.get("served") or metrics.get("ensemble") or next(iter(variants.values()), {})
     sparse = [label for label, pr in curves.items()
               if len(pr.dropna(subset=["precision", "recall"])) < 3]
     if curves:

@@ -197,3 +197,37 @@ def test_fit_and_predict_after_the_session_ran_an_observation(spark, data):
     scored = fitted.predict(data[1]).select(fitted.prob_col, fitted.model_prob_col("lr"))
     assert scored.count() == data[1].count()
     assert scored.filter(F.col(fitted.prob_col).isNull()).count() == 0
+
+
+def test_four_members_and_the_served_model_is_the_ensemble_only_when_it_beats_them(
+        data, tmp_path):
+    """XGBoost, logistic regression, random forest and a neural network (MLP), averaged; with
+    select: best the mean is served only when its average precision beats every member's."""
+    config = {**FAST, "models": ("xgb", "lr", "rf", "mlp"), "select": "best",
+              "rf_params": {"numTrees": 30, "maxDepth": 5},
+              "mlp_params": {"hidden_layers": [8], "maxIter": 100}}
+    model = churn.fit(data[0], "churned", config=config)
+    metrics = model.metrics
+    aps = {k: metrics[k]["average_precision"] for k in ("xgb", "lr", "rf", "mlp", "ensemble")}
+    for name in ("rf", "mlp"):  # the new members learn the planted signal too
+        assert metrics[name]["roc_auc"] >= 0.75, (name, metrics[name])
+    served = metrics["served"]
+    members = {k: v for k, v in aps.items() if k != "ensemble"}
+    if served["model"] == "ensemble":
+        assert aps["ensemble"] > max(members.values())
+    else:
+        assert aps[served["model"]] == max(members.values()) >= aps["ensemble"]
+    assert served["average_precision"] == aps[served["model"]] and served["reason"]
+    scored = model.predict(data[1]).cache()
+    cols = [f"churn_probability_{k}" for k in ("xgb", "lr", "rf", "mlp")]
+    expected = (sum(F.col(c) for c in cols) / 4 if served["model"] == "ensemble"
+                else F.col(f"churn_probability_{served['model']}"))
+    gap = scored.agg(F.max(F.abs(F.col("churn_probability") - expected))).first()[0]
+    assert gap < 1e-12
+    model.save(str(tmp_path / "m"))
+    loaded = churn.ChurnModel.load(str(tmp_path / "m"))
+    again = loaded.predict(data[1]).select("user_id", "churn_probability").toPandas()
+    before = scored.select("user_id", "churn_probability").toPandas()
+    pd.testing.assert_frame_equal(before.sort_values("user_id").reset_index(drop=True),
+                                  again.sort_values("user_id").reset_index(drop=True))
+    scored.unpersist()
