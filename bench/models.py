@@ -9,6 +9,8 @@ purchase and spend labels, caches it, and times:
 
 * fit of each model (default settings but ``num_workers``), **including** the time-based
   validation and its metrics: xgb (churn, XGBoost only), lr (churn, logistic regression only),
+  rf (churn, random forest only), mlp (churn, neural network only), ensemble4 (churn, all four
+  with select: best),
   intent (XGBoost), clv_ml (XGBoost regressor), segmentation (10 behaviour features, k-means,
   bisecting k-means and Gaussian mixture each over k 3..8; search seconds per algorithm);
 * with ``--only search_grid,search_random,search_tpe``: the churn XGBoost tuned by each search
@@ -98,6 +100,10 @@ def _fitters(workers: int) -> dict:
         **{f"search_{m}": searched(m) for m in ("grid", "random", "tpe")},
         "xgb": lambda df: churn.fit(df, "churned", config={**xgb, "models": ("xgb",)}),
         "lr": lambda df: churn.fit(df, "churned", config={"models": ("lr",)}),
+        "rf": lambda df: churn.fit(df, "churned", config={"models": ("rf",)}),
+        "mlp": lambda df: churn.fit(df, "churned", config={"models": ("mlp",)}),
+        "ensemble4": lambda df: churn.fit(df, "churned", config={
+            **xgb, "models": ("xgb", "lr", "rf", "mlp"), "select": "best"}),
         "intent": lambda df: intent.fit(df, "bought_7d", config=xgb),
         "clv_ml": lambda df: clv_ml.fit(df, "spend_90d", config=xgb),
         "segmentation": lambda df: segmentation.fit(df, BEHAVIOUR),
@@ -105,7 +111,8 @@ def _fitters(workers: int) -> dict:
 
 
 def _features_only(df: DataFrame, name: str) -> DataFrame:
-    labels = {"xgb": "churned", "lr": "churned", "intent": "bought_7d", "clv_ml": "spend_90d",
+    labels = {"xgb": "churned", "lr": "churned", "rf": "churned", "mlp": "churned",
+              "ensemble4": "churned", "intent": "bought_7d", "clv_ml": "spend_90d",
               **{f"search_{m}": "churned" for m in ("grid", "random", "tpe")}}
     keep = [c for c in ("churned", "bought_7d", "spend_90d") if c != labels.get(name)]
     return df.drop(*keep)
@@ -179,7 +186,12 @@ def _primary(model, name: str) -> str:
     if name == "clv_ml":
         return f"rmse={m['xgb']['rmse']:.2f} r2={m['xgb']['r2']:.3f}"
     e = m["ensemble"]
-    return f"AP={e['average_precision']:.3f} AUC={e['roc_auc']:.3f}"
+    line = f"AP={e['average_precision']:.3f} AUC={e['roc_auc']:.3f}"
+    if name == "ensemble4":  # each member's AP and what is served
+        members = " ".join(f"{k}={m[k]['average_precision']:.3f}"
+                           for k in ("xgb", "lr", "rf", "mlp"))
+        line += f" (ensemble); members {members}; serves {m['served']['model']}"
+    return line
 
 
 if __name__ == "__main__":
