@@ -111,7 +111,8 @@ class StageContext:
     def overwrite(self, result: StageResult, df: DataFrame, table: Table,
                   partitions: Mapping[str, Any], checks: Sequence[Q.Check] | None = None,
                   summary: Callable[[DataFrame], dict] | None = None,
-                  persisted: bool = False, quality_key: str = "quality") -> int:
+                  persisted: bool = False, quality_key: str = "quality",
+                  count_rows: bool = True) -> int:
         """Replace ``table``'s ``partitions`` ({column: value or values}) with ``df``.
 
         With ``checks``, ``df`` is persisted and checked on the table's keys first (results
@@ -119,7 +120,9 @@ class StageContext:
         anything is written); ``summary(df)``, computed on the same persisted rows, goes to
         ``result.details["summary"]``. Records the new version and rows written in
         ``result``; returns the version. ``persisted``: the caller has ``df`` cached already.
-        A stage that writes a second checked table gives its results another ``quality_key``.
+        A stage that writes a second table gives its check results another ``quality_key`` and
+        ``count_rows=False`` keeps its rows out of ``result.rows_out`` (``store.last_write.rows``
+        still has them).
         """
         where = {col: _iso(value) for col, value in partitions.items()}
         cached = (checks is not None or summary is not None) and not persisted
@@ -138,7 +141,8 @@ class StageContext:
         finally:
             if cached:
                 df.unpersist()
-        result.rows_out += self.store.last_write.rows
+        if count_rows:
+            result.rows_out += self.store.last_write.rows
         result.tables_written[table] = version
         return version
 

@@ -199,11 +199,10 @@ def run_features(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     partition = {C.SNAPSHOT_DATE: snapshot_date}
     ctx.overwrite(result, features, USER_FEATURES, partition,
                   checks=feature_checks(ctx.config.features.windows_days))
-    result.rows_in = users = result.details["quality"][0]["rows"]
+    result.rows_in = result.details["quality"][0]["rows"]
     ctx.overwrite(result, purchase_summary(sources.orders, snapshot_date, ctx.run_id),
                   PURCHASE_SUMMARY, partition, checks=purchase_summary_checks(),
-                  quality_key="purchase_summary_quality")
-    result.details["buyers"] = result.rows_out - users
-    result.rows_out = users
+                  quality_key="purchase_summary_quality", count_rows=False)
+    result.details["buyers"] = ctx.store.last_write.rows
     return ctx.finish(result, "%d users, %d buyers", result.rows_out,
                       result.details["buyers"])

@@ -324,8 +324,8 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
              F.lit(run_id).alias(S.RUN_ID))
     ctx.overwrite(result, metrics, GRAPH_METRICS, {S.SNAPSHOT_DATE: snapshot_date})
     vertices = result.rows_out
-    ctx.overwrite(result, summary, COMMUNITIES, {S.SNAPSHOT_DATE: snapshot_date})
-    result.rows_out = vertices
+    ctx.overwrite(result, summary, COMMUNITIES, {S.SNAPSHOT_DATE: snapshot_date},
+                  count_rows=False)
     result.details.update(
         modularity=q, communities=store.last_write.rows, vertices=vertices,
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.uri("truth")),

@@ -156,40 +156,50 @@ def purchase_summary(store: TableStore, snapshot: dt.date) -> DataFrame:
     if snapshot not in snapshot_dates(store, PURCHASE_SUMMARY, snapshot + dt.timedelta(days=1)):
         raise ValueError(f"{PURCHASE_SUMMARY} has no snapshot {snapshot}; run `mktpipe "
                          f"features --snapshot-date {snapshot}` to build it")
+    return _summary_rows(store, snapshot)
+
+
+def _summary_rows(store: TableStore, snapshot: dt.date) -> DataFrame:
     return store.read(PURCHASE_SUMMARY).filter(F.col(C.SNAPSHOT_DATE) == F.lit(snapshot))
 
 
 def clv_comparison(store: TableStore, model, data: DataFrame, validation: dt.date,
-                   horizon_days: int) -> dict:
+                   horizon_days: int) -> tuple[dict, clv_ml.ProbabilisticClvModel]:
     """ML regressor vs BG/NBD + Gamma-Gamma on the validation snapshot's customers: the
     probabilistic model is fitted on that snapshot's gold.purchase_summary (every buyer's
-    orders before it, nothing after)."""
+    orders before it, nothing after). Returns the comparison and that fitted model."""
     valid = data.filter(F.col(C.SNAPSHOT_DATE) == F.lit(validation))
     summary = purchase_summary(store, validation)
-    fitted = clv_ml.fit_probabilistic(summary, horizon_days)
+    fitted = clv_ml.fit_probabilistic(summary, horizon_days,
+                                      fitted_snapshot=validation.isoformat())
     comparison = clv_ml.compare_clv(model.predict(valid), fitted.predict(summary), C.CLV_90D)
     comparison["validation_snapshot"] = validation.isoformat()
     comparison["population"] = "customers with an order before the validation snapshot"
-    return comparison
+    return comparison, fitted
 
 
 def _train_probabilistic_clv(store: TableStore, config: Config, registry: Registry,
-                             snapshot_date: dt.date, comparison: dict, lineage_base: dict):
+                             snapshot_date: dt.date, comparison: dict, lineage_base: dict,
+                             validated: clv_ml.ProbabilisticClvModel | None = None):
     """Refit BG/NBD + Gamma-Gamma on the latest purchase summary before ``snapshot_date`` (the
-    procedure ``comparison`` validated) and register it as ``PROBABILISTIC_CLV``, with the
-    validation metrics; a reason string when it cannot be."""
+    procedure ``comparison`` validated; ``validated``, fitted for the comparison, is reused
+    when that summary is the validation snapshot's) and register it as ``PROBABILISTIC_CLV``,
+    with the validation metrics; a reason string when it cannot be."""
     if "bgnbd" not in comparison:
         return f"not validated: {comparison.get('skipped', 'no CLV comparison')}"
     built = snapshot_dates(store, PURCHASE_SUMMARY, snapshot_date)
     if not built:
         return f"{PURCHASE_SUMMARY} has no snapshot before {snapshot_date}"
     latest = built[-1]
-    try:
-        model = clv_ml.fit_probabilistic(purchase_summary(store, latest),
-                                         config.labels.clv_horizon_days,
-                                         fitted_snapshot=latest.isoformat())
-    except ValueError as exc:
-        return str(exc)
+    if validated is not None and validated.metadata.get("fitted_snapshot") == latest.isoformat():
+        model = validated
+    else:
+        try:
+            model = clv_ml.fit_probabilistic(_summary_rows(store, latest),
+                                             config.labels.clv_horizon_days,
+                                             fitted_snapshot=latest.isoformat())
+        except ValueError as exc:
+            return str(exc)
     metrics = {"validation": comparison["bgnbd"], "winner": comparison["winner"],
                "validation_snapshot": comparison["validation_snapshot"],
                "fitted_snapshot": latest.isoformat(),
@@ -240,7 +250,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                     "data_end": end.isoformat(), "source_tables": source,
                     "excluded_anomalous_users": excluded_users}
     trained, skipped, rows = {}, {}, 0
-    comparison = None  # the CLV comparison, when the clv target was trained
+    comparison = validated = None  # the CLV comparison and its BG/NBD fit, when clv trained
     built = built_data_ends(store)
     plans, not_final = {}, {}
     for t in targets(config):
@@ -285,7 +295,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 metrics = dict(model.metrics)
                 if target.name == "clv":
                     try:
-                        metrics["comparison"] = clv_comparison(
+                        metrics["comparison"], validated = clv_comparison(
                             store, model, data, chosen[-1], target.horizon_days)
                     except ValueError as exc:  # e.g. no repeat buyer: BG/NBD cannot be fitted
                         log.warning("train %s: CLV comparison skipped: %s", snapshot_date, exc)
@@ -302,7 +312,7 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 data.unpersist()
         if comparison is not None:
             prob = _train_probabilistic_clv(store, config, registry, snapshot_date, comparison,
-                                            lineage_base)
+                                            lineage_base, validated)
             if isinstance(prob, str):
                 log.warning("train %s: %s skipped: %s", snapshot_date, PROBABILISTIC_CLV, prob)
                 skipped[PROBABILISTIC_CLV] = prob
