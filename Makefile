@@ -12,7 +12,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 JARS_DIR ?= jars
 
 .PHONY: help setup jars run test test-fast lint bench clean doctor maintain cluster-up \
-	cluster-down cluster-status dist test-cluster test-slow browser
+	cluster-down cluster-status dist test-cluster test-slow browser mlflow-ui
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ test-slow: setup  ## the tests marked slow (left out of make test; see pytest.in
 
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest tests/unit -m "not integration"
+
+mlflow-ui: setup  ## the MLflow UI on the model registry's store (models.mlflow_tracking_uri), http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $${MLFLOW_PORT:-5000} --backend-store-uri \
+	  "$$($(PY) -c 'from mktpipe.config import load_config; from mktpipe.models.registry import registry_for; print(registry_for(load_config()).tracking_uri)')"
 
 doctor: setup  ## versions, extension jars and which backend each capability uses
 	$(MKTPIPE) doctor

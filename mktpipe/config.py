@@ -178,7 +178,11 @@ class ModelsConfig(_Section):
     segment_features: list[str] = Field(default_factory=lambda: [
         "views_30d", "watch_seconds_30d", "engagement_rate_30d", "active_days_30d",
         "product_clicks_30d", "order_count", "monetary_total", "followers"])
-    mlflow_tracking_uri: str | None = None  # MLflow runs when set and mlflow is installed
+    # the model registry is MLflow's: None = the embedded SQLite store under paths.models (or
+    # the MLFLOW_TRACKING_URI environment variable); else a tracking server, databricks, a DB URI
+    mlflow_tracking_uri: str | None = None
+    mlflow_registry_uri: str | None = None  # a separate model registry store; None: the above
+    mlflow_experiment: str = "mktpipe"
     # overrides of the model library's settings (mktpipe/model_settings.py), checked at load;
     # the models take them as dataclasses: config.models.settings("churn")
     churn: dict[str, Any] = Field(default_factory=dict)

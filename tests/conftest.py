@@ -14,6 +14,9 @@ from mktpipe.config import load_config
 from mktpipe.session import get_spark
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# the registry's store comes from each test's config, never from the developer's environment
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 @pytest.fixture(scope="session")

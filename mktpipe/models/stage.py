@@ -345,7 +345,7 @@ def _summary(reg, metrics: dict, primary: str, n: int) -> dict:
     from mktpipe.models.registry import metric_value
 
     return {"version": reg.version, "promoted": reg.promoted, "reason": reg.reason,
-            "rows": n, primary: metric_value(metrics, primary)}
+            "mlflow_run_id": reg.run_id, "rows": n, primary: metric_value(metrics, primary)}
 
 
 def _train_segments(store: TableStore, config: Config, snapshots: list[dt.date],

@@ -236,27 +236,36 @@ def _classifier(ap: float, with_lr: bool, with_pr: bool) -> dict[str, Any]:
     return out
 
 
-def write_registry(root: str) -> None:
-    def version(name: str, v: int, metrics: dict, latest: bool) -> None:
-        base = artifacts.join(root, name, str(v))
-        artifacts.write_json(artifacts.join(base, "metrics.json"), metrics)
-        artifacts.write_json(artifacts.join(base, "version.json"), {
-            "name": name, "version": v, "created_at": "2026-03-01T02:00:00+00:00",
-            "primary_metric": "ensemble.average_precision", "value": 0.6, "promoted": True,
-            "reason": f"first version of {name}" if v == 1 else "improves by 0.02"})
-        if latest:
-            artifacts.write_json(artifacts.join(root, name, "latest.json"), {"version": v})
+class SampleModel:
+    """A registered model that is only its metrics: the report reads metrics, never a model."""
 
-    version("churn", 1, _classifier(0.55, True, with_pr=False), latest=False)
-    version("churn", 2, _classifier(0.6, True, with_pr=True), latest=True)
-    version("intent", 1, _classifier(0.4, False, with_pr=True), latest=True)
+    def __init__(self, metrics: dict) -> None:
+        self.metrics = metrics
+
+    def save(self, path: str) -> None:
+        artifacts.write_json(artifacts.join(path, artifacts.METADATA_FILE),
+                             {"class": artifacts.qualified_name(type(self)), "sample": True})
+
+
+def write_registry(root: str) -> None:
+    """churn v1 and v2 (v2 the champion, with a PR curve), intent v1, clv v1, in the MLflow
+    registry under ``root`` (its embedded store)."""
+    from mktpipe.models.registry import Registry
+
+    registry = Registry(root)
+    classifier = {"primary_metric": "ensemble.average_precision"}
+    registry.register("churn", SampleModel(_classifier(0.55, True, with_pr=False)), **classifier)
+    registry.register("churn", SampleModel(_classifier(0.6, True, with_pr=True)), **classifier)
+    registry.register("intent", SampleModel(_classifier(0.4, False, with_pr=True)),
+                      **classifier)
     comparison = {"n": 300, "metric": "rmse", "winner": "ml", "margin": 4.5,
                   "relative_margin": 0.15,
                   "ml": {"rmse": 25.5, "mae": 12.0, "r2": 0.4, "mape": 0.6, "n": 300},
                   "bgnbd": {"rmse": 30.0, "mae": 14.5, "r2": 0.2, "mape": 0.8, "n": 300}}
-    version("clv", 1, {"primary_metric": "rmse", "split": {}, "comparison": comparison,
-                       "xgb": {"rmse": 25.5, "mae": 12.0, "r2": 0.4, "mape": 0.6, "n": 300}},
-            latest=True)
+    registry.register("clv", SampleModel(
+        {"primary_metric": "rmse", "split": {}, "comparison": comparison,
+         "xgb": {"rmse": 25.5, "mae": 12.0, "r2": 0.4, "mape": 0.6, "n": 300}}),
+        primary_metric="xgb.rmse", higher_is_better=False)
 
 
 def write_manifests(warehouse: str, snapshot: dt.date) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import math
-import os
 
 import pytest
 from pyspark.ml import PipelineModel
@@ -53,16 +53,21 @@ def test_promotion_within_tolerance_and_refusal_beyond(registry, spark):
     assert fourth.promoted and "improves by 0.015" in fourth.reason
     registry.promote("churn", 1)  # manual rollback
     assert registry.latest_version("churn") == 1
-    assert not [f for f in os.listdir(registry._dir("churn")) if ".tmp-" in f]
+    # the gate is MLflow's alias: what any MLflow client sees as the champion
+    client = registry.client
+    assert int(client.get_model_version_by_alias("churn", "champion").version) == 1
+    assert client.get_model_version("churn", "3").tags["promoted"] == "false"
 
 
 def test_version_files_and_lineage(registry):
     result = registry.register("churn", tiny_model(2, 0.8), lineage=LINEAGE)
     read = artifacts.read_json
-    assert read(os.path.join(result.path, "metrics.json"))["ensemble"]["average_precision"] == 0.8
-    assert read(os.path.join(result.path, "features.json")) == {"feature_cols": ["x"]}
-    assert read(os.path.join(result.path, "params.json"))["settings"] == {"factor": 2}
-    lineage = read(os.path.join(result.path, "lineage.json"))
+    run = result.path.rsplit("/", 1)[0]  # the MLflow run's artifact folder
+    assert result.path.startswith("file://" + registry.root)
+    assert read(f"{run}/metrics.json")["ensemble"]["average_precision"] == 0.8
+    assert read(f"{run}/features.json") == {"feature_cols": ["x"]}
+    assert read(f"{run}/params.json")["settings"] == {"factor": 2}
+    lineage = read(f"{run}/lineage.json")
     assert lineage["source_tables"] == {USER_FEATURES: 12}
     assert lineage["training_snapshot"] == "2026-10-01" and lineage["created_at"]
     assert registry.lineage("churn", 1) == lineage
@@ -70,6 +75,30 @@ def test_version_files_and_lineage(registry):
     info = registry.info("churn", 1)
     assert info["primary_metric"] == "ensemble.average_precision" and info["value"] == 0.8
     assert info["model_class"] == "mktpipe.models.artifacts.SavedPipelineModel"
+    assert info["promoted"] is True and info["champion"] is True
+    assert info["run_id"] == result.run_id
+
+
+def test_mlflow_run_holds_params_metrics_tables_and_lineage(registry, tmp_path):
+    """What the MLflow UI shows: the run's params, metrics, lineage tags and table artifacts,
+    read back with MLflow's own API (not mktpipe's)."""
+    import mlflow
+
+    metrics = {"ensemble": {"average_precision": 0.7, "calibration": [
+        {"bin": 0, "mean_predicted": 0.1, "observed_rate": 0.12, "n": 40}]}, "rows": 100}
+    result = registry.register("churn", tiny_model(2, 0.8), metrics=metrics, lineage=LINEAGE)
+    run = registry.client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"ensemble.average_precision": 0.7, "rows": 100.0}
+    assert run.data.params == {"settings.factor": "2"}
+    assert run.data.tags["lineage.source_tables.gold.user_features"] == "12"
+    assert run.data.tags["model_version"] == "1" and run.data.tags["promoted"] == "true"
+    client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri)  # no global state
+    local = client.download_artifacts(result.run_id, "tables/ensemble.calibration.json",
+                                      str(tmp_path))
+    assert json.loads(open(local).read()) == metrics["ensemble"]["calibration"]
+    experiment = client.get_experiment_by_name("mktpipe").experiment_id
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [result.run_id]
 
 
 def test_lower_is_better_metric(registry):
@@ -100,11 +129,22 @@ def test_undefined_metric_not_promoted_and_bad_inputs(registry):
         registry.load("m", 9)
 
 
-def test_incomplete_version_is_ignored(registry):
+class CrashingModel:
+    metrics = {"ensemble": {"average_precision": 0.9}}
+
+    def save(self, path):
+        raise OSError("disk full")
+
+
+def test_a_crash_midway_leaves_no_version(registry):
     registry.register("m", tiny_model(1, 0.5))
-    os.makedirs(os.path.join(registry._dir("m"), "2"))  # a crashed writer left this
-    assert registry.versions("m") == [1]
-    assert registry.register("m", tiny_model(1, 0.5)).version == 3
+    with pytest.raises(OSError, match="disk full"):
+        registry.register("m", CrashingModel())
+    assert registry.versions("m") == [1] and registry.latest_version("m") == 1
+    failed = registry.client.search_runs([registry._experiment()],
+                                         "attributes.status = 'FAILED'")
+    assert len(failed) == 1
+    assert registry.register("m", tiny_model(1, 0.5)).version == 2
 
 
 def test_metric_value_dotted_paths():
@@ -113,15 +153,26 @@ def test_metric_value_dotted_paths():
         metric_value({"a": {"b": 1}}, "a.c")
 
 
-def test_mlflow_tracking_when_configured(tmp_path):
-    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (optional feature)")
-    uri = f"file://{tmp_path / 'mlruns'}"
-    registry = Registry(str(tmp_path / "models"), mlflow_tracking_uri=uri)
-    registry.register("churn", tiny_model(2, 0.8), lineage=LINEAGE)
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["mktpipe"])
-    assert len(runs) == 1
-    assert runs["metrics.ensemble.average_precision"].iloc[0] == 0.8
+def test_object_store_models_path_needs_a_tracking_uri():
+    with pytest.raises(ValueError, match="Set models.mlflow_tracking_uri"):
+        Registry("s3a://bucket/models")
+
+
+def test_config_picks_the_tracking_store(config, tmp_path, monkeypatch):
+    from mktpipe.models.registry import registry_for
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = config.model_copy(deep=True)
+    cfg.paths.models = str(tmp_path / "models")
+    assert registry_for(cfg).tracking_uri == f"sqlite:///{tmp_path}/models/mlflow.db"
+    cfg.models.mlflow_tracking_uri = f"sqlite:///{tmp_path}/elsewhere.db"
+    cfg.models.mlflow_experiment = "campaigns"
+    registry = registry_for(cfg)
+    assert registry.register("m", tiny_model(1, 0.5)).version == 1
+    assert Registry(cfg.paths.models, f"sqlite:///{tmp_path}/elsewhere.db",
+                    "campaigns").versions("m") == [1]
+    assert Registry(cfg.paths.models).versions("m") == []  # not in the default store
+    assert registry.client.get_experiment_by_name("campaigns") is not None
 
 
 def test_score_names_why_no_version_is_promoted(registry, spark):

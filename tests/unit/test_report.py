@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,12 +210,18 @@ def test_missing_segment_partition_and_models(spark, report_config, sample, tmp_
     assert section.missing == (f"Not available: gold.customer_segments has no partition for "
                                f"{later}. Latest scores: {SNAP}.")
     # a registry whose models lack optional parts: notes instead of charts
+    from mktpipe.models.registry import Registry
+
     root = tmp_path / "models"
     write_registry(str(root))
-    metrics = root / "churn" / "2" / "metrics.json"
+
+    def metrics_file(name: str, version: int) -> Path:  # beside the run's model/ folder
+        model = Registry(str(root)).model_uri(name, version).removeprefix("file://")
+        return Path(model).parent / "metrics.json"
+
+    metrics = metrics_file("churn", 2)
     metrics.write_text(re.sub(r'"pr_curve": \[.*?\]', '"pr_curve": []', metrics.read_text(),
                               flags=re.S))
-    from mktpipe.models.registry import Registry
 
     blocks = model_quality.classifier_blocks("churn", "Churn", "churned", Registry(str(root)),
                                              ctx)
@@ -223,7 +230,7 @@ def test_missing_segment_partition_and_models(spark, report_config, sample, tmp_
     assert not any(getattr(b, "id", "") == "pr-churn" for b in blocks)
     assert model_quality.classifier_blocks("nothing", "X", "y", Registry(str(root)), ctx)[0] \
         .text.startswith("Not available: no nothing model trained yet")
-    (root / "clv" / "1" / "metrics.json").write_text("{not json")
+    metrics_file("clv", 1).write_text("{not json")
     assert model_quality.clv_blocks(Registry(str(root)), ctx)[0].text == (
         "Not available: the metrics of clv model v1 are missing or unreadable (metrics.json).")
 
