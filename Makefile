@@ -72,6 +72,7 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/features.py
 	$(PY) bench/graph.py
 	$(PY) bench/models.py
+	$(PY) bench/public_churn.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/object_storage.py
 

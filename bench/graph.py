@@ -9,6 +9,10 @@ at a million edges). Then, each engine once:
   time per engine, the time ratio spark/igraph, and the largest difference between the two;
 * eigenvector centrality (the same pairs, undirected): spark vs local (scipy's ARPACK on the
   driver, in igraph's column), time ratio and largest difference;
+* betweenness and closeness (the same pairs, directed, unweighted): spark from ``--path-sources``
+  sampled sources vs igraph's exact betweenness and closeness on the driver: time of each,
+  Spearman rank correlation of the estimate with the exact values, and the overlap of their
+  top 100 vertices;
 * Louvain (the same pairs, undirected): time, modularity (computed in Spark), the ratios
   spark/igraph of time and modularity, and NMI against the planted partition.
 
@@ -37,7 +41,13 @@ import numpy as np
 import pandas as pd
 
 from mktpipe.config import load_config
-from mktpipe.graph import eigenvector_centrality, louvain, modularity, pagerank
+from mktpipe.graph import (
+    eigenvector_centrality,
+    louvain,
+    modularity,
+    pagerank,
+    path_centralities,
+)
 from mktpipe.graph.metrics import nmi
 from mktpipe.session import get_spark
 
@@ -133,6 +143,41 @@ def bench_eigenvector(edges_df, engines) -> dict:
     return row
 
 
+def bench_paths(edges_df, k: int) -> dict:
+    """Sampled betweenness / closeness in Spark against igraph's exact values."""
+    import igraph as ig
+    from scipy.stats import spearmanr
+
+    est, seconds = _timed(lambda: path_centralities(edges_df, k=k).toPandas())
+    est = est.set_index("id").sort_index()
+    started = time.perf_counter()
+    pairs = edges_df.select("src", "dst").toPandas()
+    ids = np.union1d(pairs.src.to_numpy(), pairs.dst.to_numpy())
+    index = {v: i for i, v in enumerate(ids)}
+    g = ig.Graph(n=len(ids), edges=list(zip(pairs.src.map(index), pairs.dst.map(index))),
+                 directed=True).simplify()
+    n = len(ids)
+    exact_b = np.array(g.betweenness(directed=True)) / ((n - 1) * (n - 2))
+    exact_c = np.zeros(n)  # closeness by networkx's Wasserman-Faust rule, from igraph BFS
+    for v in range(n):
+        dist = np.array(g.distances(source=[v], mode="in")).ravel()  # d(s, v) for every s
+        reach = np.isfinite(dist) & (dist > 0)
+        r = reach.sum()
+        exact_c[v] = (r / (n - 1)) * (r / dist[reach].sum()) if r else 0.0
+    igraph_s = time.perf_counter() - started
+    got_b = est.loc[ids, "betweenness_centrality"].to_numpy()
+    got_c = est.loc[ids, "closeness_centrality"].to_numpy()
+
+    def top_overlap(a, b, m=100):
+        return len(set(np.argsort(-a)[:m]) & set(np.argsort(-b)[:m])) / m
+
+    return {"paths_k": k, "paths_spark_s": seconds, "paths_igraph_exact_s": igraph_s,
+            "betweenness_spearman": spearmanr(got_b, exact_b).statistic,
+            "betweenness_top100": top_overlap(got_b, exact_b),
+            "closeness_spearman": spearmanr(got_c, exact_c).statistic,
+            "closeness_top100": top_overlap(got_c, exact_c)}
+
+
 def bench_louvain(edges_df, planted: np.ndarray, engines, seed: int, prefix="lv") -> dict:
     row = {}
     for engine in engines:
@@ -163,7 +208,10 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="100000", help="edge counts, comma separated")
     parser.add_argument("--lfr-sizes", default="1000", help="LFR vertex counts (0: skip)")
     parser.add_argument("--engines", default="spark,igraph")
-    parser.add_argument("--skip", default="", help="pagerank, eigenvector and/or louvain")
+    parser.add_argument("--skip", default="",
+                        help="pagerank, eigenvector, paths and/or louvain")
+    parser.add_argument("--path-sources", type=int, default=64,
+                        help="sampled sources for betweenness and closeness")
     parser.add_argument("--mixing", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", default="local", help="config overlay for the session")
@@ -191,6 +239,8 @@ def main(argv=None) -> None:
             row.update(bench_pagerank(edges_df, engines))
         if "eigenvector" not in skip:
             row.update(bench_eigenvector(edges_df, engines))
+        if "paths" not in skip:
+            row.update(bench_paths(edges_df, args.path_sources))
         if "louvain" not in skip:
             row.update(bench_louvain(edges_df, planted, engines, args.seed))
         edges_df.unpersist()

@@ -153,6 +153,10 @@ class GraphConfig(_Section):
     lpa_max_iter: int = Field(20, ge=1)
     components_engine: Literal["auto", "spark", "igraph"] = "auto"
     eigenvector_engine: Literal["auto", "spark", "local"] = "auto"  # local: scipy on the driver
+    # betweenness and closeness (mktpipe.graph.paths): a BFS from path_sources seeded sources
+    # (null: every vertex, exact; costs a BFS level per hop of the graph's diameter)
+    path_centralities: bool = True
+    path_sources: int | None = Field(64, ge=1)
     igraph_max_edges: int = Field(2_000_000, ge=0)
     damping: float = Field(0.85, gt=0.0, lt=1.0)
     tol: float = Field(1e-9, gt=0.0)

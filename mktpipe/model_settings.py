@@ -27,7 +27,8 @@ INTENT_TIERS: dict[str, float] = {
 # xgb: XGBoost; lr: logistic regression; rf: MLlib random forest; mlp: MLlib multilayer
 # perceptron (a small neural network on standardised features)
 MODEL_KINDS = ("xgb", "lr", "rf", "mlp")
-SELECT_RULES = ("ensemble", "best")
+SELECT_RULES = ("ensemble", "best", "stacked")
+CALIBRATION_METHODS = ("none", "auto", "platt", "isotonic")
 
 
 def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
@@ -90,6 +91,12 @@ class ClassifierSettings:
     # ensemble: serve the mean of the models' probabilities; best: serve the mean only when it
     # beats its best member on validation average precision, else that member
     select: str = "ensemble"
+    # stack: also fit a logistic regression over the members' probabilities on validation
+    # (measured out of fold), a candidate for select: best / stacked
+    stack: bool = True
+    # calibration of the served probability, fitted on validation: none | platt | isotonic |
+    # auto (the one with the lowest out-of-fold log loss, none unless it beats uncalibrated)
+    calibration: str = "none"
     num_workers: int = 1  # xgboost.spark workers (Spark tasks); one per executor core at most
     date_col: str = "snapshot_date"
     validation_fraction: float = 0.2  # random split, only when there is no time to split on
@@ -102,11 +109,19 @@ class ClassifierSettings:
     search: str = "grid"  # grid | random | tpe (the ``tuning`` space; see models/tuning.py)
     search_trials: int = 16  # random / tpe: parameter sets tried at most
     search_timeout_s: float = 600.0  # random / tpe: per model, no new trial after this
+    # how a trial is scored inside the training data: holdout (tuning_train_ratio), kfold
+    # (search_folds folds), time (train on earlier snapshots, validate on the latest)
+    search_validation: str = "holdout"
+    search_folds: int = 3
 
     def __post_init__(self) -> None:
         _check(self.search in SEARCH_METHODS,
                f"search must be one of {SEARCH_METHODS}, got {self.search!r}")
         _check(self.search_trials >= 1, "search_trials must be >= 1")
+        _check(self.search_validation in ("holdout", "kfold", "time"),
+               "search_validation must be one of ('holdout', 'kfold', 'time'), got "
+               f"{self.search_validation!r}")
+        _check(self.search_folds >= 2, "search_folds must be >= 2")
         _check(self.search_timeout_s > 0, "search_timeout_s must be > 0")
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "tiers", normalize_tiers(self.tiers))
@@ -115,6 +130,9 @@ class ClassifierSettings:
                f"models must be distinct names from {MODEL_KINDS}, got {self.models}")
         _check(self.select in SELECT_RULES,
                f"select must be one of {SELECT_RULES}, got {self.select!r}")
+        _check(self.calibration in CALIBRATION_METHODS,
+               f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}")
+        _check(self.select != "stacked" or self.stack, "select: stacked needs stack: true")
         _check(self.class_weight in ("balanced", "none"),
                f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
         _check(0.0 < self.validation_fraction < 1.0,
@@ -152,11 +170,17 @@ class RegressorSettings:
     search: str = "grid"  # grid | random | tpe (the ``tuning`` space; see models/tuning.py)
     search_trials: int = 16  # random / tpe: parameter sets tried at most
     search_timeout_s: float = 600.0  # random / tpe: per model, no new trial after this
+    search_validation: str = "holdout"  # holdout | kfold | time (as ClassifierSettings)
+    search_folds: int = 3
 
     def __post_init__(self) -> None:
         _check(self.search in SEARCH_METHODS,
                f"search must be one of {SEARCH_METHODS}, got {self.search!r}")
         _check(self.search_trials >= 1, "search_trials must be >= 1")
+        _check(self.search_validation in ("holdout", "kfold", "time"),
+               "search_validation must be one of ('holdout', 'kfold', 'time'), got "
+               f"{self.search_validation!r}")
+        _check(self.search_folds >= 2, "search_folds must be >= 2")
         _check(self.search_timeout_s > 0, "search_timeout_s must be > 0")
         _check(0.0 < self.validation_fraction < 1.0, "validation_fraction must lie in (0, 1)")
         _check(self.num_workers >= 1, f"num_workers must be >= 1, got {self.num_workers}")

@@ -14,6 +14,8 @@ Public API (see each function's docstring for conventions)::
     modularity(edges, communities, src="src", dst="dst", weight=None, resolution=1.0) -> float
     eigenvector_centrality(edges, src="src", dst="dst", weight=None, tol=1e-6, max_iter=100,
                            engine="auto") -> DataFrame[id, eigenvector_centrality]
+    path_centralities(edges, src="src", dst="dst", k=None, seed=42, max_depth=64)
+        -> DataFrame[id, betweenness_centrality, closeness_centrality]
 """
 
 from mktpipe.graph.components import connected_components
@@ -22,6 +24,7 @@ from mktpipe.graph.label_propagation import label_propagation
 from mktpipe.graph.louvain import louvain
 from mktpipe.graph.modularity import modularity
 from mktpipe.graph.pagerank import pagerank
+from mktpipe.graph.paths import path_centralities
 
 __all__ = ["connected_components", "eigenvector_centrality", "label_propagation", "louvain",
-           "modularity", "pagerank"]
+           "modularity", "path_centralities", "pagerank"]

@@ -18,7 +18,10 @@ snapshot (a re-run is idempotent):
   share of users with a lower PageRank), community_id, community_size, in_degree, out_degree,
   component_id (the smallest user id of the user's connected component), lpa_community (the
   smallest user id of the user's LPA community), eigenvector_centrality (of the undirected
-  weighted graph, unit L2 norm; ``mktpipe.graph.eigenvector``)
+  weighted graph, unit L2 norm; ``mktpipe.graph.eigenvector``), betweenness_centrality and
+  closeness_centrality (of the directed unweighted graph, networkx's normalisation, from
+  ``graph.path_sources`` seeded sources: exact when that covers every vertex; null with
+  ``graph.path_centralities: false``; ``mktpipe.graph.paths``)
 - ``silver.communities`` (Louvain's): snapshot_date, community_id, size, internal_edges,
   internal_density, top_creators (by PageRank), dominant_category, modularity, and for
   comparison lpa_modularity and lpa_communities (the LPA partition's modularity and count)
@@ -53,6 +56,7 @@ from mktpipe.graph import (
     louvain,
     modularity,
     pagerank,
+    path_centralities,
 )
 from mktpipe.graph.metrics import nmi_from_counts
 from mktpipe.quality.manifest import StageResult
@@ -293,6 +297,13 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
     eigen = eigenvector_centrality(edges, weight=WEIGHT, max_iter=g.max_iter,
                                    engine=g.eigenvector_engine, checkpoint_dir=checkpoints,
                                    igraph_max_edges=g.igraph_max_edges).persist()
+    if g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources
+        paths = path_centralities(edges, k=g.path_sources, seed=g.seed,
+                                  checkpoint_dir=checkpoints)
+    else:
+        paths = edges.sparkSession.createDataFrame(
+            [], f"id {eigen.schema['id'].dataType.simpleString()}, "
+                "betweenness_centrality double, closeness_centrality double")
     components, lpa, structure = components_and_lpa(edges, g, checkpoints)
     undirected = real.select(F.least(SRC, DST).alias(SRC), F.greatest(SRC, DST).alias(DST)
                              ).distinct()
@@ -304,6 +315,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         .join(assignment, "id", "left").join(sizes, "community", "left")
         .join(in_deg, "id", "left").join(out_deg, "id", "left")
         .join(components, "id", "left").join(lpa, "id", "left").join(eigen, "id", "left")
+        .join(paths, "id", "left")
         .select(
             F.col("id").alias(S.USER_ID), F.lit(snapshot_date).alias(S.SNAPSHOT_DATE),
             "pagerank", "influence_percentile", F.col("community").alias("community_id"),
@@ -311,6 +323,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
             F.coalesce("in_degree", F.lit(0)).cast("long").alias("in_degree"),
             F.coalesce("out_degree", F.lit(0)).cast("long").alias("out_degree"),
             "component_id", "lpa_community", "eigenvector_centrality",
+            "betweenness_centrality", "closeness_centrality",
             F.lit(run_id).alias(S.RUN_ID),
         )
     )

@@ -1,12 +1,16 @@
-"""A generic binary classifier on any feature table: XGBoost and/or logistic regression, their
-mean as an ensemble, risk tiers, time-based validation metrics, save/load.
+"""A generic binary classifier on any feature table: XGBoost, logistic regression, random
+forest and/or an MLP, their mean and a stacked ensemble, optional calibration, risk tiers,
+time-based validation metrics, save/load.
 
 Churn (:mod:`.churn`) and purchase intent (:mod:`.intent`) are thin settings over this module.
 The fitted model is one Spark ML ``PipelineModel``: preprocessing (see :mod:`.preprocess`), the
 fitted ``SparkXGBClassifier`` / ``LogisticRegression`` (standardised internally:
 ``standardization=True``, coefficients reported on the original scale), a ``VectorElement``
-taking P(class 1) out of each probability vector, and an ``SQLTransformer`` averaging them.
-Tiers are applied after it by :func:`assign_tier`.
+taking P(class 1) out of each probability vector, and a serving stage: the mean, one member,
+or the stacked ensemble (a logistic regression over the members' logits, fitted on validation
+and measured out of fold; ``settings.stack``), as ``settings.select`` decides; then, when
+``settings.calibration`` asks and it helps out of fold, a Platt or isotonic calibrator
+(:mod:`.calibration`). Tiers are applied after it by :func:`assign_tier`.
 
 Class imbalance: with ``class_weight="balanced"`` XGBoost gets ``scale_pos_weight = neg / pos``
 and logistic regression a weight column (``n / (2 n_class)``, sklearn's "balanced"). Both raise
@@ -34,6 +38,7 @@ from pyspark.sql import types as T_
 from xgboost.spark import SparkXGBClassifier
 
 from mktpipe.model_settings import ClassifierSettings, normalize_tiers, to_dict
+from mktpipe.models import calibration as cal
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
 from mktpipe.models.evaluation import score_report
@@ -244,11 +249,9 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
                 "settings": to_dict(settings), "tuning": tuned, "split": split,
                 "training_counts": counts}
     model = model_cls(pipeline_model, metadata)
-    model.metadata["metrics"] = json_safe(
-        evaluate(model, valid, label_col, settings.calibration_bins))
+    _validate_and_serve(model, valid, label_col, settings)
     if tuned:  # the search history, for the registry's metrics and the report's chart
         model.metadata["metrics"]["search"] = json_safe(tuned)
-    _select(model, settings, output_prefix)
     log.info("%s fitted on %d rows (%s validation): %s", what, n, split["strategy"],
              {k: round(v[PRIMARY_METRIC], 4) for k, v in model.metrics.items()
               if isinstance(v, dict) and v.get(PRIMARY_METRIC) is not None})
@@ -269,81 +272,79 @@ def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: fl
                 estimator, settings.tuning[kind], train_t,
                 tuning_mod.pr_auc_evaluator(LABEL, estimator.getProbabilityCol()),
                 settings.max_grid_size, settings.tuning_train_ratio, settings.seed,
-                settings.search, settings.search_trials, settings.search_timeout_s)
+                settings.search, settings.search_trials, settings.search_timeout_s,
+                settings.search_validation, settings.search_folds, settings.date_col)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned[kind] = result.to_dict()
         fitted.append(drop_training_summary(estimator.fit(train_t)))
     return fitted, tuned
 
 
-def _select(model: BinaryClassifierModel, settings: ClassifierSettings, prefix: str) -> None:
-    """Decide what ``<prefix>_probability`` serves (``settings.select``) and record it in the
-    metrics as ``served`` (the model's name, why, and its validation metrics). With ``best``
-    the ensemble is served only when its average precision beats every member's; otherwise the
-    best member is, and the model's last stage is rebuilt to pass that member's probability
-    through."""
-    metrics = model.metadata["metrics"]
-    members = {k: metrics[k].get(PRIMARY_METRIC) for k in model.models}
-
-    def value(x) -> float:
-        return x if isinstance(x, int | float) and math.isfinite(x) else -math.inf
-
-    if len(members) == 1:
-        chosen, why = model.models[0], "the only model"
-    elif settings.select == "ensemble":
-        chosen, why = "ensemble", "select: ensemble (the mean of the models' probabilities)"
-    else:
-        best = max(model.models, key=lambda k: value(members[k]))
-        ensemble = value(metrics["ensemble"].get(PRIMARY_METRIC))
-        if ensemble > value(members[best]):
-            chosen, why = "ensemble", (f"the ensemble's average precision {ensemble:.4f} beats "
-                                       f"its best member, {best} ({members[best]:.4f})")
-        else:
-            chosen, why = best, (f"{best} alone: its average precision "
-                                 f"{value(members[best]):.4f} is at least the ensemble's "
-                                 f"{ensemble:.4f}")
-            stages = model.pipeline_model.stages
-            serve = SQLTransformer(
-                statement=f"SELECT *, `{prefix}_probability_{best}` AS `{prefix}_probability` "
-                          "FROM __THIS__")
-            model.pipeline_model = PipelineModel(stages=[*stages[:-1], serve])
-    log.info("%s classifier serves %s: %s", prefix, chosen, why)
-    model.metadata["served"] = chosen
-    metrics["served"] = json_safe({"model": chosen, "reason": why, **metrics[chosen]})
-
-
-def _output_stages(prefix: str, models) -> list:
-    per_model = [f"{prefix}_probability_{k}" for k in models]
-    extract = VectorElement(inputCols=[f"{INTERNAL}{k}_prob" for k in models],
-                            outputCols=per_model, index=1)
-    mean = " + ".join(f"`{c}`" for c in per_model)
-    ensemble = SQLTransformer(
-        statement=f"SELECT *, ({mean}) / {len(per_model)}.0 AS `{prefix}_probability` "
-                  "FROM __THIS__")
-    return [extract, ensemble]
-
-
-def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
-             calibration_bins: int = 10) -> dict[str, Any]:
-    """Validation metrics of each model and the ensemble on labelled ``df``: classification
-    metrics (average precision first), a calibration table, precision/recall per tier and a
-    PR curve. All columns are evaluated together, from one aggregate, in a few Spark jobs
-    (:func:`~mktpipe.models.evaluation.score_report`)."""
-    _check_label(df, label_col, f"{type(model).__name__} validation")
-    scored = (model.predict(df).select(F.col(label_col).cast("double").alias(LABEL),
-                                       model.prob_col,
-                                       *[model.model_prob_col(k) for k in model.models])
-              .cache())  # two scans read it: the score aggregate and the score quantiles
-    out: dict[str, Any] = {"primary_metric": PRIMARY_METRIC, "split": model.metadata["split"]}
+def _validate_and_serve(model: BinaryClassifierModel, valid: DataFrame, label_col: str,
+                        settings: ClassifierSettings) -> None:
+    """Measure every member, the mean and (``settings.stack``) the stacked ensemble on the
+    validation set; choose what is served (:func:`_select`); calibrate it when
+    ``settings.calibration`` says so and it helps out of fold (:mod:`.calibration`); rebuild
+    the pipeline's serving stages to match. Fills ``metrics`` (members, ``ensemble``,
+    ``stacked``, ``calibration``, ``served``)."""
+    _check_label(valid, label_col, f"{type(model).__name__} validation")
+    members = {k: model.model_prob_col(k) for k in model.models}
+    stack = settings.stack and len(members) > 1
+    scored = cal.with_folds(
+        model.predict(valid).select(F.col(label_col).cast("double").alias(LABEL),
+                                    model.prob_col, *members.values()),
+        settings.seed).cache()  # the score reports, the cross-fits and the final fits read it
     try:
-        columns = {k: model.model_prob_col(k) for k in model.models}
-        if len(columns) > 1:
+        columns = dict(members)
+        if len(members) > 1:
             columns["ensemble"] = model.prob_col
-        report = score_report(scored, LABEL, columns, thresholds=_pr_curve_thresholds,
-                              threshold_quantiles=PR_CURVE_QUANTILES,
-                              calibration_bins=calibration_bins, tiers=_tiers(model.tiers))
+        blend = None
+        if stack:  # out of fold: each half's stacker fitted on the other half
+            scored_eval = scored.withColumn(STACKED_OOF, cal.cross_fit_logistic(
+                scored, list(members.values()), LABEL, STACK_REG))
+            columns["stacked"] = STACKED_OOF
+            blend = cal.fit_logistic(scored, list(members.values()), LABEL, STACK_REG)
+        else:
+            scored_eval = scored
+        metrics = json_safe(_report(model, scored_eval, columns, settings.calibration_bins))
+        if blend is not None:
+            metrics["stacked"]["model"] = json_safe(blend.to_dict())
+            metrics["stacked"]["measured"] = "out of fold (two-fold cross-fitting on validation)"
+        model.metadata["metrics"] = metrics
+        chosen, why = _select(model, settings, metrics)
+        serve_col = {**columns, "stacked": STACKED_OOF}.get(chosen, model.prob_col)
+        calibrator = None
+        if settings.calibration != "none" and chosen != "stacked":
+            calibrator = _calibrate(model, scored_eval, serve_col, settings)
+        elif chosen == "stacked" and settings.calibration != "none":
+            metrics["calibration"] = {"method": "none", "reason": (
+                "the stacked ensemble is a logistic regression fitted on validation: it is its "
+                "own Platt scaling")}
     finally:
         scored.unpersist()
+    _serving_stages(model, chosen, blend, calibrator)
+    served = dict(metrics[chosen])
+    if calibrator is not None:
+        served.update(metrics["calibration"]["out_of_fold"][metrics["calibration"]["method"]])
+        why += f"; calibrated: {metrics['calibration']['reason']}"
+    log.info("%s classifier serves %s: %s", model.prefix, chosen, why)
+    model.metadata["served"] = chosen
+    metrics["served"] = json_safe({**served, "model": chosen, "reason": why,
+                                   "calibration": metrics.get("calibration", {}).get(
+                                       "method", "none")})
+
+
+STACKED_OOF = "_stacked_oof"
+STACK_REG = 1e-3  # the stacker's L2 penalty: the members' logits are strongly correlated
+_CALIBRATED = {"platt": "_platt_oof", "isotonic": "_isotonic_oof"}
+
+
+def _report(model: BinaryClassifierModel, scored: DataFrame, columns: dict[str, str],
+            calibration_bins: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"primary_metric": PRIMARY_METRIC, "split": model.metadata["split"]}
+    report = score_report(scored, LABEL, columns, thresholds=_pr_curve_thresholds,
+                          threshold_quantiles=PR_CURVE_QUANTILES,
+                          calibration_bins=calibration_bins, tiers=_tiers(model.tiers))
     for name, result in report.items():
         out[name] = {**result["metrics"],
                      "calibration": result["calibration"].to_dict("records"),
@@ -352,6 +353,125 @@ def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
     if len(model.models) == 1:  # one model: the ensemble is that model
         out["ensemble"] = out[model.models[0]]
     return out
+
+
+def _calibrate(model: BinaryClassifierModel, scored: DataFrame, serve_col: str,
+               settings: ClassifierSettings):
+    """Platt and isotonic calibration of ``serve_col`` measured out of fold against the
+    uncalibrated column on the same rows; the chosen calibrator refitted on all of validation
+    (a LogisticBlend or an IsotonicRegressionModel), or None."""
+    methods = ("platt", "isotonic") if settings.calibration == "auto" else (
+        settings.calibration,)
+    data = scored.withColumn(SERVE, F.col(serve_col))
+    if "platt" in methods:
+        data = data.withColumn(_CALIBRATED["platt"],
+                               cal.cross_fit_logistic(data, [SERVE], LABEL))
+    if "isotonic" in methods:
+        data = cal.cross_fit_isotonic(data, SERVE, LABEL, _CALIBRATED["isotonic"])
+    report = score_report(data, LABEL, {"none": SERVE, **{m: _CALIBRATED[m] for m in methods}},
+                          calibration_bins=settings.calibration_bins)
+    scores = {m: {k: r["metrics"][k] for k in ("average_precision", "roc_auc", "log_loss",
+                                               "brier")}
+              for m, r in report.items()}
+    tables = {m: r["calibration"].to_dict("records") for m, r in report.items()}
+    if settings.calibration == "auto":
+        method, reason = cal.choose(scores, "log_loss")
+    else:
+        method, reason = settings.calibration, f"{settings.calibration} (configured)"
+    model.metadata["metrics"]["calibration"] = json_safe({
+        "method": method, "reason": reason, "measured": "out of fold (two-fold cross-fitting "
+        "on validation)", "out_of_fold": scores, "tables": tables})
+    if method == "none":
+        return None
+    if method == "platt":
+        return cal.fit_logistic(data, [SERVE], LABEL)
+    return cal.fit_isotonic(data, SERVE, LABEL)
+
+
+SERVE = "_serve"
+
+
+def _select(model: BinaryClassifierModel, settings: ClassifierSettings,
+            metrics: dict) -> tuple[str, str]:
+    """(what ``<prefix>_probability`` serves, why), by ``settings.select``: ``ensemble`` the
+    mean, ``stacked`` the stacked ensemble; ``best`` an ensemble (mean or stacked) only when
+    its validation average precision beats every member's, else the best member."""
+    members = {k: metrics[k].get(PRIMARY_METRIC) for k in model.models}
+
+    def value(x) -> float:
+        return x if isinstance(x, int | float) and math.isfinite(x) else -math.inf
+
+    if len(members) == 1:
+        return model.models[0], "the only model"
+    if settings.select == "ensemble":
+        return "ensemble", "select: ensemble (the mean of the models' probabilities)"
+    if settings.select == "stacked":
+        if "stacked" not in metrics:
+            raise ValueError("select: stacked needs stack: true")
+        return "stacked", "select: stacked (a logistic regression over the members)"
+    best = max(model.models, key=lambda k: value(members[k]))
+    combined = [k for k in ("stacked", "ensemble") if k in metrics]
+    top = max(combined, key=lambda k: value(metrics[k].get(PRIMARY_METRIC)))
+    top_ap = value(metrics[top].get(PRIMARY_METRIC))
+    label = {"ensemble": "the mean ensemble", "stacked": "the stacked ensemble"}
+    if top_ap > value(members[best]):
+        return top, (f"{label[top]}'s average precision {top_ap:.4f} beats its best member, "
+                     f"{best} ({members[best]:.4f})")
+    return best, (f"{best} alone: its average precision {value(members[best]):.4f} is at "
+                  f"least {label[top]}'s {top_ap:.4f}")
+
+
+def _serving_stages(model: BinaryClassifierModel, chosen: str, blend, calibrator) -> None:
+    """Replace the pipeline's last stage (the mean) by what serves ``chosen`` into
+    ``<prefix>_probability``, through the calibrator when there is one."""
+    prob = model.prob_col
+    out = f"{prob}_uncalibrated" if calibrator is not None else prob
+    if chosen == "stacked":
+        serve = blend.stage(out)
+    elif chosen == "ensemble":
+        serve = _mean_stage(model.prefix, model.models, out)
+    else:
+        serve = SQLTransformer(statement=f"SELECT *, `{model.model_prob_col(chosen)}` AS "
+                                         f"`{out}` FROM __THIS__")
+    stages = [*model.pipeline_model.stages[:-1], serve]  # the last stage was the mean
+    if isinstance(calibrator, cal.LogisticBlend):
+        stages.append(cal.LogisticBlend((out,), calibrator.intercept,
+                                        calibrator.coefficients).stage(prob))
+    elif calibrator is not None:
+        stages.append(cal.isotonic_stage(calibrator, out, prob))
+    model.pipeline_model = PipelineModel(stages=stages)
+
+
+def _output_stages(prefix: str, models) -> list:
+    per_model = [f"{prefix}_probability_{k}" for k in models]
+    extract = VectorElement(inputCols=[f"{INTERNAL}{k}_prob" for k in models],
+                            outputCols=per_model, index=1)
+    return [extract, _mean_stage(prefix, models, f"{prefix}_probability")]
+
+
+def _mean_stage(prefix: str, models, out_col: str) -> SQLTransformer:
+    mean = " + ".join(f"`{prefix}_probability_{k}`" for k in models)
+    return SQLTransformer(
+        statement=f"SELECT *, ({mean}) / {len(models)}.0 AS `{out_col}` FROM __THIS__")
+
+
+def evaluate(model: BinaryClassifierModel, df: DataFrame, label_col: str,
+             calibration_bins: int = 10) -> dict[str, Any]:
+    """Validation metrics of each model and the served probability (as ``ensemble``) on
+    labelled ``df``: classification metrics (average precision first), a calibration table,
+    precision/recall per tier and a PR curve. All columns are evaluated together, from one
+    aggregate, in a few Spark jobs (:func:`~mktpipe.models.evaluation.score_report`)."""
+    _check_label(df, label_col, f"{type(model).__name__} validation")
+    columns = {k: model.model_prob_col(k) for k in model.models}
+    if len(columns) > 1:
+        columns["ensemble"] = model.prob_col
+    scored = (model.predict(df).select(F.col(label_col).cast("double").alias(LABEL),
+                                       model.prob_col, *[columns[k] for k in model.models])
+              .cache())  # two scans read it: the score aggregate and the score quantiles
+    try:
+        return _report(model, scored, columns, calibration_bins)
+    finally:
+        scored.unpersist()
 
 
 def pr_curve(df: DataFrame, label_col: str, prob_col: str) -> list[dict]:

@@ -125,7 +125,8 @@ def fit(df: DataFrame, label_col: str, feature_cols=None, config=None,
                                             metricName="rmse")
             result = tuning_mod.tune(estimator, s.tuning, train_t, evaluator, s.max_grid_size,
                                      s.tuning_train_ratio, s.seed, s.search, s.search_trials,
-                                     s.search_timeout_s)
+                                     s.search_timeout_s, s.search_validation, s.search_folds,
+                                     s.date_col)
             estimator = tuning_mod.apply_params(estimator, result.best_params)
             tuned = {"xgb": result.to_dict()}
         regressor = drop_training_summary(estimator.fit(train_t))

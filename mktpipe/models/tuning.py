@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_GRID_SIZE = 16
 METHODS = ("grid", "random", "tpe")
+VALIDATIONS = ("holdout", "kfold", "time")
+FOLD = "_search_fold"
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,12 @@ class TuningResult:
     # {"trial": i, "params": {...}, "metric": float, "seconds": float}, in the order tried
     results: list[dict] = field(default_factory=list)
     method: str = "grid"
+    validation: str = "holdout"  # how each trial was scored (see tune)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "best_params": self.best_params,
                 "metric_name": self.metric_name, "larger_is_better": self.larger_is_better,
-                "results": self.results}
+                "validation": self.validation, "results": self.results}
 
 
 def grid_size(grid: Mapping[str, Sequence]) -> int:
@@ -114,27 +117,43 @@ def validate_space(estimator: Estimator, space: Mapping, method: str = "grid",
 def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
          evaluator: Evaluator, max_grid_size: int = DEFAULT_MAX_GRID_SIZE,
          train_ratio: float = 0.75, seed: int = 42, method: str = "grid", trials: int = 16,
-         timeout_s: float | None = None) -> TuningResult:
-    """Search ``grid`` (the space) with ``method``: fit ``estimator`` on ``train_ratio`` of
-    ``df`` per parameter set and score it on the rest with ``evaluator``. Returns the best set
-    and the history; the caller fits the final model with :func:`apply_params`. ``trials`` and
-    ``timeout_s`` bound random and tpe (a grid tries every combination)."""
+         timeout_s: float | None = None, validation: str = "holdout", folds: int = 3,
+         date_col: str | None = None) -> TuningResult:
+    """Search ``grid`` (the space) with ``method``: fit ``estimator`` per parameter set and
+    score it with ``evaluator``. Returns the best set and the history; the caller fits the final
+    model with :func:`apply_params`. ``trials`` and ``timeout_s`` bound random and tpe (a grid
+    tries every combination).
+
+    ``validation``: ``holdout`` fits on a seeded ``train_ratio`` of ``df`` and scores the rest;
+    ``kfold`` scores each trial as the mean over ``folds`` seeded folds (each fitted on the
+    others; the per-fold scores are in the history); ``time`` fits on the rows before the latest
+    ``date_col`` value and scores that latest date (falls back to holdout, recorded, when
+    ``df`` has one date)."""
     from mktpipe.models.preprocess import drop_training_summary
 
     validate_space(estimator, grid, method, max_grid_size)
     if trials < 1:
         raise ValueError(f"tuning: trials must be >= 1, got {trials}")
+    if validation not in VALIDATIONS:
+        raise ValueError(f"tuning: validation must be one of {VALIDATIONS}, got {validation!r}")
+    if validation == "kfold" and folds < 2:
+        raise ValueError(f"tuning: kfold needs folds >= 2, got {folds}")
     larger = evaluator.isLargerBetter()
-    train, valid = df.randomSplit([train_ratio, 1.0 - train_ratio], seed=seed)
-    train, valid = train.cache(), valid.cache()
+    splits, cached, validation = _splits(df, validation, train_ratio, seed, folds, date_col)
     results: list[dict] = []
 
     def score(params: dict) -> float:
         started = time.monotonic()
-        model = drop_training_summary(apply_params(estimator, params).fit(train))
-        metric = float(evaluator.evaluate(model.transform(valid)))
-        results.append({"trial": len(results), "params": dict(params), "metric": metric,
-                        "seconds": round(time.monotonic() - started, 3)})
+        per_fold = []
+        for train, valid in splits:
+            model = drop_training_summary(apply_params(estimator, params).fit(train))
+            per_fold.append(float(evaluator.evaluate(model.transform(valid))))
+        metric = sum(per_fold) / len(per_fold)
+        result = {"trial": len(results), "params": dict(params), "metric": metric,
+                  "seconds": round(time.monotonic() - started, 3)}
+        if len(per_fold) > 1:
+            result["folds"] = per_fold
+        results.append(result)
         return metric
 
     try:
@@ -145,8 +164,8 @@ def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
         else:
             _search_optuna(grid, method, score, larger, trials, timeout_s, seed)
     finally:
-        train.unpersist()
-        valid.unpersist()
+        for frame in cached:
+            frame.unpersist()
     finite = [r for r in results if math.isfinite(r["metric"])]
     if not finite:
         raise ValueError(f"tuning {type(estimator).__name__}: no trial gave a finite score")
@@ -156,7 +175,35 @@ def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
     log.info("tuned %s by %s over %d trials (%.1f s): best %s = %.4f with %s",
              type(estimator).__name__, method, len(results),
              sum(r["seconds"] for r in results), metric_name, best["metric"], best["params"])
-    return TuningResult(best["params"], metric_name, larger, results, method)
+    return TuningResult(best["params"], metric_name, larger, results, method, validation)
+
+
+def _splits(df: DataFrame, validation: str, train_ratio: float, seed: int, folds: int,
+            date_col: str | None) -> tuple[list[tuple[DataFrame, DataFrame]], list, str]:
+    """((train, valid) pairs, frames to unpersist after, the validation actually used)."""
+    from pyspark.sql import functions as F
+
+    if validation == "time":
+        if not date_col or date_col not in df.columns:
+            raise ValueError(f"tuning: time validation needs the date column {date_col!r} in "
+                             f"the training data (columns: {df.columns})")
+        dates = df.agg(F.countDistinct(date_col), F.max(date_col)).first()  # one small row
+        if dates[0] >= 2:
+            data = df.cache()
+            latest = F.col(date_col) == F.lit(dates[1])
+            return [(data.filter(~latest), data.filter(latest))], [data], \
+                f"time (validate on {dates[1]})"
+        log.warning("tuning: time validation needs two %s values, the training data has one; "
+                    "holdout instead", date_col)
+        validation = "holdout (one date: time validation impossible)"
+    if validation == "kfold":
+        data = df.withColumn(FOLD, F.floor(F.rand(seed) * folds).cast("int")).cache()
+        pairs = [(data.filter(F.col(FOLD) != k), data.filter(F.col(FOLD) == k))
+                 for k in range(folds)]
+        return pairs, [data], f"kfold ({folds} folds)"
+    train, valid = df.randomSplit([train_ratio, 1.0 - train_ratio], seed=seed)
+    train, valid = train.cache(), valid.cache()
+    return [(train, valid)], [train, valid], validation
 
 
 def _search_optuna(space: Mapping, method: str, score, larger: bool, trials: int,

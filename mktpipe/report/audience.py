@@ -184,8 +184,10 @@ def _influencer_blocks(metrics, snap: dt.date) -> list:
                             title="Top users by each centrality",
                             note="PageRank: reached by following links, weighted by who links; "
                                  "eigenvector: connected to well-connected users (the graph "
-                                 "taken as undirected); incoming links: followers plus users "
-                                 "who interacted with their videos."))
+                                 "taken as undirected); betweenness: on the shortest paths "
+                                 "between others (bridges between communities); closeness: "
+                                 "few steps from everyone else; incoming links: followers plus "
+                                 "users who interacted with their videos."))
     return [
         charts.hbars("top-influencers", f"Top {len(top)} users by influence (PageRank), as a "
                      "multiple of the average user's.", labels, times_avg.tolist(),

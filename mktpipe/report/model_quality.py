@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 CLASSIFIERS = (("churn", "Churn", "churned within 30 days"),
                ("intent", "Purchase intent", "purchased within 7 days"))
 VARIANTS = (("xgb", "XGBoost"), ("lr", "Logistic regression"), ("rf", "Random forest"),
-            ("mlp", "Neural network (MLP)"), ("ensemble", "Ensemble"))
+            ("mlp", "Neural network (MLP)"), ("ensemble", "Ensemble"),
+            ("stacked", "Stacked ensemble"))
+CALIBRATION_NAMES = {"none": "uncalibrated", "platt": "Platt scaling",
+                     "isotonic": "isotonic regression"}
 ALGORITHMS = {"kmeans": "k-means", "bisecting_kmeans": "bisecting k-means",
               "gmm": "Gaussian mixture"}
 METRIC_COLUMNS = (("average_precision", "avg precision"), ("roc_auc", "ROC AUC"),
@@ -113,7 +116,7 @@ def search_blocks(name: str, title: str, metrics: dict) -> list:
         params = ", ".join(f"{k}={fmt.fmt_num(v, 4) if isinstance(v, float) else v}"
                            for k, v in (s.get("best_params") or {}).items())
         rows.append([labels.get(kind, kind), SEARCH_NAMES.get(s.get("method"), "grid search"),
-                     fmt.fmt_int(len(scores)),
+                     s.get("validation", "holdout"), fmt.fmt_int(len(scores)),
                      fmt.fmt_num(sum(r.get("seconds") or 0 for r in s["results"]), 1),
                      fmt.fmt_num(best[-1], 4), params])
     metric = next(iter(runs.values())).get("metric_name", "score")
@@ -121,10 +124,30 @@ def search_blocks(name: str, title: str, metrics: dict) -> list:
         charts.search_convergence(
             f"search-{name}", f"{title}: hyperparameter search, validation {metric} per trial "
             "(inside the training data) and the best so far.", curves, metric),
-        Table(["model", "method", "trials", "seconds", f"best {metric}", "best parameters"],
-              rows, id=f"search-{name}", title="Hyperparameter search", numeric={2, 3, 4},
+        Table(["model", "method", "validation", "trials", "seconds", f"best {metric}",
+               "best parameters"],
+              rows, id=f"search-{name}", title="Hyperparameter search", numeric={3, 4, 5},
               size="half"),
     ]
+
+
+def _calibration_blocks(name: str, calibration) -> list:
+    """What calibrates the served probability and why, with each method's out-of-fold log
+    loss and Brier score; [] when the version did not try calibration."""
+    if not isinstance(calibration, dict) or not calibration.get("method"):
+        return []
+    method = CALIBRATION_NAMES.get(calibration["method"], calibration["method"])
+    blocks: list = [Text(f"Calibration: {method}. {calibration.get('reason', '')}.", "note")]
+    scores = calibration.get("out_of_fold") or {}
+    rows = [[CALIBRATION_NAMES[m], fmt.fmt_num(scores[m].get("log_loss"), 4),
+             fmt.fmt_num(scores[m].get("brier"), 4)] for m in CALIBRATION_NAMES if m in scores]
+    if rows:
+        blocks.append(Table(["calibration", "log loss", "Brier"], rows, id=f"calibration-{name}",
+                            title="Calibration of the served probability (out of fold)",
+                            numeric={1, 2}, size="half",
+                            note="Lower is better. Fitted on one half of the validation users, "
+                                 "measured on the other, and the other way round."))
+    return blocks
 
 
 def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
@@ -142,6 +165,12 @@ def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
     if served.get("model") and len(variants) > 1:
         label = dict(VARIANTS).get(served["model"], served["model"])
         blocks.append(Text(f"Scores come from: {label} ({served.get('reason', '')}).", "note"))
+    if "stacked" in metrics:
+        blocks.append(Text("The stacked ensemble is a logistic regression over the members' "
+                           "probabilities fitted on the validation users; its figures are out "
+                           "of fold (each half of them scored by a stacker fitted on the other "
+                           "half).", "note"))
+    blocks.extend(_calibration_blocks(name, metrics.get("calibration")))
     curves = {label: pd.DataFrame(m["pr_curve"]) for label, m in variants.items()
               if m.get("pr_curve")}
     best = metrics.get("served") or metrics.get("ensemble") or next(iter(variants.values()), {})

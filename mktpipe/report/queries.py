@@ -154,15 +154,20 @@ def top_influencers(metrics: DataFrame, n: int = 10) -> tuple[pd.DataFrame, int]
 
 
 CENTRALITIES = (("pagerank", "PageRank"), ("eigenvector_centrality", "eigenvector"),
+                ("betweenness_centrality", "betweenness"), ("closeness_centrality", "closeness"),
                 ("in_degree", "incoming links"))
 
 
 def top_by_centrality(metrics: DataFrame, n: int = 10) -> dict[str, list[str]]:
     """{centrality column: the top ``n`` user ids by it} for each of CENTRALITIES the table
-    has (ties by user id); one small ordered ``limit`` per centrality."""
+    has with values (a column left null, e.g. path centralities switched off, is skipped; ties
+    by user id); one small count, then one small ordered ``limit`` per centrality."""
+    present = [col for col, _ in CENTRALITIES if col in metrics.columns]
+    counts = metrics.agg(*[F.count(col).alias(col) for col in present]).first() \
+        if present else {}
     return {col: [r[0] for r in metrics.orderBy(F.desc(col), S.USER_ID)
                   .select(S.USER_ID).limit(n).collect()]
-            for col, _ in CENTRALITIES if col in metrics.columns}
+            for col in present if counts[col]}
 
 
 def top_communities(communities: DataFrame, n: int = 10) -> tuple[pd.DataFrame, dict]:

@@ -65,8 +65,8 @@ FEATURES_SCHEMA = ("user_id string, snapshot_date date, active_days_30d long, vi
 METRICS_SCHEMA = ("user_id string, snapshot_date date, pagerank double, "
                   "influence_percentile double, community_id string, community_size long, "
                   "in_degree long, out_degree long, component_id string, lpa_community string, "
-                  "eigenvector_centrality double, "
-                  "_run_id string")
+                  "eigenvector_centrality double, betweenness_centrality double, "
+                  "closeness_centrality double, _run_id string")
 COMMUNITIES_SCHEMA = ("snapshot_date date, community_id string, size long, internal_edges long, "
                       "internal_density double, top_creators array<string>, "
                       "dominant_category string, modularity double, lpa_modularity double, "
@@ -173,7 +173,10 @@ def write_tables(spark, config: Config, sample: Sample) -> None:
                             "in_degree": 30 - i, "out_degree": i, "component_id": "creator00",
                             "lpa_community": str(i % 4),
                             # another order than PageRank's: the top is creator17
-                            "eigenvector_centrality": (i * 7) % 30 / 29, "_run_id": "sample"})
+                            "eigenvector_centrality": (i * 7) % 30 / 29,
+                            # top creator19; closeness left null (switched off): not ranked
+                            "betweenness_centrality": (i * 11) % 30 / 29,
+                            "closeness_centrality": None, "_run_id": "sample"})
         for k, (size, cat) in enumerate(((14, "beauty"), (10, "food"), (6, None))):
             communities.append({"snapshot_date": day, "community_id": str(k), "size": size,
                                 "internal_edges": 3 * size, "internal_density": 0.4 - 0.1 * k,
@@ -231,6 +234,12 @@ def _classifier(ap: float, with_lr: bool, with_pr: bool) -> dict[str, Any]:
     if with_lr:
         out["lr"] = variant(-0.03)
         out["ensemble"] = variant(0.03)
+        out["stacked"] = variant(0.025)
+        out["calibration"] = {"method": "platt", "reason": "platt: out-of-fold log_loss "
+                              "0.41000 vs 0.43000 uncalibrated",
+                              "out_of_fold": {"none": {"log_loss": 0.43, "brier": 0.14},
+                                              "platt": {"log_loss": 0.41, "brier": 0.135},
+                                              "isotonic": {"log_loss": 0.42, "brier": 0.137}}}
     else:
         out["ensemble"] = out["xgb"]
     return out

@@ -211,19 +211,29 @@ def test_four_members_and_the_served_model_is_the_ensemble_only_when_it_beats_th
     aps = {k: metrics[k]["average_precision"] for k in ("xgb", "lr", "rf", "mlp", "ensemble")}
     for name in ("rf", "mlp"):  # the new members learn the planted signal too
         assert metrics[name]["roc_auc"] >= 0.75, (name, metrics[name])
+    aps["stacked"] = metrics["stacked"]["average_precision"]  # measured out of fold
     served = metrics["served"]
-    members = {k: v for k, v in aps.items() if k != "ensemble"}
-    if served["model"] == "ensemble":
-        assert aps["ensemble"] > max(members.values())
+    members = {k: v for k, v in aps.items() if k not in ("ensemble", "stacked")}
+    combined = max(aps["ensemble"], aps["stacked"])
+    if served["model"] in ("ensemble", "stacked"):
+        assert aps[served["model"]] == combined > max(members.values())
     else:
-        assert aps[served["model"]] == max(members.values()) >= aps["ensemble"]
+        assert aps[served["model"]] == max(members.values()) >= combined
     assert served["average_precision"] == aps[served["model"]] and served["reason"]
     scored = model.predict(data[1]).cache()
     cols = [f"churn_probability_{k}" for k in ("xgb", "lr", "rf", "mlp")]
-    expected = (sum(F.col(c) for c in cols) / 4 if served["model"] == "ensemble"
-                else F.col(f"churn_probability_{served['model']}"))
+    blend = metrics["stacked"]["model"]
+
+    def logit(c):
+        p = F.least(F.greatest(F.col(c), F.lit(1e-6)), F.lit(1 - 1e-6))
+        return F.log(p / (1 - p))
+
+    stacked = 1 / (1 + F.exp(-(F.lit(blend["intercept"]) + sum(
+        F.lit(blend["coefficients"][c]) * logit(c) for c in cols))))
+    expected = {"ensemble": sum(F.col(c) for c in cols) / 4, "stacked": stacked}.get(
+        served["model"], F.col(f"churn_probability_{served['model']}"))
     gap = scored.agg(F.max(F.abs(F.col("churn_probability") - expected))).first()[0]
-    assert gap < 1e-12
+    assert gap < 1e-9
     model.save(str(tmp_path / "m"))
     loaded = churn.ChurnModel.load(str(tmp_path / "m"))
     again = loaded.predict(data[1]).select("user_id", "churn_probability").toPandas()
@@ -231,3 +241,45 @@ def test_four_members_and_the_served_model_is_the_ensemble_only_when_it_beats_th
     pd.testing.assert_frame_equal(before.sort_values("user_id").reset_index(drop=True),
                                   again.sort_values("user_id").reset_index(drop=True))
     scored.unpersist()
+
+
+def test_calibration_is_chosen_out_of_fold_and_helps_on_a_later_snapshot(data):
+    """A heavily penalised logistic regression squeezes probabilities towards the middle (the
+    ranking survives, calibration does not); calibration fitted on the validation snapshot
+    (chosen by out-of-fold log loss) must lower the log loss on a snapshot it never saw (the
+    holdout), and Platt scaling is scikit-learn's logistic regression on the logit."""
+    from sklearn.linear_model import LogisticRegression as SkLR
+
+    base = {**FAST, "models": ("lr",), "lr_params": {"regParam": 1.0}}
+    raw = churn.fit(data[0], "churned", config=base)
+    auto = churn.fit(data[0], "churned", config={**base, "calibration": "auto"})
+    chosen = auto.metrics["calibration"]
+    assert chosen["method"] in ("platt", "isotonic"), chosen["reason"]
+    oof = chosen["out_of_fold"]
+    assert oof[chosen["method"]]["log_loss"] < oof["none"]["log_loss"]
+    assert auto.metrics["served"]["calibration"] == chosen["method"]
+    assert auto.metrics["served"]["log_loss"] == oof[chosen["method"]]["log_loss"]
+
+    def holdout_metrics(model):
+        scored = model.predict(data[1]).select(F.col("churned").cast("double").alias("y"),
+                                               "churn_probability")
+        return classification_metrics(scored, "y", "churn_probability")
+
+    before, after = holdout_metrics(raw), holdout_metrics(auto)
+    assert after["log_loss"] < before["log_loss"] - 0.02, (before, after)
+    assert after["brier"] < before["brier"], (before, after)
+
+    platt = churn.fit(data[0], "churned", config={**base, "calibration": "platt"})
+    stage = platt.pipeline_model.stages[-1]
+    valid = raw.predict(data[0].filter(F.col("snapshot_date") == dt.date(2026, 10, 1)))
+    frame = valid.select("churned", "churn_probability").toPandas()  # 600 rows
+    p = frame.churn_probability.clip(1e-6, 1 - 1e-6)
+    reference = SkLR(penalty=None, max_iter=1000).fit(np.log(p / (1 - p)).to_numpy()[:, None],
+                                               frame.churned)
+    statement = stage.getStatement()
+    assert "churn_probability_uncalibrated" in statement
+    ours = platt.predict(data[1]).select("churn_probability_lr", "churn_probability")
+    got = ours.toPandas()
+    q = got.churn_probability_lr.clip(1e-6, 1 - 1e-6)
+    expected = reference.predict_proba(np.log(q / (1 - q)).to_numpy()[:, None])[:, 1]
+    assert np.allclose(got.churn_probability, expected, atol=1e-4)

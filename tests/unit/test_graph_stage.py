@@ -83,6 +83,7 @@ def _undirected_oracle() -> nx.Graph:
 
 def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
     cfg, store = graph_env
+    cfg.graph.path_centralities, cfg.graph.path_sources = True, 1000  # every vertex: exact
     run_graph(spark, cfg, SNAP, store=store)
     got = {r.user_id: r.pagerank for r in store.read(GRAPH_METRICS).collect()}
     expected = nx.pagerank(_oracle(), alpha=0.85, tol=1e-12, weight="weight")
@@ -94,6 +95,13 @@ def test_pagerank_equals_networkx_on_the_combined_graph(spark, graph_env):
     expected = nx.eigenvector_centrality(_undirected_oracle(), weight="weight", tol=1e-12,
                                          max_iter=10_000)
     assert max(abs(eigen[u] - expected[u]) for u in expected) < 1e-6
+    # betweenness and closeness of the directed graph (unweighted shortest paths)
+    rows = {r.user_id: r for r in store.read(GRAPH_METRICS).collect()}
+    betweenness = nx.betweenness_centrality(_oracle(), weight=None)
+    closeness = nx.closeness_centrality(_oracle())
+    for u in betweenness:
+        assert rows[u].betweenness_centrality == pytest.approx(betweenness[u], abs=1e-12), u
+        assert rows[u].closeness_centrality == pytest.approx(closeness[u], abs=1e-12), u
 
 
 def test_communities_recover_the_two_groups_and_isolate_z(spark, graph_env):

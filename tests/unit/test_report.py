@@ -156,7 +156,11 @@ def test_model_segment_graph_and_quality_sections(report, sample):
     assert "Churn model v2" in models and "no segments model trained yet" in models
     assert "machine learning (XGBoost) model predicts 90-day customer value better" in models
     assert [r[0] for r in table_rows(page, "metrics-churn")] == [
-        "XGBoost", "Logistic regression", "Ensemble"]
+        "XGBoost", "Logistic regression", "Ensemble", "Stacked ensemble"]
+    assert table_rows(page, "calibration-churn") == [
+        ["uncalibrated", "0.4300", "0.1400"], ["Platt scaling", "0.4100", "0.1350"],
+        ["isotonic regression", "0.4200", "0.1370"]]
+    assert "Calibration: Platt scaling. platt: out-of-fold log_loss 0.41000" in models
     assert [r[0] for r in table_rows(page, "metrics-intent")] == ["XGBoost"]  # ensemble = xgb
     now = [r for r in sample.segments if r["snapshot_date"] == SNAP]
     segs = result.details["segments"]
@@ -170,8 +174,9 @@ def test_model_segment_graph_and_quality_sections(report, sample):
     assert result.details["graph_snapshot"] == str(SNAP - dt.timedelta(days=7))
     top = table_rows(page, "top-influencers")
     assert len(top) == 10 and top[0][1] == "creator00" and "future" not in page
-    by = table_rows(page, "top-by-centrality")  # rank, PageRank, eigenvector, incoming links
-    assert by[0] == ["1", "creator00", "creator17", "creator00"] and len(by) == 10
+    # rank, PageRank, eigenvector, betweenness, incoming links (closeness is all null: skipped)
+    by = table_rows(page, "top-by-centrality")
+    assert by[0] == ["1", "creator00", "creator17", "creator19", "creator00"] and len(by) == 10
     # the label-propagation baseline beside Louvain's modularity, from the same (S-7) snapshot
     influencers = html.unescape(section_html(page, "influencers"))
     assert "3 communities among 30 users; modularity 0.42" in influencers
@@ -425,10 +430,10 @@ def test_search_history_becomes_a_convergence_chart_and_table():
                for i, (d, m) in enumerate(((3, 0.41), (5, 0.47), (4, 0.44)))]
     metrics = {"search": {"xgb": {"method": "tpe", "metric_name": "areaUnderPR",
                                   "larger_is_better": True, "best_params": {"max_depth": 5},
-                                  "results": results}}}
+                                  "validation": "kfold (3 folds)", "results": results}}}
     chart, table = model_quality.search_blocks("churn", "Churn", metrics)
     assert isinstance(chart, Chart) and chart.id == "search-churn" and "<svg" in chart.svg
     assert isinstance(table, Table)
-    assert table.rows == [["XGBoost", "Bayesian search (TPE)", "3", "4.5", "0.4700",
-                           "max_depth=5"]]
+    assert table.rows == [["XGBoost", "Bayesian search (TPE)", "kfold (3 folds)", "3", "4.5",
+                           "0.4700", "max_depth=5"]]
     assert model_quality.search_blocks("churn", "Churn", {"xgb": {}}) == []  # not tuned

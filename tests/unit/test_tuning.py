@@ -86,3 +86,45 @@ def test_convergence_is_the_best_so_far():
     results = [{"metric": m} for m in (0.3, 0.5, math.nan, 0.4, 0.7)]
     assert tuning.convergence(results, True) == [0.3, 0.5, 0.5, 0.5, 0.7]
     assert tuning.convergence(results, False) == [0.3, 0.3, 0.3, 0.3, 0.3]
+
+
+def test_kfold_scores_each_trial_as_the_mean_over_its_folds(prepared, evaluator):
+    from pyspark.sql import functions as F
+
+    grid = {"regParam": [0.01, 5.0]}
+    result = tuning.tune(_lr(), grid, prepared, evaluator, validation="kfold", folds=3, seed=5)
+    assert result.validation == "kfold (3 folds)"
+    data = prepared.withColumn(tuning.FOLD, F.floor(F.rand(5) * 3).cast("int"))
+    for trial in result.results:
+        assert len(trial["folds"]) == 3
+        assert trial["metric"] == pytest.approx(sum(trial["folds"]) / 3, rel=1e-12)
+        for k, got in enumerate(trial["folds"]):  # refit by hand on the other folds
+            fitted = _lr().setRegParam(trial["params"]["regParam"]).fit(
+                data.filter(F.col(tuning.FOLD) != k))
+            expected = evaluator.evaluate(fitted.transform(data.filter(F.col(tuning.FOLD) == k)))
+            assert got == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="folds >= 2"):
+        tuning.tune(_lr(), grid, prepared, evaluator, validation="kfold", folds=1)
+
+
+def test_time_validation_scores_on_the_latest_date(prepared, evaluator):
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    early, late = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
+    dated = prepared.withColumn("snapshot_date", F.when(F.rand(1) < 0.7, F.lit(early))
+                                .otherwise(F.lit(late))).cache()
+    result = tuning.tune(_lr(), {"regParam": [0.01]}, dated, evaluator, validation="time",
+                         date_col="snapshot_date")
+    assert result.validation == "time (validate on 2026-10-01)"
+    fitted = _lr().setRegParam(0.01).fit(dated.filter(F.col("snapshot_date") == early))
+    expected = evaluator.evaluate(fitted.transform(dated.filter(F.col("snapshot_date") == late)))
+    assert result.results[0]["metric"] == pytest.approx(expected, rel=1e-9)
+    one = tuning.tune(_lr(), {"regParam": [0.01]}, dated.filter(F.col("snapshot_date") == late),
+                      evaluator, validation="time", date_col="snapshot_date")
+    assert one.validation.startswith("holdout (one date")
+    with pytest.raises(ValueError, match="date column"):
+        tuning.tune(_lr(), {"regParam": [0.01]}, prepared, evaluator, validation="time",
+                    date_col="snapshot_date")
+    dated.unpersist()

@@ -1,0 +1,136 @@
+"""Models fitted on a classifier's validation predictions: the stacked ensemble (a logistic
+regression over the members' probabilities) and probability calibration (Platt scaling or
+isotonic regression), each measured honestly by two-fold cross-fitting.
+
+Both learn from the validation snapshot, the only labelled data the members did not train on.
+Measuring them on the rows they were fitted on would flatter them, so every candidate is scored
+out of fold: the validation rows are split in two by a seeded random draw, the learner fitted on
+one half predicts the other and vice versa, and the two halves' out-of-fold predictions are
+scored together against the same rows' uncalibrated probabilities (one ``score_report``). The
+model that is served is then refitted on the whole validation set.
+
+Logistic learners (stacking, Platt) are MLlib ``LogisticRegression`` fits on the logits of the
+input probabilities (clipped to [1e-6, 1 - 1e-6]); their few coefficients become a SQL
+expression, so the served pipeline gains one ``SQLTransformer``. Isotonic regression is MLlib's
+``IsotonicRegression`` on the probability column, served as its fitted model stage. Everything
+runs in Spark; the driver receives coefficients and the isotonic model's boundaries only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import SQLTransformer, VectorAssembler
+from pyspark.ml.regression import IsotonicRegression, IsotonicRegressionModel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-6
+FOLD = "_cal_fold"
+METHODS = ("none", "platt", "isotonic")
+
+
+def logit_sql(col: str) -> str:
+    p = f"least(greatest(`{col}`, {EPS}), {1 - EPS})"
+    return f"ln({p} / (1 - {p}))"
+
+
+def logit(col: str) -> Column:
+    return F.expr(logit_sql(col))
+
+
+@dataclass(frozen=True)
+class LogisticBlend:
+    """sigmoid(intercept + sum(coef_i * logit(p_i))) over the input probability columns."""
+
+    inputs: tuple[str, ...]
+    intercept: float
+    coefficients: tuple[float, ...]
+
+    def sql(self) -> str:
+        terms = " + ".join(f"({c!r}) * {logit_sql(col)}"
+                           for col, c in zip(self.inputs, self.coefficients))
+        return f"1 / (1 + exp(-({self.intercept!r} + {terms})))"
+
+    def column(self) -> Column:
+        return F.expr(self.sql())
+
+    def stage(self, out_col: str) -> SQLTransformer:
+        return SQLTransformer(statement=f"SELECT *, {self.sql()} AS `{out_col}` FROM __THIS__")
+
+    def to_dict(self) -> dict:
+        return {"inputs": list(self.inputs), "intercept": self.intercept,
+                "coefficients": dict(zip(self.inputs, self.coefficients))}
+
+
+def fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,
+                 reg_param: float = 0.0) -> LogisticBlend:
+    """A logistic regression of ``label_col`` on the logits of ``inputs``: Platt scaling with
+    one input (unpenalised, as Platt's method), a stacked ensemble with several (give a small
+    ``reg_param``: the members' logits are correlated)."""
+    vec = "_cal_features"
+    data = VectorAssembler(inputCols=[f"_logit_{i}" for i in range(len(inputs))],
+                           outputCol=vec).transform(
+        df.select(F.col(label_col).cast("double").alias("_cal_label"),
+                  *[logit(c).alias(f"_logit_{i}") for i, c in enumerate(inputs)]))
+    fitted = LogisticRegression(featuresCol=vec, labelCol="_cal_label", regParam=reg_param,
+                                standardization=False, maxIter=100).fit(data)
+    return LogisticBlend(tuple(inputs), float(fitted.intercept),
+                         tuple(float(x) for x in fitted.coefficients))
+
+
+def fit_isotonic(df: DataFrame, input_col: str, label_col: str) -> IsotonicRegressionModel:
+    return IsotonicRegression(featuresCol=input_col, labelCol=label_col, isotonic=True).fit(
+        df.select(F.col(input_col), F.col(label_col).cast("double").alias(label_col)))
+
+
+def isotonic_stage(model: IsotonicRegressionModel, input_col: str,
+                   out_col: str) -> IsotonicRegressionModel:
+    return model.copy().setFeaturesCol(input_col).setPredictionCol(out_col)
+
+
+def with_folds(df: DataFrame, seed: int) -> DataFrame:
+    """``df`` with a 0/1 fold column from a seeded draw (cache the result: the draw is fixed
+    once materialised)."""
+    return df.withColumn(FOLD, (F.rand(seed) < 0.5).cast("int"))
+
+
+def cross_fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,
+                       reg_param: float = 0.0) -> Column:
+    """The out-of-fold prediction of :func:`fit_logistic` as a Column of ``df`` (which has the
+    fold column): rows of fold 0 get the model fitted on fold 1 and vice versa."""
+    on = {fold: fit_logistic(df.filter(F.col(FOLD) == fold), inputs, label_col, reg_param)
+          for fold in (0, 1)}
+    return F.when(F.col(FOLD) == 0, on[1].column()).otherwise(on[0].column())
+
+
+def cross_fit_isotonic(df: DataFrame, input_col: str, label_col: str,
+                       out_col: str) -> DataFrame:
+    """``df`` (with the fold column) plus ``out_col``: out-of-fold isotonic predictions (two
+    fits, two transforms, one union)."""
+    parts = []
+    for fold in (0, 1):
+        fitted = fit_isotonic(df.filter(F.col(FOLD) != fold), input_col, label_col)
+        parts.append(isotonic_stage(fitted, input_col, out_col).transform(
+            df.filter(F.col(FOLD) == fold)))
+    return parts[0].unionByName(parts[1])
+
+
+def choose(scores: dict[str, dict], metric: str = "log_loss", min_gain: float = 0.0,
+           ) -> tuple[str, str]:
+    """(method, why): the method with the lowest out-of-fold ``metric`` among ``scores``
+    ({method: metrics}); ``none`` unless another beats it by more than ``min_gain``."""
+    base = scores["none"][metric]
+    best = min(scores, key=lambda m: scores[m][metric])
+    if best == "none" or base - scores[best][metric] <= min_gain:
+        return "none", (f"no calibration: out-of-fold {metric} {base:.5f} is not beaten by "
+                        + ", ".join(f"{m} {s[metric]:.5f}" for m, s in scores.items()
+                                    if m != "none"))
+    return best, (f"{best}: out-of-fold {metric} {scores[best][metric]:.5f} vs "
+                  f"{base:.5f} uncalibrated")
+
