@@ -73,6 +73,7 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/graph.py
 	$(PY) bench/models.py
 	$(PY) bench/public_churn.py
+	$(PY) bench/anomalies.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/object_storage.py
 

@@ -29,6 +29,7 @@ INTENT_TIERS: dict[str, float] = {
 MODEL_KINDS = ("xgb", "lr", "rf", "mlp")
 SELECT_RULES = ("ensemble", "best", "stacked")
 CALIBRATION_METHODS = ("none", "auto", "platt", "isotonic")
+ANOMALY_METHODS = ("zscore", "isolation_forest", "lof", "vote")
 
 
 def normalize_tiers(tiers: Mapping[str, float] | Sequence[tuple[str, float]]
@@ -232,8 +233,21 @@ class AnomalySettings:
     min_days: int = 5  # fewer active days: no within-user z-scores (too little history)
     log_scale: bool = True  # z-scores of log1p(x): engagement counts are heavy-tailed
     min_scale: float = 0.5  # floor of the robust scale, in z's units (log1p units by default)
+    # which detector flags users: zscore (the rules above), isolation_forest, lof (local
+    # outlier factor), or vote (flagged by at least two of the three)
+    method: str = "zscore"
+    contamination: float = 0.01  # isolation_forest / lof: the share of users they flag
+    sample_rows: int = 20_000  # isolation_forest / lof: users fitted on (a seeded sample)
+    n_neighbors: int = 20  # lof
+    seed: int = 42
 
     def __post_init__(self) -> None:
+        _check(self.method in ANOMALY_METHODS,
+               f"method must be one of {ANOMALY_METHODS}, got {self.method!r}")
+        _check(0 < self.contamination < 0.5,
+               f"contamination must lie in (0, 0.5), got {self.contamination}")
+        _check(self.sample_rows >= 10, f"sample_rows must be >= 10, got {self.sample_rows}")
+        _check(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
         _check(self.z_threshold > 0, f"z_threshold must be > 0, got {self.z_threshold}")
         _check(self.max_watch_seconds_per_day > 0, "max_watch_seconds_per_day must be > 0")
         _check(self.min_days >= 2, f"min_days must be >= 2, got {self.min_days}")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mktpipe import schemas
+from mktpipe.generate import bots
 from mktpipe.generate.activity import active_users, draw_views
 from mktpipe.generate.fmt import date_of, epoch_day, format_ids
 from mktpipe.generate.graph import FollowEdges, FollowLedger, initial_follows
@@ -60,7 +61,8 @@ def generate(out: str | Path, users: int, days: int, seed: int, start_date: dt.d
     Writes ``<out>/<source>/date=YYYY-MM-DD/part-00000.<json|csv>`` for every source in
     ``schemas.SOURCES`` and each of ``days`` dates from ``start_date``, with about
     ``dirty_rate`` x rows extra bad records per file; and ``truth_dir`` (default
-    ``<out>/_truth``): ``users.parquet`` (latent user truth), ``dirty.json`` (injected counts per
+    ``<out>/_truth``): ``users.parquet`` (latent user truth), ``anomalies.csv`` (the planted
+    bot-like users: ``mktpipe.generate.bots``), ``dirty.json`` (injected counts per
     source, date and reason code) and ``summary.json``. Byte-identical for the same arguments.
     ``out`` and ``truth_dir`` may be URIs (``s3://...``): every file goes through the file
     door (mktpipe.storage.files).
@@ -72,14 +74,15 @@ def generate(out: str | Path, users: int, days: int, seed: int, start_date: dt.d
     log.info("generate: out=%s users=%d days=%d seed=%d start=%s dirty_rate=%s", out, users,
              days, seed, start, dirty_rate)
     streams = [np.random.Generator(np.random.PCG64(s))
-               for s in np.random.SeedSequence(seed).spawn(5)]
+               for s in np.random.SeedSequence(seed).spawn(6)]  # the 6th: planted bots
     pop = build_population(users, epoch_day(start), days, streams[0])
     cat = build_catalogue(pop, streams[1])
     initial = initial_follows(pop, streams[2])
     log.info("population: %d users (%d creators), %d videos, %d initial follows", pop.n,
              int(pop.is_creator.sum()), cat.n, len(initial.follower))
     writer = LandingWriter(out, dirty_rate, streams[4])
-    written = _simulate(pop, cat, initial, writer, streams[3])
+    planted = bots.choose_bots(pop, streams[5])
+    written = _simulate(pop, cat, initial, writer, streams[3], planted, streams[5])
     summary = GenerateSummary(
         out=str(out), truth_dir=str(truth), users=users, days=days, seed=seed,
         start_date=start.isoformat(), dirty_rate=dirty_rate, rows=writer.rows,
@@ -89,6 +92,7 @@ def generate(out: str | Path, users: int, days: int, seed: int, start_date: dt.d
                            for d in writer.injected.values()),
         bytes_written=written, elapsed_s=0.0)
     _write_truth(truth, pop, summary)
+    bots.write_truth(truth, planted, pop)
     summary.elapsed_s = round(time.perf_counter() - began, 3)
     files.write_json(files.join(truth, "summary.json"), summary.to_dict())
     log.info("generate: %d rows + %d injected in %.1f s", summary.total_rows,
@@ -113,7 +117,8 @@ def _check_args(users, days, seed, start_date, dirty_rate) -> dt.date:
 
 
 def _simulate(pop: Population, cat: Catalogue, initial: FollowEdges, writer: LandingWriter,
-              rng: np.random.Generator) -> int:
+              rng: np.random.Generator, planted: bots.Bots,
+              bot_rng: np.random.Generator) -> int:
     """The day loop: simulate, then write every source's file for the day."""
     ledger, counters, written = FollowLedger(initial), Counters(), 0
     user_land = np.maximum(pop.signup_day - pop.start_day, 0)
@@ -127,7 +132,8 @@ def _simulate(pop: Population, cat: Catalogue, initial: FollowEdges, writer: Lan
         frames = {
             "users": users_frame(pop, np.flatnonzero(user_land == d)),
             "videos": videos_frame(cat, np.flatnonzero(cat.land_day == d)),
-            "events": day.events,
+            "events": bots.plant(day.events, planted, d, act.day, pop, cat, counters,
+                                 bot_rng),
             "comments": day.comments,
             "follows": follows,
             "orders": day.orders,

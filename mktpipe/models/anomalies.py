@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
-from mktpipe.model_settings import AnomalySettings, resolve
+from mktpipe.model_settings import ANOMALY_METHODS, AnomalySettings, resolve
 from mktpipe.models.preprocess import is_id_like, require_columns
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,106 @@ def _scale(mad: Column, mean_ad: Column, min_scale: float) -> Column:
 
 
 def detect_anomalies(daily: DataFrame, metrics=None, config=None, user_col: str = "user_id",
-                     date_col: str = "activity_date") -> DataFrame:
+                     date_col: str = "activity_date", method: str | None = None) -> DataFrame:
     """One row per user of ``daily``: user_col, is_anomalous (bool), anomaly_reason (null when
     not anomalous, else "; "-joined reasons), max_robust_z (largest z of any kind; null when
     none could be computed). ``metrics``: the columns to score (default: every numeric column
-    but the user, date and id-like ones). Scans ``daily`` three times (two global medians)."""
+    but the user, date and id-like ones). ``method`` (default the settings'): ``zscore`` the
+    rules of the module docstring (scans ``daily`` three times); ``isolation_forest`` or
+    ``lof`` a scikit-learn model fitted on a seeded sample of at most ``sample_rows`` users'
+    profiles and applied to every user with ``mapInPandas``, flagging the ``contamination``
+    share with the highest scores; ``vote``: flagged by at least two of the three."""
     s = settings_from(config)
+    method = method or s.method
+    if method not in ANOMALY_METHODS:
+        raise ValueError(f"detect_anomalies: method must be one of {ANOMALY_METHODS}, got "
+                         f"{method!r}")
+    users, names, zscore = _zscores(daily, metrics, s, user_col, date_col)
+    if method == "zscore":
+        return zscore
+    profile = users.select(user_col, *_profile_columns(len(names)))
+    learned = {m: model_flags(profile, m, s, user_col)
+               for m in (("isolation_forest", "lof") if method == "vote" else (method,))}
+    out = zscore
+    for flags in learned.values():
+        out = out.join(flags, user_col, "left")
+    if method == "vote":
+        votes = (F.col("is_anomalous").cast("int")
+                 + sum(F.coalesce(F.col(f"_flag_{m}"), F.lit(False)).cast("int")
+                       for m in learned))
+        reason = F.concat_ws("; ", F.when(F.col("is_anomalous"), F.col("anomaly_reason")),
+                             *[F.col(f"_reason_{m}") for m in learned])
+        flagged = votes >= 2
+    else:
+        flagged = F.coalesce(F.col(f"_flag_{method}"), F.lit(False))
+        reason = F.col(f"_reason_{method}")
+    return out.select(user_col, flagged.alias("is_anomalous"),
+                      F.when(flagged, reason).alias("anomaly_reason"), "max_robust_z")
+
+
+def _profile_columns(n_metrics: int) -> list[Column]:
+    """A user's profile for the learned detectors: per metric the typical day (median), the
+    busiest day and their gap (all log1p), and the largest day's watch seconds (log1p)."""
+    cols = []
+    for i in range(n_metrics):
+        cols += [F.col(f"_med{i}").alias(f"p_med{i}"), F.col(f"_max{i}").alias(f"p_max{i}"),
+                 (F.col(f"_max{i}") - F.col(f"_med{i}")).alias(f"p_gap{i}")]
+    return [*cols, F.log1p(F.coalesce(F.col("_max_watch"), F.lit(0.0))).alias("p_watch")]
+
+
+def model_flags(profile: DataFrame, method: str, settings: AnomalySettings,
+                user_col: str = "user_id") -> DataFrame:
+    """(user_col, _flag_<method>, _score_<method>, _reason_<method>) for every row of
+    ``profile`` (one row per user, numeric feature columns): a scikit-learn IsolationForest or
+    LocalOutlierFactor (novelty mode, on robust-scaled features) fitted on at most
+    ``settings.sample_rows`` rows chosen by a seeded hash of the user id (the only data the
+    driver receives; the same whatever the partitioning) and applied to every row with
+    ``mapInPandas``. Higher scores are more anomalous; the flag is a score above the
+    sample's (1 - contamination) quantile."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import RobustScaler
+
+    features = [c for c in profile.columns if c != user_col]
+    # a seeded hash order, not Spark's per-partition sampling: the same users and the same row
+    # order whatever the partitioning (local or cluster), so the fitted model is the same
+    sample = (profile.orderBy(F.xxhash64(F.col(user_col), F.lit(settings.seed)), user_col)
+              .limit(settings.sample_rows)  # bounded: sample_rows rows of a few numbers
+              .toPandas().sort_values(user_col, kind="stable").reset_index(drop=True))
+    x = sample[features].fillna(0.0).to_numpy(dtype=float)
+    user_type = profile.schema[user_col].dataType.simpleString()
+    schema = (f"{user_col} {user_type}, _flag_{method} boolean, _score_{method} double, "
+              f"_reason_{method} string")
+    if len(x) < 10:
+        log.warning("anomalies %s: %d users, too few to fit; nobody flagged by it", method,
+                    len(x))
+        return profile.select(user_col, F.lit(False).alias(f"_flag_{method}"),
+                              F.lit(None).cast("double").alias(f"_score_{method}"),
+                              F.lit(None).cast("string").alias(f"_reason_{method}"))
+    if method == "isolation_forest":
+        model = IsolationForest(n_estimators=200, random_state=settings.seed).fit(x)
+        label = "isolation forest"
+    else:
+        model = make_pipeline(RobustScaler(), LocalOutlierFactor(
+            n_neighbors=min(settings.n_neighbors, len(x) - 1), novelty=True)).fit(x)
+        label = "local outlier factor"
+    threshold = float(np.quantile(-model.score_samples(x), 1.0 - settings.contamination))
+
+    def score(batches):
+        for pdf in batches:
+            values = -model.score_samples(pdf[features].fillna(0.0).to_numpy(dtype=float))
+            flag = values > threshold
+            yield pd.DataFrame({
+                user_col: pdf[user_col], f"_flag_{method}": flag, f"_score_{method}": values,
+                f"_reason_{method}": [f"{label}: score {v:.3f} > {threshold:.3f}" if f
+                                      else None for v, f in zip(values, flag)]})
+
+    return profile.mapInPandas(score, schema)
+
+
+def _zscores(daily: DataFrame, metrics, s: AnomalySettings, user_col: str, date_col: str):
+    """(per-user frame with _med/_max/_max_watch columns, metric names, the z-score flags)."""
     min_scale = s.min_scale
     require_columns(daily, [user_col], "detect_anomalies")
     names = _metric_columns(daily, metrics, user_col, date_col)
@@ -110,7 +206,7 @@ def detect_anomalies(daily: DataFrame, metrics=None, config=None, user_col: str 
         f"{s.watch_col}: %.0f s in one day > {s.max_watch_seconds_per_day:.0f}",
         F.col("_max_watch"))))
     reason = F.concat_ws("; ", *reasons)
-    return users.select(
+    return users, names, users.select(
         F.col(user_col), (reason != "").alias("is_anomalous"),
         F.when(reason != "", reason).alias("anomaly_reason"),
         F.greatest(*z_cols).alias("max_robust_z"))  # at least two: burst and level
@@ -146,3 +242,24 @@ def mark_anomalous(df: DataFrame, anomalies: DataFrame, user_col: str = "user_id
     marks = anomalies.select(user_col, "is_anomalous", "anomaly_reason")
     return (base.join(marks, on=user_col, how="left")
             .withColumn("is_anomalous", F.coalesce(F.col("is_anomalous"), F.lit(False))))
+
+
+def detection_quality(flags: DataFrame, planted: set, user_col: str = "user_id") -> dict:
+    """Precision and recall of ``flags`` (user_col, is_anomalous) against the ``planted``
+    anomalous user ids (those that can appear in ``flags``): one small aggregate."""
+    from pyspark.sql import types as T
+
+    spark = flags.sparkSession
+    truth = spark.createDataFrame([(u,) for u in sorted(planted)],
+                                  T.StructType([T.StructField(user_col, T.StringType())]))
+    row = (flags.join(truth.withColumn("_planted", F.lit(True)), user_col, "left")
+           .agg(F.sum((F.col("is_anomalous") & F.col("_planted").isNotNull()).cast("int"))
+                .alias("tp"),
+                F.sum(F.col("is_anomalous").cast("int")).alias("flagged"),
+                F.sum(F.col("_planted").isNotNull().cast("int")).alias("planted"),
+                F.count(F.lit(1)).alias("users")).first())
+    tp, flagged, present = int(row["tp"] or 0), int(row["flagged"] or 0), int(row["planted"] or 0)
+    return {"users": int(row["users"]), "planted": present, "flagged": flagged,
+            "true_positives": tp,
+            "precision": tp / flagged if flagged else None,
+            "recall": tp / present if present else None}

@@ -8,8 +8,9 @@ column          type     meaning
 ==============  =======  ===================================================================
 user_id         string
 snapshot_date   date     S (the flags use only days before S)
-is_anomalous    boolean  :func:`mktpipe.models.anomalies.detect_anomalies` (robust z-scores
-                         of bursts and levels, impossible watch time)
+is_anomalous    boolean  :func:`mktpipe.models.anomalies.detect_anomalies` with
+                         ``models.anomalies.method`` (robust z-scores of bursts and levels and
+                         impossible watch time, isolation forest, LOF, or their vote)
 anomaly_reason  string   null when not anomalous, else the reasons, "; "-joined
 max_robust_z    double   the largest z of any kind (null when none could be computed)
 _run_id         string
@@ -59,6 +60,25 @@ def _summary(flags: DataFrame) -> dict:
     return {"users": int(row["users"]), "anomalous": int(row["anomalous"] or 0)}
 
 
+def planted_quality(ctx: StageContext, snapshot_date: dt.date) -> dict | None:
+    """Precision and recall of the written flags against the generator's planted anomalies
+    (``<paths.truth>/anomalies.csv``) whose day lies in the lookback window before the
+    snapshot; None when there is no such file (real data)."""
+    from mktpipe.generate.bots import TRUTH_FILE, read_truth
+    from mktpipe.storage import files
+
+    truth_dir = ctx.config.uri("truth")
+    if not files.exists(files.join(truth_dir, TRUTH_FILE)):
+        return None
+    first = snapshot_date - dt.timedelta(days=ctx.config.models.anomaly_lookback_days)
+    planted = read_truth(truth_dir)
+    dates = planted["date"].map(dt.date.fromisoformat)
+    window = set(planted.loc[(dates >= first) & (dates < snapshot_date), "user_id"])
+    flags = ctx.store.read(USER_ANOMALIES).filter(F.col(S.SNAPSHOT_DATE) == F.lit(snapshot_date))
+    method = ctx.config.models.settings("anomalies").method
+    return {"method": method, **anomalies.detection_quality(flags, window)}
+
+
 @stage("anomalies")
 def run_anomalies(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     """Flag the users of ``snapshot_date``; check, then replace that partition."""
@@ -76,6 +96,9 @@ def run_anomalies(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
                   checks=[Q.unique_check(keys), Q.not_null_check(keys, name="not_null_keys")],
                   summary=_summary)
     result.rows_in = result.rows_out
+    quality = planted_quality(ctx, snapshot_date)
+    if quality is not None:
+        result.details["planted"] = quality
     summary = result.details["summary"]
     return ctx.finish(result, "%d of %d users anomalous", summary["anomalous"],
                       summary["users"])

@@ -19,6 +19,7 @@ runs in Spark; the driver receives coefficients and the isotonic model's boundar
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from pyspark.sql import functions as F
 log = logging.getLogger(__name__)
 
 EPS = 1e-6
+SEPARABLE_REG = 1e-3  # the penalty a logistic fit falls back to when unpenalised diverges
 FOLD = "_cal_fold"
 METHODS = ("none", "platt", "isotonic")
 
@@ -51,6 +53,9 @@ class LogisticBlend:
     inputs: tuple[str, ...]
     intercept: float
     coefficients: tuple[float, ...]
+
+    def finite(self) -> bool:
+        return all(math.isfinite(x) for x in (self.intercept, *self.coefficients))
 
     def sql(self) -> str:
         terms = " + ".join(f"({c!r}) * {logit_sql(col)}"
@@ -78,10 +83,19 @@ def fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,
                            outputCol=vec).transform(
         df.select(F.col(label_col).cast("double").alias("_cal_label"),
                   *[logit(c).alias(f"_logit_{i}") for i, c in enumerate(inputs)]))
-    fitted = LogisticRegression(featuresCol=vec, labelCol="_cal_label", regParam=reg_param,
-                                standardization=False, maxIter=100).fit(data)
-    return LogisticBlend(tuple(inputs), float(fitted.intercept),
-                         tuple(float(x) for x in fitted.coefficients))
+    for penalty in (reg_param, max(reg_param, SEPARABLE_REG)):
+        fitted = LogisticRegression(featuresCol=vec, labelCol="_cal_label", regParam=penalty,
+                                    standardization=False, maxIter=100).fit(data)
+        blend = LogisticBlend(tuple(inputs), float(fitted.intercept),
+                              tuple(float(x) for x in fitted.coefficients))
+        if blend.finite():
+            return blend
+        # perfectly separable (e.g. a handful of positives, all scored above every negative):
+        # the unpenalised optimum is at infinity; a small penalty keeps it finite
+        log.warning("logistic fit on %s: non-finite coefficients without a penalty; refitting "
+                    "with regParam %g", list(inputs), SEPARABLE_REG)
+    raise ValueError(f"logistic fit on {list(inputs)}: coefficients are not finite even with "
+                     f"regParam {SEPARABLE_REG}: {blend.to_dict()}")
 
 
 def fit_isotonic(df: DataFrame, input_col: str, label_col: str) -> IsotonicRegressionModel:
@@ -98,6 +112,24 @@ def with_folds(df: DataFrame, seed: int) -> DataFrame:
     """``df`` with a 0/1 fold column from a seeded draw (cache the result: the draw is fixed
     once materialised)."""
     return df.withColumn(FOLD, (F.rand(seed) < 0.5).cast("int"))
+
+
+MIN_CLASS_PER_FOLD = 5  # positives and negatives each fold needs before anything is fitted on it
+
+
+def thin_folds(df: DataFrame, label_col: str) -> str | None:
+    """None when each fold of ``df`` has at least MIN_CLASS_PER_FOLD positives and negatives;
+    else why not (one small aggregate). A fold without a positive makes a logistic fit's
+    intercept minus infinity."""
+    rows = (df.groupBy(FOLD).agg(F.sum(F.col(label_col)).alias("pos"),
+                                 F.count(F.lit(1)).alias("n")).collect())  # two rows
+    counts = {int(r[FOLD]): (int(r["pos"] or 0), int(r["n"] - (r["pos"] or 0))) for r in rows}
+    for fold in (0, 1):
+        pos, neg = counts.get(fold, (0, 0))
+        if min(pos, neg) < MIN_CLASS_PER_FOLD:
+            return (f"validation half {fold} has {pos} positives and {neg} negatives; each half "
+                    f"needs {MIN_CLASS_PER_FOLD} of both to fit a stacker or calibrator on")
+    return None
 
 
 def cross_fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,

@@ -299,13 +299,21 @@ def _validate_and_serve(model: BinaryClassifierModel, valid: DataFrame, label_co
         if len(members) > 1:
             columns["ensemble"] = model.prob_col
         blend = None
+        thin = (cal.thin_folds(scored, LABEL)  # None, or why validation is too small to fit on
+                if stack or settings.calibration != "none" else None)
+        if thin and (stack or settings.calibration != "none"):
+            log.warning("%s classifier: no stacking or calibration: %s", model.prefix, thin)
+            stack = False
+        scored_eval = scored
         if stack:  # out of fold: each half's stacker fitted on the other half
-            scored_eval = scored.withColumn(STACKED_OOF, cal.cross_fit_logistic(
-                scored, list(members.values()), LABEL, STACK_REG))
-            columns["stacked"] = STACKED_OOF
-            blend = cal.fit_logistic(scored, list(members.values()), LABEL, STACK_REG)
-        else:
-            scored_eval = scored
+            try:
+                oof = cal.cross_fit_logistic(scored, list(members.values()), LABEL, STACK_REG)
+                blend = cal.fit_logistic(scored, list(members.values()), LABEL, STACK_REG)
+                scored_eval = scored.withColumn(STACKED_OOF, oof)
+                columns["stacked"] = STACKED_OOF
+            except ValueError as exc:  # a fit that does not converge to finite values
+                log.warning("%s classifier: no stacked ensemble: %s", model.prefix, exc)
+                blend = None
         metrics = json_safe(_report(model, scored_eval, columns, settings.calibration_bins))
         if blend is not None:
             metrics["stacked"]["model"] = json_safe(blend.to_dict())
@@ -314,8 +322,14 @@ def _validate_and_serve(model: BinaryClassifierModel, valid: DataFrame, label_co
         chosen, why = _select(model, settings, metrics)
         serve_col = {**columns, "stacked": STACKED_OOF}.get(chosen, model.prob_col)
         calibrator = None
-        if settings.calibration != "none" and chosen != "stacked":
-            calibrator = _calibrate(model, scored_eval, serve_col, settings)
+        if settings.calibration != "none" and thin:
+            metrics["calibration"] = {"method": "none", "reason": thin}
+        elif settings.calibration != "none" and chosen != "stacked":
+            try:
+                calibrator = _calibrate(model, scored_eval, serve_col, settings)
+            except ValueError as exc:  # a fit that does not converge to finite values
+                log.warning("%s classifier: not calibrated: %s", model.prefix, exc)
+                metrics["calibration"] = {"method": "none", "reason": f"not calibrated: {exc}"}
         elif chosen == "stacked" and settings.calibration != "none":
             metrics["calibration"] = {"method": "none", "reason": (
                 "the stacked ensemble is a logistic regression fitted on validation: it is its "

@@ -46,12 +46,12 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mktpipe.models import artifacts
+from mktpipe.storage import files
 from mktpipe.uris import URI_SCHEMES, scheme
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def default_tracking_uri(root: str) -> str:
             "server or a database, e.g. sqlite:////var/lib/mktpipe/mlflow.db; the model files "
             f"still go under {root}")
     local = os.path.abspath(root.removeprefix("file://"))
-    os.makedirs(local, exist_ok=True)
+    files.create_dir(local)
     return f"sqlite:///{os.path.join(local, DB_FILE)}"
 
 
@@ -286,7 +286,7 @@ class Registry:
         # a store Spark cannot read: a local copy (kept for the process's life, as Spark may
         # read the files lazily); on a cluster, use an artifact root every node can read
         local = tempfile.mkdtemp(prefix="mktpipe-model-")
-        atexit.register(shutil.rmtree, local, True)
+        atexit.register(files.delete, local)
         return artifacts.load_model(self._client.download_artifacts(mv.run_id, MODEL_DIR, local))
 
     def load_latest(self, name: str):
@@ -325,10 +325,11 @@ class Registry:
                                       tags={"model_name": name})
         run_id = run.info.run_id
         try:
-            files = {"metrics.json": metrics, "params.json": params, "lineage.json": lineage,
-                     "features.json": {"feature_cols": list(getattr(model, "feature_cols", []))}}
-            files.update({f"tables/{key}.json": table for key, table in _tables(metrics)})
-            source = self._write_files(run.info.artifact_uri, run_id, model, files)
+            contents = {"metrics.json": metrics, "params.json": params,
+                        "lineage.json": lineage, "features.json": {
+                            "feature_cols": list(getattr(model, "feature_cols", []))}}
+            contents.update({f"tables/{key}.json": table for key, table in _tables(metrics)})
+            source = self._write_files(run.info.artifact_uri, run_id, model, contents)
             self._log(run_id, metrics, params, lineage)
             promoted, reason = self._decide(name, value, primary_metric, higher_is_better,
                                             tolerance)
@@ -374,22 +375,19 @@ class Registry:
             except MlflowException:  # another writer registered it first
                 self._client.get_registered_model(name)
 
-    def _write_files(self, artifact_uri: str, run_id: str, model, files: dict) -> str:
+    def _write_files(self, artifact_uri: str, run_id: str, model, contents: dict) -> str:
         """The model and the JSON files into the run's artifacts; the model's URI."""
         if _direct(artifact_uri):
             model.save(artifacts.join(artifact_uri, MODEL_DIR))
-            for rel, obj in files.items():
+            for rel, obj in contents.items():
                 artifacts.write_json(artifacts.join(artifact_uri, rel), obj)
             return f"{artifact_uri.rstrip('/')}/{MODEL_DIR}"
         # a store the file door cannot write: save locally, then MLflow uploads
-        local = tempfile.mkdtemp(prefix="mktpipe-model-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="mktpipe-model-") as local:
             model.save(os.path.join(local, MODEL_DIR))
-            for rel, obj in files.items():
+            for rel, obj in contents.items():
                 artifacts.write_json(os.path.join(local, rel), obj)
             self._client.log_artifacts(run_id, local)
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
         return f"{artifact_uri.rstrip('/')}/{MODEL_DIR}"
 
     def _log(self, run_id: str, metrics: dict, params: dict, lineage: dict) -> None:

@@ -85,6 +85,17 @@ def test_backfill_runs_every_step_in_order(backfilled):
     assert steps == expected
 
 
+def test_anomalies_catch_the_planted_bots(backfilled):
+    """The generator plants 2 bot-like users among 300 (a burst, an impossible day of watch
+    time); the anomalies stage measures its flags against them (details["planted"])."""
+    stage = next(s for s in backfilled.stages if s.stage == "anomalies")
+    planted = stage.details["planted"]
+    print(f"[anomalies] {planted}")
+    assert planted["method"] == "vote" and planted["planted"] == 2
+    assert planted["true_positives"] == 2 and planted["recall"] == 1.0
+    assert planted["flagged"] == stage.details["summary"]["anomalous"]
+
+
 def test_registry_holds_every_model_with_lineage(backfilled, cfg):
     from mktpipe.models.stage import registry_for
 

@@ -111,6 +111,8 @@ def test_the_stage_flags_each_snapshot_once_for_train_and_score(spark, config, t
     from mktpipe.storage.delta_rs import DeltaRsStore
 
     store = DeltaRsStore(spark, str(tmp_path / "wh"))
+    config = config.model_copy(deep=True)  # the z-score rules (this data is built for them)
+    config.models.anomalies = {**config.models.anomalies, "method": "zscore"}
     snapshot = START + dt.timedelta(days=DAYS)
     with pytest.raises(InputError, match="run the daily stage"):
         run_anomalies(spark, config, snapshot, store=store)
@@ -135,3 +137,62 @@ def test_the_stage_flags_each_snapshot_once_for_train_and_score(spark, config, t
     assert result.tables_written == {USER_ANOMALIES: store.version(USER_ANOMALIES)}
     run_anomalies(spark, config, snapshot, store=store, run_id="a2")  # a re-run replaces
     assert store.read(USER_ANOMALIES).count() == 64
+
+
+def test_learned_detectors_and_the_vote(spark):
+    """Isolation forest and local outlier factor on the users' profiles (fitted on a sample,
+    applied with mapInPandas) flag about the contamination share, the never-sleeping bot
+    first; the vote flags exactly the users at least two of the three methods flag."""
+    daily = spark.createDataFrame(normal_users(60) + planted(), SCHEMA)
+    settings = {"contamination": 0.05}
+    got = {m: {r["user_id"]: r for r in detect_anomalies(daily, config=settings, method=m)
+               .collect()} for m in ("zscore", "isolation_forest", "lof", "vote")}
+    for method, label in (("isolation_forest", "isolation forest"),
+                          ("lof", "local outlier factor")):
+        flagged = {u for u, r in got[method].items() if r["is_anomalous"]}
+        assert 2 <= len(flagged) <= 5, (method, flagged)  # 5 % of 64 users, from a quantile
+        assert "bot_level" in flagged
+        assert got[method]["bot_level"]["anomaly_reason"].startswith(f"{label}: score ")
+        assert all(r["anomaly_reason"] is None for u, r in got[method].items()
+                   if u not in flagged)
+    for user, row in got["vote"].items():
+        votes = sum(bool(got[m][user]["is_anomalous"])
+                    for m in ("zscore", "isolation_forest", "lof"))
+        assert row["is_anomalous"] == (votes >= 2), user
+    assert got["vote"]["bot_level"]["is_anomalous"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        detect_anomalies(daily, method="svm")
+
+
+def test_lof_scores_equal_scikit_learn(spark):
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import RobustScaler
+
+    from mktpipe.model_settings import AnomalySettings
+    from mktpipe.models.anomalies import model_flags
+
+    rng = np.random.default_rng(5)
+    x = np.vstack([rng.normal(size=(80, 2)), [[6.0, 6.0], [-5.0, 7.0]]])
+    profile = spark.createDataFrame([(f"u{i}", float(a), float(b)) for i, (a, b) in enumerate(x)],
+                                    "user_id string, a double, b double")
+    got = {r["user_id"]: r for r in model_flags(profile, "lof", AnomalySettings(
+        contamination=0.03, n_neighbors=10)).collect()}
+    reference = make_pipeline(RobustScaler(), LocalOutlierFactor(n_neighbors=10, novelty=True))
+    expected = -reference.fit(x).score_samples(x)
+    for i, want in enumerate(expected):
+        assert got[f"u{i}"]["_score_lof"] == pytest.approx(want, rel=1e-9)
+    threshold = np.quantile(expected, 0.97)
+    assert {u for u, r in got.items() if r["_flag_lof"]} == \
+        {f"u{i}" for i, v in enumerate(expected) if v > threshold}
+    assert got["u80"]["_flag_lof"] and got["u81"]["_flag_lof"]
+
+
+def test_detection_quality_counts(spark):
+    from mktpipe.models.anomalies import detection_quality
+
+    flags = spark.createDataFrame([("a", True), ("b", True), ("c", False), ("d", False)],
+                                  "user_id string, is_anomalous boolean")
+    q = detection_quality(flags, {"a", "c", "zz"})  # zz: planted but not in the data
+    assert q == {"users": 4, "planted": 2, "flagged": 2, "true_positives": 1,
+                 "precision": 0.5, "recall": 0.5}

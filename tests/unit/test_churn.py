@@ -283,3 +283,33 @@ def test_calibration_is_chosen_out_of_fold_and_helps_on_a_later_snapshot(data):
     q = got.churn_probability_lr.clip(1e-6, 1 - 1e-6)
     expected = reference.predict_proba(np.log(q / (1 - q)).to_numpy()[:, None])[:, 1]
     assert np.allclose(got.churn_probability, expected, atol=1e-4)
+
+
+def test_platt_on_separable_scores_stays_finite(spark):
+    """A fold where every positive scores above every negative has its unpenalised logistic
+    optimum at infinity: the fit falls back to a small penalty (finite SQL), never 'inf'."""
+    from mktpipe.models.calibration import fit_logistic
+
+    rows = [(0.01 * i, 0.0) for i in range(1, 40)] + [(0.9, 1.0), (0.95, 1.0)]
+    df = spark.createDataFrame(rows, "p double, y double")
+    blend = fit_logistic(df, ["p"], "y")
+    assert blend.finite() and "inf" not in blend.sql() and blend.coefficients[0] > 0
+    got = df.select(blend.column().alias("q"), "y").collect()
+    assert min(r.q for r in got if r.y == 1) > max(r.q for r in got if r.y == 0)
+
+
+def test_too_few_positives_to_stack_or_calibrate(data):
+    """A validation snapshot with a handful of positives: no stacker or calibrator is fitted
+    (a half without positives would give an infinite intercept); the reason is recorded and
+    training still succeeds."""
+    train, _ = data
+    valid = train.filter(F.col("snapshot_date") == dt.date(2026, 10, 1))
+    few = valid.filter(F.col("churned") == 0).unionByName(
+        valid.filter(F.col("churned") == 1).limit(3))
+    model = churn.fit(train.filter(F.col("snapshot_date") == dt.date(2026, 9, 1))
+                      .unionByName(few), "churned",
+                      config={**FAST, "calibration": "auto", "select": "best"})
+    assert "stacked" not in model.metrics
+    assert model.metrics["calibration"]["method"] == "none"
+    assert "positives" in model.metrics["calibration"]["reason"]
+    assert model.metrics["served"]["model"] in ("xgb", "lr", "ensemble")

@@ -70,6 +70,7 @@ def stats(tmp_path_factory) -> dict:
     generate(out, users=3000, days=28, seed=5, start_date=START)
     tables = {source: read_clean(out, source) for source in schemas.SOURCES}
     tables["truth"] = pd.read_parquet(out / "_truth" / "users.parquet")
+    tables["anomalies"] = pd.read_csv(out / "_truth" / "anomalies.csv", dtype=str)
     return tables
 
 
@@ -198,7 +199,7 @@ def test_same_seed_gives_identical_bytes(dirty, tmp_path):
     root, _ = dirty
     generate(tmp_path, dirty_rate=0.05, **SMALL)
     assert landing_bytes(tmp_path) == landing_bytes(root)
-    for name in ("users.parquet", "dirty.json"):
+    for name in ("users.parquet", "dirty.json", "anomalies.csv"):
         assert (tmp_path / "_truth" / name).read_bytes() == (root / "_truth" / name).read_bytes()
 
 
@@ -221,7 +222,7 @@ def test_layout_one_file_per_source_and_date(clean):
         assert list(summary.rows[source]) == dates
         assert [len(raw_lines(p)) for p in files] == [summary.rows[source][d] for d in dates]
     assert sorted(p.name for p in (root / "_truth").iterdir()) == [
-        "dirty.json", "summary.json", "users.parquet"]
+        "anomalies.csv", "dirty.json", "summary.json", "users.parquet"]
 
 
 def test_csv_header_and_json_keys_follow_raw_fields(clean):
@@ -500,3 +501,27 @@ def test_rejects_bad_arguments(tmp_path):
         generate(tmp_path, users=0, days=1, seed=1, start_date=START)
     with pytest.raises(ValueError, match="dirty_rate"):
         generate(tmp_path, users=10, days=1, seed=1, start_date=START, dirty_rate=2.0)
+
+
+def test_planted_bots_are_labelled_and_in_the_events(stats):
+    """About 0.5 % of the users are bots with a label (kind, date) in _truth/anomalies.csv, and
+    the landed events show it: 400 short views within an hour, or over 20 hours of watch time
+    in a day made of views each valid on its own (ingest's 3-hour limit per view)."""
+    planted = stats["anomalies"]
+    assert len(planted) == 15 and planted["user_id"].is_unique
+    assert list(planted["kind"]) == ["burst", "impossible_watch"] * 7 + ["burst"]
+    events = stats["events"].assign(ts=lambda e: pd.to_datetime(e["ts"]),
+                                    watch=lambda e: pd.to_numeric(e["watch_time_s"]))
+    creators = set(stats["truth"].loc[stats["truth"]["is_creator"], "user_id"])
+    for bot in planted.itertuples():
+        day = pd.Timestamp(bot.date)
+        assert START + dt.timedelta(days=7) <= day.date() < START + dt.timedelta(days=28)
+        assert bot.user_id not in creators
+        mine = events[(events.user_id == bot.user_id) & (events._date.astype(str) == bot.date)
+                      & (events.event_type == "view")]
+        if bot.kind == "burst":
+            short = mine[mine.watch <= 20]
+            assert len(short) >= 400
+            assert (short.ts.max() - short.ts.min()) <= pd.Timedelta(hours=1)
+        else:
+            assert mine.watch.sum() > 20 * 3600 and mine.watch.max() <= 10_800
