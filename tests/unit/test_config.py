@@ -77,7 +77,8 @@ def test_models_get_their_settings_dataclasses_from_the_config():
     assert churn.class_weight == cfg.models.churn["class_weight"]  # base.yaml's override
     intent = cfg.models.settings("intent")
     assert intent.models == intent_defaults().models and intent.tiers == intent_defaults().tiers
-    assert cfg.models.settings("anomalies") == AnomalySettings(z_threshold=4.5)
+    # the product config votes (conf/base.yaml); the override changes only the threshold
+    assert cfg.models.settings("anomalies") == AnomalySettings(z_threshold=4.5, method="vote")
     with pytest.raises(KeyError):
         cfg.models.settings("nope")
 
