@@ -60,8 +60,8 @@ def path_centralities(edges: DataFrame, src: str = SRC, dst: str = DST, k: int |
     vertices = vertex_ids.cache()
     n = vertices.count()
     arcs = directed.where(F.col(SRC) != F.col(DST)).select(SRC, DST).cache()  # distinct
-    sources = sample_sources(vertices, n if k is None else k, seed).cache()
-    n_sources = sources.count()
+    n_sources = n if k is None else min(k, n)
+    sources = sample_sources(vertices, n_sources, seed).cache()  # read by forward and combine
     try:
         levels = _forward(arcs, sources, max_depth, checkpoint_dir)
         deltas = _backward(arcs, levels, checkpoint_dir)

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 EPS = 1e-6
 SEPARABLE_REG = 1e-3  # the penalty a logistic fit falls back to when unpenalised diverges
 FOLD = "_cal_fold"
-METHODS = ("none", "platt", "isotonic")
 
 
 def logit_sql(col: str) -> str:
@@ -153,13 +152,12 @@ def cross_fit_isotonic(df: DataFrame, input_col: str, label_col: str,
     return parts[0].unionByName(parts[1])
 
 
-def choose(scores: dict[str, dict], metric: str = "log_loss", min_gain: float = 0.0,
-           ) -> tuple[str, str]:
+def choose(scores: dict[str, dict], metric: str = "log_loss") -> tuple[str, str]:
     """(method, why): the method with the lowest out-of-fold ``metric`` among ``scores``
-    ({method: metrics}); ``none`` unless another beats it by more than ``min_gain``."""
+    ({method: metrics}); ``none`` unless another beats it."""
     base = scores["none"][metric]
     best = min(scores, key=lambda m: scores[m][metric])
-    if best == "none" or base - scores[best][metric] <= min_gain:
+    if best == "none" or scores[best][metric] >= base:
         return "none", (f"no calibration: out-of-fold {metric} {base:.5f} is not beaten by "
                         + ", ".join(f"{m} {s[metric]:.5f}" for m, s in scores.items()
                                     if m != "none"))

@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 PRIMARY_METRIC = "average_precision"
 PR_CURVE_THRESHOLDS = [i / 20 for i in range(21)]  # the PR curve stored with the metrics
 PR_CURVE_QUANTILES = [i / 20 for i in range(1, 20)] + [0.99]  # ... plus the score's own
+STACKED_OOF = "_stacked_oof"  # out-of-fold columns of the validation frame
+SERVE = "_serve"
+_CALIBRATED = {"platt": "_platt_oof", "isotonic": "_isotonic_oof"}
+STACK_REG = 1e-3  # the stacker's L2 penalty: the members' logits are strongly correlated
 _FEATURES = {"xgb": TREE_FEATURES, "lr": LINEAR_FEATURES, "rf": TREE_FEATURES,
              "mlp": SCALED_FEATURES}
 
@@ -301,7 +305,7 @@ def _validate_and_serve(model: BinaryClassifierModel, valid: DataFrame, label_co
         blend = None
         thin = (cal.thin_folds(scored, LABEL)  # None, or why validation is too small to fit on
                 if stack or settings.calibration != "none" else None)
-        if thin and (stack or settings.calibration != "none"):
+        if thin:
             log.warning("%s classifier: no stacking or calibration: %s", model.prefix, thin)
             stack = False
         scored_eval = scored
@@ -348,11 +352,6 @@ def _validate_and_serve(model: BinaryClassifierModel, valid: DataFrame, label_co
                                        "method", "none")})
 
 
-STACKED_OOF = "_stacked_oof"
-STACK_REG = 1e-3  # the stacker's L2 penalty: the members' logits are strongly correlated
-_CALIBRATED = {"platt": "_platt_oof", "isotonic": "_isotonic_oof"}
-
-
 def _report(model: BinaryClassifierModel, scored: DataFrame, columns: dict[str, str],
             calibration_bins: int) -> dict[str, Any]:
     out: dict[str, Any] = {"primary_metric": PRIMARY_METRIC, "split": model.metadata["split"]}
@@ -376,7 +375,8 @@ def _calibrate(model: BinaryClassifierModel, scored: DataFrame, serve_col: str,
     (a LogisticBlend or an IsotonicRegressionModel), or None."""
     methods = ("platt", "isotonic") if settings.calibration == "auto" else (
         settings.calibration,)
-    data = scored.withColumn(SERVE, F.col(serve_col))
+    base = scored.withColumn(SERVE, F.col(serve_col))
+    data = base
     if "platt" in methods:
         data = data.withColumn(_CALIBRATED["platt"],
                                cal.cross_fit_logistic(data, [SERVE], LABEL))
@@ -397,12 +397,9 @@ def _calibrate(model: BinaryClassifierModel, scored: DataFrame, serve_col: str,
         "on validation)", "out_of_fold": scores, "tables": tables})
     if method == "none":
         return None
-    if method == "platt":
-        return cal.fit_logistic(data, [SERVE], LABEL)
-    return cal.fit_isotonic(data, SERVE, LABEL)
-
-
-SERVE = "_serve"
+    if method == "platt":  # refitted on all of validation (the cached frame, not the union)
+        return cal.fit_logistic(base, [SERVE], LABEL)
+    return cal.fit_isotonic(base, SERVE, LABEL)
 
 
 def _select(model: BinaryClassifierModel, settings: ClassifierSettings,
@@ -419,10 +416,9 @@ def _select(model: BinaryClassifierModel, settings: ClassifierSettings,
         return model.models[0], "the only model"
     if settings.select == "ensemble":
         return "ensemble", "select: ensemble (the mean of the models' probabilities)"
-    if settings.select == "stacked":
-        if "stacked" not in metrics:
-            raise ValueError("select: stacked needs stack: true")
+    if settings.select == "stacked" and "stacked" in metrics:
         return "stacked", "select: stacked (a logistic regression over the members)"
+    # best, and stacked when no stacker could be fitted (too few positives): the best rule
     best = max(model.models, key=lambda k: value(members[k]))
     combined = [k for k in ("stacked", "ensemble") if k in metrics]
     top = max(combined, key=lambda k: value(metrics[k].get(PRIMARY_METRIC)))

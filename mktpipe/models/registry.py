@@ -153,11 +153,6 @@ class Registry:
         self._client = _mlflow()(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         self._experiment_id: str | None = None
 
-    # kept for callers of the file registry: the tracking URI is the store now
-    @property
-    def mlflow_tracking_uri(self) -> str:
-        return self.tracking_uri
-
     @property
     def client(self):
         """The ``mlflow.MlflowClient`` on this registry's stores."""
@@ -240,17 +235,20 @@ class Registry:
         record["champion"] = CHAMPION in (getattr(mv, "aliases", None) or [])
         return record
 
+    def _source(self, name: str, version: int):
+        """(the MLflow model version, the URI of its model files)."""
+        mv = self._version(name, version)
+        return mv, self._client.get_model_version_download_uri(name, mv.version)
+
     def model_uri(self, name: str, version: int) -> str:
         """Where the version's model files are (its run's ``model`` artifact folder)."""
-        mv = self._version(name, version)
-        return self._client.get_model_version_download_uri(name, mv.version)
+        return self._source(name, version)[1]
 
     def _run_file(self, name: str, version: int, filename: str):
         """A JSON file of the version's run (None when the run has none)."""
         from mlflow.exceptions import MlflowException
 
-        mv = self._version(name, version)
-        source = self._client.get_model_version_download_uri(name, mv.version)
+        mv, source = self._source(name, version)
         uri = f"{source.rstrip('/').rsplit('/', 1)[0]}/{filename}"  # beside model/
         if _direct(uri):
             return artifacts.read_json(uri) if artifacts.exists(uri) else None
@@ -279,8 +277,7 @@ class Registry:
 
     def load(self, name: str, version: int):
         """The model of ``version``, as the class it was saved from (``artifacts.load_model``)."""
-        mv = self._version(name, version)
-        uri = self._client.get_model_version_download_uri(name, mv.version)
+        mv, uri = self._source(name, version)
         if _direct(uri):
             return artifacts.load_model(uri)
         # a store Spark cannot read: a local copy (kept for the process's life, as Spark may
