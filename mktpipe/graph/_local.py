@@ -60,6 +60,27 @@ class LocalGraph(NamedTuple):
         """The weights as igraph takes them (None for a graph without edges)."""
         return self.weight.tolist() if len(self.weight) else None
 
+    def subset(self, keep: np.ndarray) -> LocalGraph:
+        """The edges where ``keep`` is true (same vertices)."""
+        return self._replace(src=self.src[keep], dst=self.dst[keep], weight=self.weight[keep])
+
+    def positive(self) -> LocalGraph:
+        """Without zero-weight edges."""
+        return self.subset(self.weight > 0)
+
+    def without_loops(self) -> LocalGraph:
+        return self.subset(self.src != self.dst)
+
+    def undirected(self) -> LocalGraph:
+        """``u->v`` and ``v->u`` as one edge whose weight is their sum (what
+        ``_edges.undirected_edges`` does in Spark), ordered by (lower, higher) vertex index."""
+        pairs = pd.DataFrame({"s": np.minimum(self.src, self.dst),
+                              "t": np.maximum(self.src, self.dst), "w": self.weight})
+        summed = pairs.groupby(["s", "t"], sort=True, as_index=False)["w"].sum()
+        return self._replace(src=summed["s"].to_numpy(np.int64),
+                             dst=summed["t"].to_numpy(np.int64),
+                             weight=summed["w"].to_numpy(np.float64))
+
     def _by_index(self, column: str, values, dtype) -> DataFrame:
         """``[_vid, column]``: one value per vertex index, as a Spark frame."""
         kind = LongType() if dtype is np.int64 else DoubleType()

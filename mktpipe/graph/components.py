@@ -101,8 +101,12 @@ def _with_vertices(
 def _components_igraph(undirected: DataFrame, vertices: DataFrame) -> DataFrame:
     """igraph on the driver; small graphs only."""
     local = _local.to_local(undirected, vertices)
-    membership = local.igraph(directed=False).connected_components(mode="weak").membership
-    return local.partition(membership, COMPONENT)
+    return local.partition(components_membership(local), COMPONENT)
+
+
+def components_membership(local: _local.LocalGraph) -> list[int]:
+    """igraph's connected components of a driver-side undirected graph, by vertex index."""
+    return local.igraph(directed=False).connected_components(mode="weak").membership
 
 
 def _components_spark(

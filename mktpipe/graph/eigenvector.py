@@ -99,6 +99,12 @@ def _eigenvector_local(undirected: DataFrame, vertices: DataFrame) -> DataFrame:
     the uniform start's projection, as networkx's power iteration does). A self-loop sits once
     on the diagonal, as in networkx's adjacency."""
     local = _local.to_local(undirected, vertices)
+    return local.values(eigenvector_values(local), EIGENVECTOR)
+
+
+def eigenvector_values(local: _local.LocalGraph) -> np.ndarray:
+    """The unit-norm top eigenvector of a driver-side undirected graph (see
+    :func:`_eigenvector_local`), by vertex index."""
     n = local.n
     off = local.src != local.dst
     rows = np.concatenate([local.src, local.dst[off]])
@@ -117,7 +123,7 @@ def _eigenvector_local(undirected: DataFrame, vertices: DataFrame) -> DataFrame:
     values = values if values.sum() >= 0 else -values
     values = np.clip(values, 0.0, None)
     norm = float(np.linalg.norm(values)) or 1.0
-    return local.values(values / norm, EIGENVECTOR)
+    return values / norm
 
 
 def _eigenvector_spark(undirected: DataFrame, vertices: DataFrame, tol: float, max_iter: int,

@@ -106,19 +106,23 @@ def label_propagation(
 def _lpa_igraph(voting: DataFrame, vertices: DataFrame, seed: int | None) -> DataFrame:
     """igraph's label propagation on the driver; small graphs only."""
     local = _local.to_local(voting, vertices)
+    return local.partition(lpa_membership(local, seed), COMMUNITY)
+
+
+def lpa_membership(local: _local.LocalGraph, seed: int | None) -> list[int]:
+    """igraph's label propagation on a driver-side undirected graph without self-loops or
+    zero weights, by vertex index."""
     graph = local.igraph(directed=False)
     if not graph.ecount():
-        membership = list(range(local.n))
-    else:
+        return list(range(local.n))
+    if seed is not None:
+        # python-igraph draws from Python's `random` module by default; use a private one
+        ig.set_random_number_generator(random.Random(seed))
+    try:
+        return graph.community_label_propagation(weights=local.weights()).membership
+    finally:
         if seed is not None:
-            # python-igraph draws from Python's `random` module by default; use a private one
-            ig.set_random_number_generator(random.Random(seed))
-        try:
-            membership = graph.community_label_propagation(weights=local.weights()).membership
-        finally:
-            if seed is not None:
-                ig.set_random_number_generator(random)
-    return local.partition(membership, COMMUNITY)
+            ig.set_random_number_generator(random)
 
 
 def _lpa_spark(

@@ -123,22 +123,28 @@ def _louvain_igraph(
     """igraph's multilevel (Louvain) or Leiden on the driver; small graphs only."""
     # zero-weight edges change no modularity; without them a weightless graph is edgeless
     local = _local.to_local(undirected.where(F.col(WEIGHT) > 0), vertices)
+    membership = louvain_membership(local, resolution, seed, method)
+    return local.partition(membership, COMMUNITY)
+
+
+def louvain_membership(local: _local.LocalGraph, resolution: float, seed: int | None,
+                       method: str = "louvain") -> list[int]:
+    """igraph's multilevel (or Leiden) communities of a driver-side undirected graph whose
+    edges all weigh more than 0, by vertex index."""
     graph = local.igraph(directed=False)
     if seed is not None:
         # python-igraph draws from Python's `random` module by default; use a private one
         ig.set_random_number_generator(random.Random(seed))
     try:
         if not graph.ecount():
-            membership = list(range(local.n))
-        elif method == "leiden":
-            membership = graph.community_leiden(
+            return list(range(local.n))
+        if method == "leiden":
+            return graph.community_leiden(
                 objective_function="modularity", weights=local.weights(),
                 resolution=resolution, n_iterations=-1,
             ).membership
-        else:
-            membership = graph.community_multilevel(
-                weights=local.weights(), resolution=resolution).membership
+        return graph.community_multilevel(
+            weights=local.weights(), resolution=resolution).membership
     finally:
         if seed is not None:
             ig.set_random_number_generator(random)
-    return local.partition(membership, COMMUNITY)

@@ -14,6 +14,7 @@ which is ``networkx.community.modularity(G, parts, weight="weight", resolution=r
 
 from __future__ import annotations
 
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -101,3 +102,18 @@ def modularity_of(undirected: DataFrame, partition: DataFrame, resolution: float
     if not m:
         raise ValueError("modularity is undefined: the graph's total edge weight is 0")
     return internal / m - resolution * k_sq / (4.0 * m * m)
+
+
+def modularity_local(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, membership,
+                     resolution: float = 1.0) -> float:
+    """:func:`modularity_of` on the driver: an undirected edge list as index arrays (one entry
+    per pair, self-loops once) and one community label per vertex index."""
+    labels = np.asarray(membership, dtype=np.int64)
+    m = float(weight.sum())
+    if not m:
+        raise ValueError("modularity is undefined: the graph's total edge weight is 0")
+    inside = labels[src] == labels[dst]
+    internal = float(weight[inside].sum())
+    k = (np.bincount(labels[src], weights=weight, minlength=labels.size + 1)
+         + np.bincount(labels[dst], weights=weight, minlength=labels.size + 1))
+    return internal / m - resolution * float((k * k).sum()) / (4.0 * m * m)

@@ -121,10 +121,15 @@ def _pagerank_igraph(directed: DataFrame, vertices: DataFrame, damping: float) -
     """PRPACK on the driver. Zero-weight edges are dropped so that a vertex whose out-weight
     is 0 is dangling, as in networkx."""
     local = _local.to_local(directed.where(F.col(WEIGHT) > 0), vertices)
-    values = local.igraph(directed=True).pagerank(
+    return local.values(pagerank_values(local, damping), PAGERANK)
+
+
+def pagerank_values(local: _local.LocalGraph, damping: float) -> list[float]:
+    """PRPACK's PageRank of a driver-side graph whose edges all weigh more than 0, by vertex
+    index."""
+    return local.igraph(directed=True).pagerank(
         directed=True, damping=damping, weights=local.weights(), implementation="prpack"
     )
-    return local.values(values, PAGERANK)
 
 
 def _pagerank_graphframes(

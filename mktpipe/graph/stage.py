@@ -59,6 +59,7 @@ from mktpipe.graph import (
     path_centralities,
 )
 from mktpipe.graph.metrics import nmi_from_counts
+from mktpipe.graph.suite import DriverScores, score_on_driver
 from mktpipe.quality.manifest import StageResult
 from mktpipe.stage import StageContext, stage
 from mktpipe.storage import files
@@ -218,23 +219,26 @@ def planted_nmi(spark: SparkSession, assignment: DataFrame, truth_dir: str) -> f
 
 
 def components_and_lpa(
-    edges: DataFrame, g: GraphConfig, checkpoint_dir: str
+    edges: DataFrame, g: GraphConfig, checkpoint_dir: str,
+    scored: DriverScores | None = None,
 ) -> tuple[DataFrame, DataFrame, dict]:
     """Connected components and LPA communities of the undirected graph of ``edges``.
 
-    Input: the stage's ``edges[src, dst, weight]`` (a null ``dst`` declares a user). Output:
-    ``[id, component_id]`` and ``[id, lpa_community]`` (strings, persisted: the caller
-    unpersists) and the numbers for the stage result: ``lpa_modularity``, ``lpa_communities``,
-    ``components``, ``largest_component_share`` (of all vertices, 0-1).
+    Input: the stage's ``edges[src, dst, weight]`` (a null ``dst`` declares a user), and the
+    driver-side scores when the stage has them (``scored``). Output: ``[id, component_id]``
+    and ``[id, lpa_community]`` (strings, persisted: the caller unpersists) and the numbers for
+    the stage result: ``lpa_modularity``, ``lpa_communities``, ``components``,
+    ``largest_component_share`` (of all vertices, 0-1).
     """
-    components = connected_components(
+    components = scored.components if scored else connected_components(
         edges, engine=g.components_engine, checkpoint_dir=checkpoint_dir,
-        igraph_max_edges=g.igraph_max_edges,
-    ).select("id", F.col("component").cast("string").alias("component_id")).persist()
-    lpa = label_propagation(
+        igraph_max_edges=g.igraph_max_edges)
+    components = components.select(
+        "id", F.col("component").cast("string").alias("component_id")).persist()
+    lpa = scored.lpa if scored else label_propagation(
         edges, weight=WEIGHT, max_iter=g.lpa_max_iter, engine=g.lpa_engine, seed=g.seed,
-        checkpoint_dir=checkpoint_dir, igraph_max_edges=g.igraph_max_edges,
-    ).select("id", F.col("community").cast("string").alias("lpa_community")).persist()
+        checkpoint_dir=checkpoint_dir, igraph_max_edges=g.igraph_max_edges)
+    lpa = lpa.select("id", F.col("community").cast("string").alias("lpa_community")).persist()
     real = edges.filter(F.col(DST).isNotNull())
     sizes = (
         components.groupBy("component_id").agg(F.count(F.lit(1)).alias("size"))
@@ -243,7 +247,8 @@ def components_and_lpa(
         .first()
     )
     stats = {
-        "lpa_modularity": modularity(real, lpa, weight=WEIGHT, community_col="lpa_community"),
+        "lpa_modularity": scored.lpa_modularity if scored else modularity(
+            real, lpa, weight=WEIGHT, community_col="lpa_community"),
         "lpa_communities": lpa.agg(F.countDistinct("lpa_community")).first()[0],
         "components": sizes["components"],
         "largest_component_share": sizes["largest"] / sizes["vertices"],
@@ -286,17 +291,25 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
     g = config.graph
     checkpoints = config.uri("checkpoints")
     real = edges.filter(F.col(DST).isNotNull())
-    ranks = pagerank(edges, weight=WEIGHT, damping=g.damping, tol=g.tol, max_iter=g.max_iter,
-                     engine=g.pagerank_engine, checkpoint_dir=checkpoints,
-                     igraph_max_edges=g.igraph_max_edges).persist()
-    assignment = louvain(edges, weight=WEIGHT, resolution=g.resolution, engine=g.louvain_engine,
-                         seed=g.seed, checkpoint_dir=checkpoints,
-                         igraph_max_edges=g.igraph_max_edges).persist()
-    q = modularity(real, assignment, weight=WEIGHT,
-                   resolution=g.resolution)
-    eigen = eigenvector_centrality(edges, weight=WEIGHT, max_iter=g.max_iter,
-                                   engine=g.eigenvector_engine, checkpoint_dir=checkpoints,
-                                   igraph_max_edges=g.igraph_max_edges).persist()
+    # one trip to the driver for all five when the graph is small (see graph/suite.py)
+    scored = score_on_driver(
+        edges, WEIGHT, g.damping, g.resolution, g.seed, g.igraph_max_edges,
+        {"pagerank": g.pagerank_engine, "louvain": g.louvain_engine,
+         "components": g.components_engine, "lpa": g.lpa_engine,
+         "eigenvector": g.eigenvector_engine})
+    result.details["engine"] = "driver (igraph, scipy)" if scored else "per algorithm"
+    ranks = (scored.pagerank if scored else pagerank(
+        edges, weight=WEIGHT, damping=g.damping, tol=g.tol, max_iter=g.max_iter,
+        engine=g.pagerank_engine, checkpoint_dir=checkpoints,
+        igraph_max_edges=g.igraph_max_edges)).persist()
+    assignment = (scored.louvain if scored else louvain(
+        edges, weight=WEIGHT, resolution=g.resolution, engine=g.louvain_engine, seed=g.seed,
+        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
+    q = scored.louvain_modularity if scored else modularity(
+        real, assignment, weight=WEIGHT, resolution=g.resolution)
+    eigen = (scored.eigenvector if scored else eigenvector_centrality(
+        edges, weight=WEIGHT, max_iter=g.max_iter, engine=g.eigenvector_engine,
+        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
     if g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources
         paths = path_centralities(edges, k=g.path_sources, seed=g.seed,
                                   checkpoint_dir=checkpoints)
@@ -304,7 +317,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         paths = edges.sparkSession.createDataFrame(
             [], f"id {eigen.schema['id'].dataType.simpleString()}, "
                 "betweenness_centrality double, closeness_centrality double")
-    components, lpa, structure = components_and_lpa(edges, g, checkpoints)
+    components, lpa, structure = components_and_lpa(edges, g, checkpoints, scored)
     undirected = real.select(F.least(SRC, DST).alias(SRC), F.greatest(SRC, DST).alias(DST)
                              ).distinct()
     sizes = assignment.groupBy("community").agg(F.count(F.lit(1)).alias("community_size"))
@@ -344,5 +357,5 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.uri("truth")),
         **structure,
     )
-    for frame in (ranks, assignment, components, lpa, eigen):
+    for frame in (ranks, assignment, components, lpa, eigen, *([scored.base] if scored else [])):
         frame.unpersist()

@@ -74,3 +74,64 @@ def test_leiden_that_cannot_run_on_the_driver_says_what_to_change(spark, monkeyp
     monkeypatch.setattr(_local, "driver_heap_bytes", lambda spark: 100)
     with pytest.raises(ValueError, match="spark.driver_memory"):
         louvain(edges, weight="w", method="leiden")
+
+
+def test_one_trip_to_the_driver_scores_like_each_engine_and_networkx(spark):
+    """score_on_driver (the graph stage's small-graph path) against the per-algorithm igraph /
+    local engines and networkx, on a weighted graph with reciprocal and duplicate rows, a
+    self-loop, a zero-weight edge, a second component and an isolated vertex."""
+    from mktpipe.graph import connected_components, eigenvector_centrality, modularity
+    from mktpipe.graph.suite import score_on_driver
+
+    g = nx.planted_partition_graph(3, 8, 0.7, 0.05, seed=3)
+    rows = [(f"v{u}", f"v{v}", 1.0 + (u + v) % 3) for u, v in g.edges()]
+    rows += [("v1", "v0", 2.0), ("v1", "v0", 0.5), ("v5", "v5", 1.5), ("v9", "v10", 0.0),
+             ("p", "q", 1.0), ("lonely", None, None)]
+    edges = spark.createDataFrame(rows, "src string, dst string, weight double")
+    engines = dict.fromkeys(("pagerank", "louvain", "components", "lpa", "eigenvector"),
+                            "auto")
+    got = score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines)
+    assert got is not None
+    try:
+        def as_dict(df, column):
+            return {r["id"]: r[column] for r in df.collect()}
+
+        ranks = as_dict(got.pagerank, "pagerank")
+        want = as_dict(pagerank(edges, weight="weight", engine="igraph"), "pagerank")
+        assert ranks.keys() == want.keys() and "lonely" in ranks
+        for v in want:
+            assert ranks[v] == pytest.approx(want[v], abs=1e-12)
+        eig = as_dict(got.eigenvector, "eigenvector_centrality")
+        want = as_dict(eigenvector_centrality(edges, weight="weight", engine="local"),
+                       "eigenvector_centrality")
+        for v in want:
+            assert eig[v] == pytest.approx(want[v], abs=1e-9)
+        assert as_dict(got.components, "component") == as_dict(
+            connected_components(edges, engine="igraph"), "component")
+        # the heuristics: partitions whose modularity (driver-side) equals Spark's exact one
+        # and networkx's, as good as the per-algorithm engines' partitions
+        oracle = nx.Graph()
+        for s, d, w in rows:
+            if d is None:
+                oracle.add_node(s)
+            elif oracle.has_edge(s, d):
+                oracle[s][d]["weight"] += w
+            else:
+                oracle.add_edge(s, d, weight=w)
+        for frame, q in ((got.louvain, got.louvain_modularity), (got.lpa, got.lpa_modularity)):
+            parts = {}
+            for v, c in as_dict(frame, "community").items():
+                parts.setdefault(c, set()).add(v)
+            assert q == pytest.approx(
+                nx.community.modularity(oracle, parts.values(), weight="weight"), abs=1e-12)
+            assert all(c == min(members) for c, members in parts.items())
+        assert got.louvain_modularity == pytest.approx(
+            modularity(edges, got.louvain, weight="weight"), abs=1e-12)  # Spark's exact one
+        alone = louvain(edges, weight="weight", engine="igraph", seed=7)
+        assert got.louvain_modularity >= modularity(edges, alone, weight="weight") - 0.02
+    finally:
+        got.base.unpersist()
+    engines["louvain"] = "spark"
+    assert score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines) is None
+    engines["louvain"] = "auto"
+    assert score_on_driver(edges, "weight", 0.85, 1.0, 7, 10, engines) is None  # too many edges
