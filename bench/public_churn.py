@@ -22,8 +22,12 @@ Both sides see the same training rows and are scored on the same untouched test 
   ``select: best``; ``calibration: auto``), validating on a random 20 % of the training rows
   (these data sets have no snapshot dates), then ``predict`` on the test rows.
 
+* **no terms**: the same with ``auto_features`` off, side by side in the same run (what
+  automatic feature engineering adds or costs).
+
 Prints AP, ROC AUC, log loss and Brier score on the test rows (scikit-learn's metric
-functions for both sides), what mktpipe served and its calibration, and the fit seconds.
+functions for every side), what mktpipe served, its calibration and its automatic feature
+engineering, and the fit seconds.
 """
 
 from __future__ import annotations
@@ -142,7 +146,10 @@ def main() -> None:
         y = test["churned"].to_numpy()
         base_p, base_s = baseline(train, test)
         our_p, our_s, our_m = ours(spark, train, test, settings)
-        for side, p, s in (("baseline", base_p, base_s), ("mktpipe", our_p, our_s)):
+        plain = {**settings, "auto_features": {"enabled": False}}
+        plain_p, plain_s, _ = ours(spark, train, test, plain)
+        for side, p, s in (("baseline", base_p, base_s), ("mktpipe", our_p, our_s),
+                           ("no terms", plain_p, plain_s)):
             m = metrics(y, p)
             print(f"{name:<8}{side:<10}{len(train):>7}{len(test):>6}{100 * y.mean():>7.1f}"
                   f"{m['ap']:>8.4f}{m['auc']:>9.4f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}"
@@ -152,6 +159,12 @@ def main() -> None:
               f"{served.get('calibration')}; validation AP per model: " + ", ".join(
                   f"{k} {our_m[k]['average_precision']:.4f}"
                   for k in ("xgb", "lr", "rf", "mlp", "ensemble", "stacked") if k in our_m))
+        fe = our_m.get("auto_features") or {}
+        if fe:
+            print(f"{'':<8}auto features: {fe.get('decision')} ({fe.get('reason')}); "
+                  f"{fe.get('candidates')} candidates -> {fe.get('after_univariate')} -> "
+                  f"{fe.get('after_correlation')} -> {fe.get('after_importance')}; kept "
+                  f"{fe.get('kept')}; {fe.get('seconds')} s")
     spark.stop()
 
 

@@ -73,6 +73,54 @@ def _check(condition: bool, message: str) -> None:
 
 
 @dataclass(frozen=True)
+class AutoFeatureSettings:
+    """Automatic feature engineering of a classifier (``models.<churn|intent>.auto_features``;
+    see ``mktpipe/models/autofeatures.py``): candidates from the ``top_k`` numeric features most
+    correlated with the label, selected on the training data, kept only when they improve the
+    reference model's validation average precision by at least ``min_gain``."""
+
+    enabled: bool = False
+    top_k: int = 6  # the strongest numeric features the terms are built from
+    squares: bool = True  # x^2 of each (PolynomialExpansion's degree-2 diagonal)
+    products: bool = True  # x*y of each pair (Interaction of two numeric columns)
+    ratios: bool = True  # x/y of each pair, the stronger over the weaker (null where y = 0)
+    recent_share: bool = True  # x_<short>d / x_<long>d of every windowed measure
+    fpr: float = 0.05  # UnivariateFeatureSelector (ANOVA F): keep p-values below this
+    max_correlation: float = 0.95  # drop a candidate this correlated with a kept feature
+    min_importance: float = 0.5  # drop below this share of the mean random-forest importance
+    min_gain: float = 0.0  # keep the terms when validation AP improves by more than this
+    validation: str = "time"  # time (the latest training snapshot) | holdout
+    train_ratio: float = 0.75  # holdout (and time with one snapshot): the share fitted on
+    forest_trees: int = 30  # the importance forest
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 2, f"auto_features.top_k must be >= 2, got {self.top_k}")
+        _check(self.squares or self.products or self.ratios or self.recent_share,
+               "auto_features: at least one of squares, products, ratios, recent_share")
+        _check(0.0 < self.fpr <= 1.0, f"auto_features.fpr must lie in (0, 1], got {self.fpr}")
+        _check(0.0 < self.max_correlation <= 1.0,
+               f"auto_features.max_correlation must lie in (0, 1], got {self.max_correlation}")
+        _check(self.min_importance >= 0.0, "auto_features.min_importance must be >= 0")
+        _check(self.validation in ("time", "holdout"),
+               f"auto_features.validation must be 'time' or 'holdout', got {self.validation!r}")
+        _check(0.0 < self.train_ratio < 1.0, "auto_features.train_ratio must lie in (0, 1)")
+        _check(self.forest_trees >= 1, "auto_features.forest_trees must be >= 1")
+
+
+def _auto_features(value: Any) -> AutoFeatureSettings:
+    if isinstance(value, AutoFeatureSettings):
+        return value
+    if isinstance(value, bool):  # auto_features: true
+        return AutoFeatureSettings(enabled=value)
+    _check(isinstance(value, Mapping), f"auto_features must be a mapping or a boolean, got "
+                                       f"{value!r}")
+    allowed = {f.name for f in dataclasses.fields(AutoFeatureSettings)}
+    unknown = sorted(set(value) - allowed)
+    _check(not unknown, f"auto_features: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    return AutoFeatureSettings(**value)
+
+
+@dataclass(frozen=True)
 class ClassifierSettings:
     """Binary classifiers (churn, purchase intent)."""
 
@@ -114,6 +162,8 @@ class ClassifierSettings:
     # (search_folds folds), time (train on earlier snapshots, validate on the latest)
     search_validation: str = "holdout"
     search_folds: int = 3
+    # interaction, polynomial, ratio and recent-share terms, selected and validated
+    auto_features: Any = field(default_factory=AutoFeatureSettings)
 
     def __post_init__(self) -> None:
         _check(self.search in SEARCH_METHODS,
@@ -124,6 +174,7 @@ class ClassifierSettings:
                f"{self.search_validation!r}")
         _check(self.search_folds >= 2, "search_folds must be >= 2")
         _check(self.search_timeout_s > 0, "search_timeout_s must be > 0")
+        object.__setattr__(self, "auto_features", _auto_features(self.auto_features))
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "tiers", normalize_tiers(self.tiers))
         unknown = [m for m in self.models if m not in MODEL_KINDS]

@@ -38,6 +38,7 @@ from pyspark.sql import types as T_
 from xgboost.spark import SparkXGBClassifier
 
 from mktpipe.model_settings import ClassifierSettings, normalize_tiers, to_dict
+from mktpipe.models import autofeatures
 from mktpipe.models import calibration as cal
 from mktpipe.models import tuning as tuning_mod
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
@@ -231,35 +232,81 @@ def fit_binary_classifier(df: DataFrame, label_col: str, feature_cols=None,
     if not counts["pos"] or not counts["neg"]:
         raise ValueError(f"{what}: the training set needs both classes, got {counts}")
     n = counts["pos"] + counts["neg"]
-    spec = profile_features(train, feature_cols, settings.max_categories)
-    weight = (F.when(F.col(LABEL) == 1, F.lit(n / (2.0 * counts["pos"])))
-              .otherwise(F.lit(n / (2.0 * counts["neg"]))))
-    train = (train.withColumn(LABEL, F.col(label_col).cast("double"))
-             .withColumn(WEIGHT, weight))
-    kinds = set(settings.models)
-    prep = Pipeline(stages=preprocessing_stages(spec, tree=bool(kinds & {"xgb", "rf"}),
-                                                linear="lr" in kinds,
-                                                scaled="mlp" in kinds)).fit(train)
+    engineered = None
+    if settings.auto_features.enabled:  # decided on the training data only
+        engineered = autofeatures.engineer(
+            train, label_col, feature_cols, settings.auto_features,
+            _reference_scorer(settings, label_col), settings.date_col, settings.seed)
+        if engineered.columns:  # the model's first stage computes them for what it scores
+            train = engineered.apply(train)
+    inputs = list(feature_cols)
+    feature_cols = [*feature_cols, *(engineered.columns if engineered else [])]
+    train, spec, prep = _prepare(train, label_col, feature_cols, counts, settings,
+                                 set(settings.models))
     train_t = prep.transform(train).cache()  # every model and the search read it
     try:
         fitted, tuned = _fit_models(train_t, settings, counts["neg"] / counts["pos"], tune)
     finally:
         train_t.unpersist()
-    pipeline_model = PipelineModel(stages=[*prep.stages, *fitted, *_output_stages(
+    first = [engineered.stage()] if engineered and engineered.columns else []
+    pipeline_model = PipelineModel(stages=[*first, *prep.stages, *fitted, *_output_stages(
         output_prefix, settings.models)])
-    metadata = {"label_col": label_col, "feature_cols": spec.columns,
+    metadata = {"label_col": label_col,
+                "feature_cols": [c for c in spec.columns if c in inputs],
                 "feature_spec": spec.to_dict(), "models": list(settings.models),
                 "output_prefix": output_prefix, "tiers": dict(settings.tiers),
                 "settings": to_dict(settings), "tuning": tuned, "split": split,
                 "training_counts": counts}
     model = model_cls(pipeline_model, metadata)
     _validate_and_serve(model, valid, label_col, settings)
+    if engineered is not None:  # the registry's metrics and the report's table
+        model.metadata["metrics"]["auto_features"] = json_safe(
+            {**engineered.report, "expressions": engineered.expressions})
     if tuned:  # the search history, for the registry's metrics and the report's chart
         model.metadata["metrics"]["search"] = json_safe(tuned)
     log.info("%s fitted on %d rows (%s validation): %s", what, n, split["strategy"],
              {k: round(v[PRIMARY_METRIC], 4) for k, v in model.metrics.items()
               if isinstance(v, dict) and v.get(PRIMARY_METRIC) is not None})
     return model
+
+
+def _prepare(train: DataFrame, label_col: str, feature_cols: list[str], counts: dict,
+             settings: ClassifierSettings, kinds: set[str]
+             ) -> tuple[DataFrame, Any, PipelineModel]:
+    """(``train`` with the label and balanced-weight columns, the feature spec, the fitted
+    preprocessing for ``kinds``)."""
+    n = counts["pos"] + counts["neg"]
+    spec = profile_features(train, feature_cols, settings.max_categories)
+    weight = (F.when(F.col(LABEL) == 1, F.lit(n / (2.0 * counts["pos"])))
+              .otherwise(F.lit(n / (2.0 * counts["neg"]))))
+    train = (train.withColumn(LABEL, F.col(label_col).cast("double"))
+             .withColumn(WEIGHT, weight))
+    prep = Pipeline(stages=preprocessing_stages(spec, tree=bool(kinds & {"xgb", "rf"}),
+                                                linear="lr" in kinds,
+                                                scaled="mlp" in kinds)).fit(train)
+    return train, spec, prep
+
+
+def _reference_scorer(settings: ClassifierSettings, label_col: str) -> autofeatures.Scorer:
+    """What :func:`~mktpipe.models.autofeatures.engineer` validates terms with: the first
+    configured model, preprocessed as in the fit, its PR AUC on the held-out part."""
+    kind = settings.models[0]
+
+    def score(train: DataFrame, valid: DataFrame, columns: list[str]) -> float:
+        counts = _check_label(train, label_col, "auto features (fitting part)")
+        if not counts["pos"] or not counts["neg"]:
+            return math.nan
+        train, _, prep = _prepare(train, label_col, columns, counts, settings, {kind})
+        train_t = prep.transform(train)
+        n_inputs = train_t.select(SCALED_FEATURES).first()[0].size if kind == "mlp" else 1
+        estimator = _estimator(kind, settings, counts["neg"] / counts["pos"], n_inputs)
+        fitted = drop_training_summary(estimator.fit(train_t))
+        scored = fitted.transform(prep.transform(
+            valid.withColumn(LABEL, F.col(label_col).cast("double"))))
+        return float(tuning_mod.pr_auc_evaluator(LABEL, estimator.getProbabilityCol())
+                     .evaluate(scored))
+
+    return score
 
 
 def _fit_models(train_t: DataFrame, settings: ClassifierSettings, pos_weight: float,

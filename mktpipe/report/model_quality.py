@@ -150,6 +150,33 @@ def _calibration_blocks(name: str, calibration) -> list:
     return blocks
 
 
+def auto_feature_blocks(name: str, report) -> list:
+    """What automatic feature engineering tried, what each selection step kept, the held-out
+    figures with and without the terms, and the decision; [] when it was off."""
+    if not isinstance(report, dict) or not report.get("enabled"):
+        return []
+    decision = {"kept": "kept", "rejected": "not kept", "skipped": "skipped"}.get(
+        report.get("decision"), report.get("decision"))
+    blocks: list = [Text(f"Automatic feature engineering: {decision}. "
+                         f"{report.get('reason', '')}.", "note")]
+    steps = [("candidate terms", report.get("candidates")),
+             ("after the univariate test (ANOVA F)", report.get("after_univariate")),
+             ("after correlation filtering", report.get("after_correlation")),
+             ("after importance pruning", report.get("after_importance")),
+             ("kept", len(report.get("kept") or []))]
+    rows = [[step, fmt.fmt_int(n)] for step, n in steps if n is not None]
+    if "before" in report:
+        rows += [["PR AUC without the terms (held out)", fmt.fmt_num(report["before"], 4)],
+                 ["PR AUC with the terms (held out)", fmt.fmt_num(report.get("after"), 4)]]
+    if report.get("kept"):
+        rows.append(["terms", ", ".join(report["kept"])])
+    blocks.append(Table(["step", "value"], rows, id=f"auto-features-{name}",
+                        title="Automatic feature engineering", size="half",
+                        note=f"Decided inside the training data ({report.get('validation', '')}); "
+                             "the validation users above never took part."))
+    return blocks
+
+
 def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
                       ctx: ReportContext) -> list:
     version, metrics, info = _latest(registry, name)
@@ -195,6 +222,7 @@ def classifier_blocks(name: str, title: str, outcome: str, registry: Registry,
                            "points: its predicted probabilities hardly spread over the recorded "
                            "thresholds, so the model barely ranks users apart.", "note"))
     blocks.append(_tier_table(name, best))
+    blocks.extend(auto_feature_blocks(name, metrics.get("auto_features")))
     blocks.extend(search_blocks(name, title, metrics))
     return [b for b in blocks if b is not None]
 

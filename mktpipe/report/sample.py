@@ -240,6 +240,12 @@ def _classifier(ap: float, with_lr: bool, with_pr: bool) -> dict[str, Any]:
                               "out_of_fold": {"none": {"log_loss": 0.43, "brier": 0.14},
                                               "platt": {"log_loss": 0.41, "brier": 0.135},
                                               "isotonic": {"log_loss": 0.42, "brier": 0.137}}}
+        out["auto_features"] = {
+            "enabled": True, "decision": "kept", "validation": "time (validate on x)",
+            "reason": "PR AUC 0.4100 → 0.4350 on the held-out part", "candidates": 40,
+            "after_univariate": 22, "after_correlation": 9, "after_importance": 2,
+            "kept": ["fe_mul__recency_days__views_7d", "fe_share__likes_7d_30d"],
+            "before": 0.41, "after": 0.435}
     else:
         out["ensemble"] = out["xgb"]
     return out

@@ -161,6 +161,13 @@ def test_model_segment_graph_and_quality_sections(report, sample):
         ["uncalibrated", "0.4300", "0.1400"], ["Platt scaling", "0.4100", "0.1350"],
         ["isotonic regression", "0.4200", "0.1370"]]
     assert "Calibration: Platt scaling. platt: out-of-fold log_loss 0.41000" in models
+    assert table_rows(page, "auto-features-churn") == [
+        ["candidate terms", "40"], ["after the univariate test (ANOVA F)", "22"],
+        ["after correlation filtering", "9"], ["after importance pruning", "2"], ["kept", "2"],
+        ["PR AUC without the terms (held out)", "0.4100"],
+        ["PR AUC with the terms (held out)", "0.4350"],
+        ["terms", "fe_mul__recency_days__views_7d, fe_share__likes_7d_30d"]]
+    assert "Automatic feature engineering: kept. PR AUC 0.4100 → 0.4350" in models
     assert [r[0] for r in table_rows(page, "metrics-intent")] == ["XGBoost"]  # ensemble = xgb
     now = [r for r in sample.segments if r["snapshot_date"] == SNAP]
     segs = result.details["segments"]
