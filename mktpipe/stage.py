@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from mktpipe.catalog import Table
@@ -170,13 +169,12 @@ def versions(store: TableStore, tables: Iterable[str]) -> dict[str, int]:
 
 def snapshot_dates(store: TableStore, table: Table, before: dt.date) -> list[dt.date]:
     """The ``snapshot_date`` partitions of ``table`` strictly before ``before``, oldest
-    first (a small distinct over the partition column); [] when the table does not exist."""
+    first (from the table's log: no Spark job); [] when the table does not exist."""
     if not store.exists(table):
         return []
-    col = table.partition_by[0]
-    rows = (store.read(table).select(col).distinct()
-            .filter(F.col(col) < F.lit(before)).collect())
-    return sorted(r[0] for r in rows)
+    dates = (dt.date.fromisoformat(v[:10])
+             for v in store.partition_values(table, table.partition_by[0]) if v)
+    return sorted(d for d in dates if d < before)
 
 
 def day_range(run_date: dt.date, days_before: int) -> list[dt.date]:

@@ -300,6 +300,13 @@ class TableStore(ABC):
     def file_count(self, table: str) -> int:
         """Data files in the table's latest snapshot."""
 
+    def partition_values(self, table: str, column: str) -> list[str]:
+        """The distinct values of partition ``column`` in the latest snapshot, as strings
+        (None for a null partition), in no particular order. This default runs a distinct in
+        Spark; the Delta stores read them from the transaction log instead (no Spark job)."""
+        return [None if r[0] is None else str(r[0])
+                for r in self.read(table).select(column).distinct().collect()]
+
     @abstractmethod
     def optimize(self, table: str) -> int:
         """Compact small files (bin-packing, per partition) as one commit; return files removed

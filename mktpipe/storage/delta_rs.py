@@ -110,6 +110,10 @@ class DeltaRsStore(TableStore):
     def history(self, table: str) -> list[dict]:
         return self._table(table).history()
 
+    def partition_values(self, table: str, column: str) -> list[str]:
+        return sorted({p.get(column) for p in self._table(table).partitions()},
+                      key=lambda v: (v is None, v or ""))
+
     def file_count(self, table: str) -> int:
         return len(self._table(table).file_uris())
 

@@ -92,6 +92,13 @@ class DeltaSparkStore(TableStore):
         detail = self._dt(table).detail().select("partitionColumns").first()
         return list(detail[0] or [])
 
+    def partition_values(self, table: str, column: str) -> list[str]:
+        log_table = self._log(table)
+        if log_table is None:
+            return super().partition_values(table, column)
+        return sorted({p.get(column) for p in log_table.partitions()},
+                      key=lambda v: (v is None, v or ""))
+
     def file_count(self, table: str) -> int:
         log_table = self._log(table)
         if log_table is not None:

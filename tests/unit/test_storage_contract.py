@@ -83,6 +83,20 @@ def test_partitioned_write_keeps_partition_values_including_null(store, df):
     assert_df_equality(store.read(table), df, ignore_row_order=True)
 
 
+def test_partition_values_come_from_the_log_and_follow_overwrites(store, df, spark):
+    from mktpipe.storage.base import TableStore
+
+    table = _table()
+    store.write(df, table, partition_by=["day"])
+    got = store.partition_values(table, "day")
+    assert got == [D1.isoformat(), D2.isoformat(), None]  # null last
+    # the same as the Spark distinct the base class runs
+    assert sorted(got, key=str) == sorted(TableStore.partition_values(store, table, "day"),
+                                          key=str)
+    store.write(df.filter("day is null"), table, mode="overwrite")
+    assert store.partition_values(table, "day") == [None]
+
+
 def test_append_adds_a_version_and_time_travel_reads_the_old_one(store, df):
     table = _table()
     store.write(df.filter("id <= 2"), table)
