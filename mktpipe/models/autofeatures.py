@@ -143,16 +143,24 @@ def numeric_columns(df: DataFrame, feature_cols: Sequence[str]) -> list[str]:
 
 
 def _label_correlations(df: DataFrame, label: str, columns: Sequence[str]) -> dict[str, float]:
-    """|Pearson r| of each column with ``label`` (one aggregation; NaN, for a constant column,
-    becomes 0)."""
+    """|Pearson r| of each column with ``label`` over the rows where the column is not null
+    (one aggregation; a constant column gets 0). Covariance and standard deviations are
+    divided here: Spark's ``corr`` raises under ANSI mode for a constant column."""
     if not columns:
         return {}
-    row = df.agg(*[F.corr(F.col(label), F.col(c).cast("double")).alias(f"c{i}")
-                   for i, c in enumerate(columns)]).first()
+    y = F.col(label)
+    aggs = []
+    for i, c in enumerate(columns):
+        x = F.col(c).cast("double")
+        aggs += [F.covar_samp(y, x).alias(f"v{i}"), F.stddev_samp(x).alias(f"x{i}"),
+                 F.stddev_samp(F.when(x.isNotNull(), y)).alias(f"y{i}")]
+    row = df.agg(*aggs).first()
     out = {}
     for i, c in enumerate(columns):
-        value = row[f"c{i}"]
-        out[c] = abs(value) if value is not None and math.isfinite(value) else 0.0
+        cov, sx, sy = row[f"v{i}"], row[f"x{i}"], row[f"y{i}"]
+        values = (cov, sx, sy)
+        ok = all(v is not None and math.isfinite(v) for v in values) and sx > 0 and sy > 0
+        out[c] = min(abs(cov / (sx * sy)), 1.0) if ok else 0.0
     return out
 
 

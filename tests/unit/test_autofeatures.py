@@ -21,7 +21,7 @@ FAST = {"models": ["lr"], "stack": False, "tiers": {"high": 0.5, "low": 0.0}}
 def product_rows(n: int, snapshot: dt.date, seed: int) -> list[tuple]:
     """Churn when x1 and x2 share a sign: invisible to a linear model on x1 and x2, plain on
     x1 * x2. ``flag`` is 0/1 (its square equals it), ``views_7d``/``views_30d`` a windowed
-    measure, ``noise`` nothing."""
+    measure, ``noise`` nothing, ``fee`` a constant (Spark's ``corr`` raises on one under ANSI)."""
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
     flip = rng.random(n) < 0.05
@@ -30,11 +30,11 @@ def product_rows(n: int, snapshot: dt.date, seed: int) -> list[tuple]:
     v7 = rng.binomial(v30, 0.3)
     flag = rng.integers(0, 2, size=n)
     return [(int(seed * 10_000 + i), snapshot, float(x1[i]), float(x2[i]), int(flag[i]),
-             int(v7[i]), int(v30[i]), float(rng.normal()), int(y[i])) for i in range(n)]
+             int(v7[i]), int(v30[i]), float(rng.normal()), 5.0, int(y[i])) for i in range(n)]
 
 
 COLUMNS = ["user_id", "snapshot_date", "x1", "x2", "flag", "views_7d", "views_30d", "noise",
-           "churned"]
+           "fee", "churned"]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,7 @@ def test_the_product_term_is_found_selected_and_kept(engineered, frames):
     assert report["candidates"] >= report["after_univariate"] >= report["after_correlation"] \
         >= report["after_importance"] == len(report["kept"])
     assert set(report["expressions"]) == set(report["kept"])
+    assert "fee" not in report["bases"][:2]  # a constant correlates with nothing
 
 
 def test_kept_terms_help_on_the_validation_snapshot_and_ride_in_the_model(engineered, frames,
@@ -113,7 +114,8 @@ def test_kept_terms_help_on_the_validation_snapshot_and_ride_in_the_model(engine
     assert engineered.metrics["lr"]["average_precision"] > 0.85
     assert plain.metrics["lr"]["average_precision"] < 0.65
     # the model takes the raw feature table: the terms are its first stage
-    assert engineered.feature_cols == ["x1", "x2", "flag", "views_7d", "views_30d", "noise"]
+    assert engineered.feature_cols == ["x1", "x2", "flag", "views_7d", "views_30d", "noise",
+                                       "fee"]
     path = str(tmp_path / "model")
     engineered.save(path)
     loaded = BinaryClassifierModel.load(path)
