@@ -147,18 +147,19 @@ def main() -> None:
         base_p, base_s = baseline(train, test)
         our_p, our_s, our_m = ours(spark, train, test, settings)
         plain = {**settings, "auto_features": {"enabled": False}}
-        plain_p, plain_s, _ = ours(spark, train, test, plain)
+        plain_p, plain_s, plain_m = ours(spark, train, test, plain)
         for side, p, s in (("baseline", base_p, base_s), ("mktpipe", our_p, our_s),
                            ("no terms", plain_p, plain_s)):
             m = metrics(y, p)
             print(f"{name:<8}{side:<10}{len(train):>7}{len(test):>6}{100 * y.mean():>7.1f}"
                   f"{m['ap']:>8.4f}{m['auc']:>9.4f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}"
                   f"{s:>8.1f}")
-        served = our_m["served"]
-        print(f"{'':<8}mktpipe served {served['model']} ({served['reason']}); calibration "
-              f"{served.get('calibration')}; validation AP per model: " + ", ".join(
-                  f"{k} {our_m[k]['average_precision']:.4f}"
-                  for k in ("xgb", "lr", "rf", "mlp", "ensemble", "stacked") if k in our_m))
+        for side, m in (("mktpipe", our_m), ("no terms", plain_m)):
+            served = m["served"]
+            print(f"{'':<8}{side} served {served['model']} ({served['reason']}); calibration "
+                  f"{served.get('calibration')}; validation AP per model: " + ", ".join(
+                      f"{k} {m[k]['average_precision']:.4f}"
+                      for k in ("xgb", "lr", "rf", "mlp", "ensemble", "stacked") if k in m))
         fe = our_m.get("auto_features") or {}
         if fe:
             print(f"{'':<8}auto features: {fe.get('decision')} ({fe.get('reason')}); "
