@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -57,10 +58,11 @@ def spark(config):
 S3_BUCKET = "mktpipe-lake"
 
 
-@pytest.fixture
-def s3(monkeypatch, tmp_path):
-    """An S3-compatible server (moto's server mode) started by the test on 127.0.0.1, a bucket
-    in it, and the environment pointing at it: credentials come from the environment only.
+@contextlib.contextmanager
+def s3_server(log_dir: Path, env: pytest.MonkeyPatch):
+    """An S3-compatible server (moto's server mode) on 127.0.0.1, a bucket in it, and the
+    environment (through ``env``) pointing at it: credentials come from the environment only.
+    Yields the bucket's ``s3://`` URI.
 
     The server runs in its own process: in a thread of this one it would wait on the GIL
     while a native client (delta-rs) blocks in a request to it."""
@@ -76,14 +78,14 @@ def s3(monkeypatch, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = (tmp_path / "moto.log").open("wb")
+    log = (log_dir / "moto.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                                str(port)], stdout=log, stderr=subprocess.STDOUT)
-    env = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret",
-           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    values = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret",
+              "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    for name, value in values.items():
+        env.setenv(name, value)
+    env.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     try:
         client = boto3.client("s3")
         deadline = time.monotonic() + 60
@@ -100,3 +102,10 @@ def s3(monkeypatch, tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """``s3_server`` for one test."""
+    with s3_server(tmp_path, monkeypatch) as bucket:
+        yield bucket

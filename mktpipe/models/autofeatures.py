@@ -237,7 +237,7 @@ def engineer(train: DataFrame, label_col: str, feature_cols: Sequence[str],
         log.warning("auto features: no %r column to validate on the latest snapshot; holdout "
                     "instead", date_col)
         validation = "holdout"
-    pairs, cached, validation = tuning._splits(
+    pairs, cached, validation = tuning.validation_splits(
         labelled, validation, settings.train_ratio, seed, 2, date_col)
     fit_part, held_out = pairs[0]
     report["validation"] = validation

@@ -139,7 +139,8 @@ def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
     if validation == "kfold" and folds < 2:
         raise ValueError(f"tuning: kfold needs folds >= 2, got {folds}")
     larger = evaluator.isLargerBetter()
-    splits, cached, validation = _splits(df, validation, train_ratio, seed, folds, date_col)
+    splits, cached, validation = validation_splits(df, validation, train_ratio, seed, folds,
+                                                   date_col)
     results: list[dict] = []
 
     def score(params: dict) -> float:
@@ -178,8 +179,9 @@ def tune(estimator: Estimator, grid: Mapping[str, Sequence], df: DataFrame,
     return TuningResult(best["params"], metric_name, larger, results, method, validation)
 
 
-def _splits(df: DataFrame, validation: str, train_ratio: float, seed: int, folds: int,
-            date_col: str | None) -> tuple[list[tuple[DataFrame, DataFrame]], list, str]:
+def validation_splits(df: DataFrame, validation: str, train_ratio: float, seed: int,
+                      folds: int, date_col: str | None
+                      ) -> tuple[list[tuple[DataFrame, DataFrame]], list, str]:
     """((train, valid) pairs, frames to unpersist after, the validation actually used)."""
     from pyspark.sql import functions as F
 

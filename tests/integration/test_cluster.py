@@ -11,7 +11,11 @@ warehouse and registry, with the same config (``--env test``):
   ``spark.jars_dir``, no ``--jars``): a user's locked-down laptop, so every stage runs on the
   embedded defaults (delta-rs commits, igraph / DataFrame graph engines, lexicon sentiment);
 * ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the
-  resolved extension jars>`` (delta-spark where ``make jars`` resolved it).
+  resolved extension jars>`` (delta-spark where ``make jars`` resolved it) with every path
+  (landing, warehouse, models, exports, checkpoints) in a bucket of an S3 server on loopback
+  (moto, started by the test; hadoop-aws from the resolved jars), as production runs: a
+  cluster on object storage. Without hadoop-aws the cluster run uses local disk (and the
+  bucket test skips, saying so).
 
 Each run is one spark-submit whose driver executes the job scripts one after another (exactly
 as ``spark-submit jobs/<stage>.py`` would, but sharing one JVM and SparkContext, which saves a
@@ -259,7 +263,26 @@ def _extension_jars() -> list[Path]:
     return [path for _, _, path in jar_inventory(load_config("test", environ={}))]
 
 
-def _run_env(landing: Path, root: Path, with_jars: bool) -> dict:
+def _paths(landing: Path, root: Path, bucket: str | None) -> dict[str, str]:
+    """``paths.*`` of one run: on local disk, or (``bucket``) every one in the bucket."""
+    if bucket:
+        out = {"landing": f"{bucket}/landing", "truth": f"{bucket}/truth"}
+        out.update({key: f"{bucket}/{root.name}/{key}" for key in
+                    ("warehouse", "models", "reports", "exports", "checkpoints")})
+        return out
+    out = {"landing": str(landing / "landing"), "truth": str(landing / "truth")}
+    out.update({key: str(root / key) for key in
+                ("warehouse", "models", "reports", "exports", "checkpoints")})
+    return out
+
+
+def _mlflow_uri(root: Path) -> str:
+    """The cluster run's MLflow store: a database on the driver's disk (a server in
+    production); the model files are run artifacts in the bucket."""
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _run_env(landing: Path, root: Path, with_jars: bool, bucket: str | None = None) -> dict:
     """The environment of one run (config, paths; without jars: an empty jars folder)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MKTPIPE__", "PYSPARK_GATEWAY", "SPARK_CONF_DIR"))}
@@ -270,25 +293,34 @@ def _run_env(landing: Path, root: Path, with_jars: bool) -> dict:
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "MKTPIPE_CONF_DIR": str(ROOT / "conf"),
-        "MKTPIPE__PATHS__LANDING": str(landing / "landing"),
-        "MKTPIPE__PATHS__TRUTH": str(landing / "truth"),
     })
-    for key in ("warehouse", "models", "reports", "exports", "checkpoints"):
-        env[f"MKTPIPE__PATHS__{key.upper()}"] = str(root / key)
+    for key, value in _paths(landing, root, bucket).items():
+        env[f"MKTPIPE__PATHS__{key.upper()}"] = value
+    if bucket:
+        env["MKTPIPE__MODELS__MLFLOW_TRACKING_URI"] = _mlflow_uri(root)
+        # and the HTML report, written into the bucket through the file door
+        env["MKTPIPE__PIPELINE__STAGES"] = CONFIG_ENV["MKTPIPE__PIPELINE__STAGES"].replace(
+            "score]", "score, report]")
     if not with_jars:
         empty = root / "empty-jars"
         empty.mkdir(exist_ok=True)
         env["MKTPIPE__SPARK__JARS_DIR"] = str(empty)
+    elif _extension_jars():  # the relative default (jars/) would resolve in the empty workdir
+        env["MKTPIPE__SPARK__JARS_DIR"] = str(_extension_jars()[0].parent)
     return env
 
 
 def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
-            with_jars: bool = True) -> dict:
-    """Start one spark-submit of STAGES into ``root``; returns what _wait and _result need."""
+            with_jars: bool = True, bucket: str | None = None) -> dict:
+    """Start one spark-submit of STAGES into ``root`` (or, with ``bucket``, into the bucket);
+    returns what _wait and _result need. It runs in an empty working directory,
+    ``root/workdir``: anything written locally by mistake would land there."""
     spark_home = _pyspark_dir()
     events = root / "events"
     events.mkdir(parents=True)
-    env = _run_env(landing, root, with_jars)
+    workdir = root / "workdir"
+    workdir.mkdir()
+    env = _run_env(landing, root, with_jars, bucket)
     driver = root / "driver.py"
     driver.write_text(DRIVER)
     # the resolved extension jars (make jars) travel with --jars, as on a real cluster
@@ -301,14 +333,16 @@ def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
         "--conf", f"spark.eventLog.dir={events}",
         "--conf", "spark.eventLog.compress=false",
         "--conf", "spark.eventLog.rolling.enabled=false",
-        str(driver), json.dumps(STAGES), str(root / "info.json"),
+        str(driver), json.dumps([(str(ROOT / script), args) for script, args in STAGES]),
+        str(root / "info.json"),
     ]
     log = root / "spark-submit.log"
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     return {"mode": mode, "proc": proc, "root": root, "log": log, "cmd": cmd,
-            "began": time.perf_counter()}
+            "began": time.perf_counter(), "bucket": bucket, "workdir": workdir,
+            "paths": _paths(landing, root, bucket)}
 
 
 def _wait(submitted: list[dict], deadline: float) -> None:
@@ -344,13 +378,41 @@ def _result(run: dict) -> dict:
                     f"log tail ({run['log']}):\n{_tail(run['log'], 60)}")
     print(f"[{run['mode']}] {run['seconds']:.1f}s, stages: "
           + ", ".join(f"{Path(s['script']).stem} {s['seconds']}s" for s in info["stages"]))
-    return {**info, "seconds": run["seconds"], "root": run["root"],
-            "warehouse": run["root"] / "warehouse", "events": run["root"] / "events"}
+    warehouse = run["paths"]["warehouse"]
+    if run["bucket"]:
+        warehouse = warehouse.replace("s3://", "s3a://")  # as Config.uri spells it
+    return {**info, "seconds": run["seconds"], "root": run["root"], "paths": run["paths"],
+            "bucket": run["bucket"], "workdir": run["workdir"],
+            "warehouse": warehouse, "events": run["root"] / "events"}
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, pyfiles, landing, tmp_path_factory) -> dict:
-    """STAGES with spark-submit in local mode and on the cluster, concurrently."""
+def bucket(spark, landing, tmp_path_factory):
+    """An S3 server on loopback (moto, as the pipeline's object-storage tests use) with the
+    landing zone uploaded, for the cluster run; None (the cluster run then uses local disk)
+    when this session's Spark has no s3a (no hadoop-aws jar)."""
+    from conftest import s3_server
+
+    from mktpipe.session import capabilities, configure_spark
+    from mktpipe.storage import files
+
+    if not capabilities(spark).s3a:
+        print("[cluster] no s3a in this session: " + capabilities(spark).reasons["s3a"]
+              + "; the cluster run writes to local disk")
+        yield None
+        return
+    with pytest.MonkeyPatch.context() as env, \
+            s3_server(tmp_path_factory.mktemp("s3-server"), env) as uri:
+        configure_spark(spark)  # the session started before the server did
+        files.upload(str(landing / "landing"), f"{uri}/landing")
+        files.upload(str(landing / "truth"), f"{uri}/truth")
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, pyfiles, landing, bucket, tmp_path_factory) -> dict:
+    """STAGES with spark-submit in local mode (local disk, no jar) and on the cluster (every
+    path in the bucket when there is one, and then the report), concurrently."""
     started = dt.datetime.now(dt.timezone.utc)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     submitted = [
@@ -359,7 +421,7 @@ def runs(cluster, pyfiles, landing, tmp_path_factory) -> dict:
         _submit("cluster",
                 ["--master", cluster["url"], "--py-files", str(pyfiles),
                  "--total-executor-cores", "2", "--executor-memory", "1g"],
-                landing, tmp_path_factory.mktemp("run-cluster")),
+                landing, tmp_path_factory.mktemp("run-cluster"), bucket=bucket),
     ]
     try:
         _wait(submitted, deadline)
@@ -395,11 +457,12 @@ def _event_log(events_dir: Path) -> list[dict]:
     return apps
 
 
-def _manifest_stages(warehouse: Path) -> list[dict]:
+def _manifest_stages(warehouse: str) -> list[dict]:
     """Per-stage counts of every run manifest, timings and paths aside, in a stable order."""
+    from mktpipe.quality.manifest import load_manifests
+
     rows = []
-    for path in (warehouse / "_runs").glob("*.json"):
-        manifest = json.loads(path.read_text())
+    for manifest in load_manifests(warehouse):
         for stage in manifest["stages"]:
             rows.append({"command": manifest["command"], "status": manifest["status"],
                          **{k: stage.get(k) for k in (
@@ -494,9 +557,66 @@ def test_run_manifests_agree(runs):
     assert storage(local) == {"delta-rs"}  # no jar in its JVM
     assert len(local) >= len(STAGES)
     assert all(r["status"] == "ok" for r in local)
+    if runs["cluster"]["bucket"]:  # the cluster run on S3 also wrote the report
+        report = [r for r in cluster if r["stage"] == "report"]
+        assert [r["status"] for r in report] == ["ok"]
+        cluster = [r for r in cluster if r["stage"] != "report"]
     for row in local + cluster:  # which engine ran aside, every count and table agrees
         row.pop("backend")
     assert cluster == local
+
+
+def test_the_cluster_run_kept_everything_in_the_bucket(runs, spark):
+    """Every path of the cluster run was in the bucket (moto on loopback, the S3 server the
+    object-storage tests use): tables (compared with local mode above), manifests and run
+    state, MLflow's model files (its store a database on the driver's disk), the export; the
+    driver's working directory stayed empty. The models and the export equal the jar-less
+    local run's."""
+    from mktpipe.config import load_config
+    from mktpipe.models.stage import registry_for
+    from mktpipe.quality.manifest import load_manifests
+    from mktpipe.storage import files
+
+    cluster, local = runs["cluster"], runs["local"]
+    if not cluster["bucket"]:
+        pytest.skip("this session has no s3a (no hadoop-aws jar; `make jars` resolves it): "
+                    "the cluster run wrote to local disk")
+    bucket = cluster["bucket"].replace("s3://", "s3a://")
+    assert cluster["warehouse"].startswith(f"{bucket}/")
+    assert list(cluster["workdir"].iterdir()) == []  # nothing written locally by mistake
+    assert files.list_files(files.join(cluster["warehouse"], "_state"), (".json",))
+
+    def registry(run, tracking_uri):
+        return registry_for(load_config("test", {
+            "paths": run["paths"], "models": {"mlflow_tracking_uri": tracking_uri}},
+            environ={}))
+
+    here, there = registry(local, None), registry(cluster, _mlflow_uri(cluster["root"]))
+    for name, metric in (("churn", "average_precision"), ("intent", "average_precision"),
+                         ("clv", "rmse")):
+        assert there.latest_version(name) == here.latest_version(name) == 1, name
+        assert there.metrics(name, 1)["xgb"][metric] == pytest.approx(
+            here.metrics(name, 1)["xgb"][metric], rel=1e-6), name
+    assert there.model_uri("churn", 1).startswith(
+        f"{bucket}/{cluster['root'].name}/models/mlartifacts/")
+    assert there.load("churn", 1).feature_cols == here.load("churn", 1).feature_cols
+
+    def export(run):
+        score = next(s for m in load_manifests(run["warehouse"]) for s in m["stages"]
+                     if s["stage"] == "score")
+        path = score["details"]["export"]["paths"]["parquet"]
+        return (spark.read.parquet(path).toPandas()  # USERS rows
+                .sort_values("user_key").reset_index(drop=True))
+
+    remote = export(cluster)
+    assert remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
+    assert export(local).equals(remote)
+
+    report = next(s for m in load_manifests(cluster["warehouse"]) for s in m["stages"]
+                  if s["stage"] == "report")
+    assert report["details"]["path"].startswith(f"{bucket}/{cluster['root'].name}/reports/")
+    html = files.read_text(report["details"]["path"])
+    assert "<svg" in html and report["details"]["missing"] == []
 
 
 def _cluster_storage() -> str:

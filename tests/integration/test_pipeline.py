@@ -205,12 +205,18 @@ def test_report_written(backfilled, cfg):
     assert "<svg" in html or "data:image/png;base64" in html
 
 
+@pytest.mark.slow
 def test_backfill_on_object_storage_equals_the_local_run(backfilled, spark, cfg, s3,
                                                          monkeypatch, tmp_path_factory):
     """Every ``paths.*`` on s3:// (the S3 server above): Spark through s3a (hadoop-aws),
     the Delta log through delta-spark or delta-rs, manifests, run state, models, export and
     report through the file door. The same backfill lands every table, model, export and the
-    report in the bucket, and they read back equal to the local run's."""
+    report in the bucket, and they read back equal to the local run's.
+
+    Slow (a second 30-day backfill, about four minutes): `make test-slow`. `make test` runs
+    the cluster test's backfill with every path in the bucket and compares it with local
+    mode (tests/integration/test_cluster.py); the report's writes through the file door to
+    S3 are in tests/unit/test_files.py."""
     import warehouse_compare
 
     from mktpipe.models.stage import registry_for
