@@ -24,6 +24,11 @@ gold.user_features             snapshot_date          user_id, snapshot_date
 gold.purchase_summary          snapshot_date          user_id, snapshot_date (every buyer)
 gold.user_labels               snapshot_date          user_id, snapshot_date
 gold.customer_segments         snapshot_date          user_id, snapshot_date
+gold.forecast_backtests        snapshot_date          series_id, model, snapshot_date
+gold.kpi_forecasts             snapshot_date          series_id, kind, day, snapshot_date
+gold.trend_daily               snapshot_date          series_id, day, snapshot_date
+gold.trend_diagnostics         snapshot_date          series_id, snapshot_date
+gold.alerts                    snapshot_date          alert_id, snapshot_date
 =============================  =====================  ======================================
 """
 
@@ -102,10 +107,22 @@ USER_LABELS = Table("gold.user_labels", (S.SNAPSHOT_DATE,), (S.USER_ID, S.SNAPSH
 CUSTOMER_SEGMENTS = Table("gold.customer_segments", (S.SNAPSHOT_DATE,),
                           (S.USER_ID, S.SNAPSHOT_DATE))
 
+# --- gold: KPI series per snapshot (mktpipe.trends) ---------------------------------------
+# the forecast tournament: one row per series and model (backtest measures, rank, chosen)
+FORECAST_BACKTESTS = Table("gold.forecast_backtests", (S.SNAPSHOT_DATE,),
+                           ("series_id", "model", S.SNAPSHOT_DATE))
+# the winner's forecast (kind "forecast") and its check of the latest days (kind "check")
+KPI_FORECASTS = Table("gold.kpi_forecasts", (S.SNAPSHOT_DATE,),
+                      ("series_id", "kind", "day", S.SNAPSHOT_DATE))
+TREND_DAILY = Table("gold.trend_daily", (S.SNAPSHOT_DATE,), ("series_id", "day", S.SNAPSHOT_DATE))
+TREND_DIAGNOSTICS = Table("gold.trend_diagnostics", (S.SNAPSHOT_DATE,),
+                          ("series_id", S.SNAPSHOT_DATE))
+ALERTS = Table("gold.alerts", (S.SNAPSHOT_DATE,), ("alert_id", S.SNAPSHOT_DATE))
+
 ALL: tuple[Table, ...] = (
     *BRONZE.values(), *QUARANTINE.values(), COMMENT_SENTIMENT, USER_DAILY, GRAPH_METRICS,
     COMMUNITIES, USER_ANOMALIES, USER_FEATURES, PURCHASE_SUMMARY, USER_LABELS,
-    CUSTOMER_SEGMENTS,
+    CUSTOMER_SEGMENTS, FORECAST_BACKTESTS, KPI_FORECASTS, TREND_DAILY, TREND_DIAGNOSTICS, ALERTS,
 )
 
 

@@ -14,6 +14,7 @@ import sys
 from mktpipe import __version__
 from mktpipe.config import Config, ConfigError, load_config
 from mktpipe.errors import (
+    EXIT_ALERT,
     EXIT_CONFIG,
     EXIT_INTERNAL,
     EXIT_OK,
@@ -63,6 +64,32 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default=None,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log verbosity (default from config app.log_level)")
+
+
+def _alert_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-alert", nargs="?", const="warning", default=None,
+        choices=["never", "warning", "critical"],
+        help=f"exit {EXIT_ALERT} after a successful run when the trends stage raised an alert "
+             "of this severity or worse (bare flag: warning; default: alerts.exit_on, "
+             "'never' unless configured); the alerts are in gold.alerts and the report")
+
+
+def alert_exit_code(manifest, config: Config, flag: str | None) -> int:
+    """EXIT_ALERT when the run's trends result holds an alert of the chosen severity or worse
+    (printed to stderr), else EXIT_OK."""
+    from mktpipe.trends.alerts import SEVERITIES
+
+    severity = flag or config.alerts.exit_on
+    if severity not in SEVERITIES:
+        return EXIT_OK
+    floor = SEVERITIES.index(severity)
+    fired = [a for r in manifest.stages if r.stage == "trends" and r.status == "ok"
+             for a in r.details.get("alerts", [])
+             if SEVERITIES.index(a["severity"]) >= floor]
+    for a in fired:
+        print(f"mktpipe: alert ({a['severity']}) {a['rule']}: {a['message']}", file=sys.stderr)
+    return EXIT_ALERT if fired else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
          "Apply the registry's latest models to gold.user_features of SNAPSHOT; replace its "
          "gold.customer_segments partition; write the export with pseudonymised ids "
          "(HMAC key from $MKTPIPE_EXPORT_KEY)."),
+        ("trends", "forecast tournament, trend diagnostics and alerts for a snapshot",
+         "Build the KPI series of the trends.history_days before SNAPSHOT (totals, and per "
+         "segment where volume allows), backtest every trends.models forecaster, forecast "
+         "with the winner, diagnose trend / seasonality / regime changes, evaluate the alert "
+         "rules; write gold.forecast_backtests, gold.kpi_forecasts, gold.trend_daily, "
+         "gold.trend_diagnostics and gold.alerts."),
         ("report", "write the HTML report for a snapshot",
          "Write <paths.reports>/<SNAPSHOT>/index.html: KPIs, trends and forecast, model "
          "quality, segments, influencers and communities, data quality. Self-contained."),
@@ -164,13 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "score":
             stage.add_argument("--no-export", action="store_true",
                                help="write gold.customer_segments only, no activation export")
+        if name == "trends":
+            _alert_flag(stage)
         _common(stage)
 
     run = sub.add_parser(
         "run", help="the whole daily pipeline for one run date (resumable)",
         description="ingest -> sentiment -> daily -> graph -> features -> anomalies -> labels "
-                    "-> train (when due) -> score -> report for RUN_DATE (the snapshot is "
-                    "RUN_DATE + 1 day). A re-run skips the stages already completed for that "
+                    "-> train (when due) -> score -> trends -> report for RUN_DATE (the snapshot "
+                    "is RUN_DATE + 1 day). A re-run skips the stages already completed for that "
                     "date unless --force.",
     )
     run.add_argument("--run-date", type=_snapshot, required=True,
@@ -179,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="re-run completed stages too")
     run.add_argument("--stages", default=None,
                      help="comma-separated subset of stages (default: pipeline.stages)")
+    _alert_flag(run)
     _common(run)
 
     back = sub.add_parser(
@@ -196,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--per-date", action="store_true",
                       help="the full daily pipeline for each date, in order")
     back.add_argument("--force", action="store_true", help="re-run completed steps too")
+    _alert_flag(back)
     _common(back)
 
     mnt = sub.add_parser(
@@ -350,6 +387,28 @@ def cmd_score(args) -> int:
     return _run_stage(args, "score", run_score, args.snapshot_date, export=not args.no_export)
 
 
+def cmd_trends(args) -> int:
+    from mktpipe.trends.stage import run_trends
+
+    config = _load(args)
+    manifest = {}
+
+    def summary(m) -> None:
+        manifest["m"] = m
+        r = m.stages[-1]
+        print(f"trends {r.run_date}: {r.details.get('series')} series in {r.elapsed_s:.1f}s; "
+              f"tables {r.tables_written}")
+        for series, w in sorted(r.details.get("winners", {}).items()):
+            print(f"  {series:<40} {w['model']:<15} MASE {w['mase']:.3f}  "
+                  f"coverage {w['coverage']:.0%}")
+        for a in r.details.get("alerts", []):
+            print(f"  alert ({a['severity']}) {a['rule']}: {a['message']}")
+        print(f"manifest: {m.path}")
+
+    _run_stage(args, "trends", run_trends, args.snapshot_date, summary)
+    return alert_exit_code(manifest["m"], config, args.fail_on_alert)
+
+
 def cmd_report(args) -> int:
     from mktpipe.report.stage import run_report
 
@@ -379,7 +438,7 @@ def cmd_run(args) -> int:
     manifest = run_pipeline(spark, config, run_date, force=args.force, progress=Progress(),
                             stages=stages)
     print_run_summary(manifest, config)
-    return EXIT_OK
+    return alert_exit_code(manifest, config, args.fail_on_alert)
 
 
 def cmd_backfill(args) -> int:
@@ -400,7 +459,7 @@ def cmd_backfill(args) -> int:
     manifest = run_backfill(spark, config, start, end, force=args.force,
                             per_date=args.per_date, progress=Progress())
     print_run_summary(manifest, config)
-    return EXIT_OK
+    return alert_exit_code(manifest, config, args.fail_on_alert)
 
 
 def cmd_maintain(args) -> int:
@@ -441,6 +500,7 @@ COMMANDS = {
     "labels": cmd_labels,
     "train": cmd_train,
     "score": cmd_score,
+    "trends": cmd_trends,
     "report": cmd_report,
     "run": cmd_run,
     "backfill": cmd_backfill,

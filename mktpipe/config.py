@@ -232,12 +232,60 @@ class ExportConfig(_Section):
     key_env: str = "MKTPIPE_EXPORT_KEY"
 
 
+KPI_NAMES = ("active_users", "events", "views", "engagements", "orders", "revenue_usd")
+FORECASTER_NAMES = ("seasonal_naive", "ets", "sarima", "gbm", "prophet")
+
+
+class TrendsConfig(_Section):
+    """The trends stage (mktpipe.trends): forecast tournament and trend diagnostics."""
+
+    kpis: list[Literal[KPI_NAMES]] = Field(default_factory=lambda: [
+        "active_users", "views", "engagements", "orders", "revenue_usd"])
+    history_days: int = Field(180, ge=14)  # days before the snapshot the series cover
+    models: list[Literal[FORECASTER_NAMES]] = Field(
+        default_factory=lambda: list(FORECASTER_NAMES))
+    horizon_days: int = Field(30, ge=1)
+    backtest_horizon_days: int = Field(14, ge=1)  # each rolling-origin fold forecasts this far
+    backtest_folds: int = Field(3, ge=1)
+    interval: float = Field(0.8, gt=0.0, lt=1.0)  # nominal coverage of prediction intervals
+    selection_metric: Literal["mase", "smape", "mape"] = "mase"
+    check_days: int = Field(7, ge=1)  # the winner re-fitted without these days forecasts them
+    segment_column: str | None = "segment"  # gold.customer_segments column; null: totals only
+    segment_kpis: list[Literal[KPI_NAMES]] = Field(
+        default_factory=lambda: ["active_users", "revenue_usd"])
+    min_segment_active_users: float = Field(20.0, ge=0.0)  # mean a day, for a segment series
+    change_penalty: float = Field(3.0, gt=0.0)  # x sigma^2 x log(n), ruptures PELT
+
+    @model_validator(mode="after")
+    def _validate(self) -> TrendsConfig:
+        if "seasonal_naive" not in self.models:  # MASE's scale and the fallback
+            self.models = ["seasonal_naive", *self.models]
+        return self
+
+
+class AlertsConfig(_Section):
+    """Rules the trends stage evaluates into gold.alerts (severity: warning or critical)."""
+
+    enabled: bool = True
+    kpi_drop_days: int = Field(3, ge=1)  # latest days compared with the check forecast
+    kpi_drop_min_days: int = Field(2, ge=1)  # ... at least this many below its interval
+    kpi_drop_interval: float = Field(0.95, gt=0.0, lt=1.0)  # the check forecast's interval
+    kpi_drop_segments: bool = False  # also per-segment series (noisier)
+    regime_change_days: int = Field(14, ge=1)  # a change this recent is news
+    regime_change_min_confidence: float = Field(0.66, ge=0.0, le=1.0)
+    churn_risk_max_increase: float = Field(0.05, ge=0.0)  # share of users at risk, in points
+    quarantine_max_share: float = Field(0.05, ge=0.0, le=1.0)  # of the latest ingest's rows
+    churn_risk_tiers: list[str] = Field(default_factory=lambda: [
+        "immediate_intervention", "retention_campaign"])
+    exit_on: Literal["never", "warning", "critical"] = "never"  # see `--fail-on-alert`
+
+
 class PipelineConfig(_Section):
     # backfill builds graph + feature snapshots every N days after the first date, and the last
     snapshot_every_days: int = Field(30, ge=1)
     stages: list[str] = Field(default_factory=lambda: [
         "ingest", "sentiment", "daily", "graph", "features", "anomalies", "labels", "train",
-        "score", "report"])
+        "score", "trends", "report"])
 
 
 class Config(_Section):
@@ -253,6 +301,8 @@ class Config(_Section):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    trends: TrendsConfig = Field(default_factory=TrendsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     def uri(self, name: str) -> str:

@@ -8,6 +8,7 @@ EXIT_CONFIG = 2
 EXIT_INPUT = 3
 EXIT_QUALITY = 4
 EXIT_RESOURCES = 5
+EXIT_ALERT = 6  # the run succeeded, and alerts fired (`--fail-on-alert`)
 
 # what a JVM (or its SparkContext, once the JVM gave up) says when the heap ran out
 _OOM_MARKERS = ("java.lang.OutOfMemoryError", "Java heap space", "GC overhead limit exceeded")

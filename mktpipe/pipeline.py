@@ -3,7 +3,7 @@
 A daily run for run date D (the landing date that just arrived) runs, in order:
 
     ingest D -> sentiment D -> daily D -> graph S -> features S -> anomalies S -> labels
-    -> train S (when due) -> score S -> report S
+    -> train S (when due) -> score S -> trends S -> report S
 
 with S = D + 1, the snapshot "as of the start of the next day": features use data strictly
 before S, i.e. up to and including D. ``labels`` refreshes gold.user_labels for the past
@@ -21,7 +21,7 @@ Backfill of D1..D2, in date order, two ways:
 * batched (default): ingest, sentiment and daily for the whole range as one batch each (the
   same tables as day by day; tested), then graph + features + labels for the snapshots of
   the schedule (every ``pipeline.snapshot_every_days`` days after D1, and D2 + 1), then
-  anomalies, train, score and report for D2 + 1. Resumable step by step.
+  anomalies, train, score, trends and report for D2 + 1. Resumable step by step.
 * ``per_date``: the full daily run for every date in order.
 
 Both stop at the first failure and name the date and stage.
@@ -57,7 +57,7 @@ from mktpipe.storage import TableStore, files, open_store
 log = logging.getLogger(__name__)
 
 STAGES = ("ingest", "sentiment", "daily", "graph", "features", "anomalies", "labels", "train",
-          "score", "report")
+          "score", "trends", "report")
 
 
 class StageFailed(MktpipeError):
@@ -218,11 +218,13 @@ def stage_functions() -> dict[str, Callable[..., StageResult]]:
     from mktpipe.nlp.stage import run_sentiment
     from mktpipe.report.stage import run_report
     from mktpipe.score.stage import run_score
+    from mktpipe.trends.stage import run_trends
 
     return {"ingest": run_ingest, "sentiment": run_sentiment, "daily": run_daily,
             "graph": run_graph, "features": run_features, "anomalies": run_anomalies,
             "labels": refresh_labels,
-            "train": run_train, "score": run_score, "report": run_report}
+            "train": run_train, "score": run_score, "trends": run_trends,
+            "report": run_report}
 
 
 # options of a stage inside a run or backfill: train only when a model is due
@@ -369,7 +371,7 @@ def _batched(spark, config, dates, store, force, progress, manifest) -> None:
             if stage in wanted:
                 runner.step(f"{stage}:{s}", stage, s, lambda f=fns[stage], d=s: f(ctx, d))
     last = snapshots[-1]
-    for stage in ("anomalies", "train", "score", "report"):
+    for stage in ("anomalies", "train", "score", "trends", "report"):
         if stage in wanted:
             runner.step(stage, stage, last,
                         lambda f=fns[stage], o=RUN_OPTIONS.get(stage, {}): f(ctx, last, **o))

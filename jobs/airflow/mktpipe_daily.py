@@ -1,6 +1,7 @@
 """Airflow DAG ``mktpipe_daily``: the mktpipe pipeline once a day, one task per stage.
 
-    ingest -> sentiment -> daily -> graph -> features -> labels -> train -> score -> report
+    ingest -> sentiment -> daily -> graph -> features -> anomalies -> labels -> train -> score
+    -> trends -> report
 
 Each task runs ``spark-submit jobs/<stage>.py`` from the mktpipe checkout for the run's logical
 date ``{{ ds }}``, with the dates and options of ``mktpipe run --run-date {{ ds }}``. With the
@@ -51,6 +52,7 @@ STAGES = (
     ("labels", "run", ("--run-date", "{{ ds }}", "--stages", "labels", "--force")),
     ("train", "train", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}", "--if-due")),
     ("score", "score", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
+    ("trends", "trends", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
     ("report", "report", ("--snapshot-date", "{{ macros.ds_add(ds, 1) }}")),
 )
 

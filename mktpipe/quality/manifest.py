@@ -114,3 +114,47 @@ def load_manifests(warehouse: str | Path) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as exc:
             log.warning("skipping unreadable manifest %s: %s", path, exc)
     return sorted(manifests, key=lambda m: m.get("started_at", ""))
+
+
+# --- reading stage results back (the report's data quality, the trends stage's alerts) ---
+
+def last_day(run_date: Any) -> dt.date | None:
+    """The last day of a manifest run_date ('2026-03-01' or '2026-03-01..2026-03-10')."""
+    try:
+        return dt.date.fromisoformat(str(run_date).split("..")[-1].strip()[:10])
+    except ValueError:
+        return None
+
+
+def stage_results(manifests: list[dict], snapshot: dt.date) -> list[dict]:
+    """Every stage result with a run date on or before ``snapshot``, oldest first, with the
+    manifest's run_id and command added."""
+    out = []
+    for order, m in enumerate(manifests):
+        for st in m.get("stages") or []:
+            day = last_day(st.get("run_date"))
+            if day is None or day > snapshot:
+                continue
+            out.append({**st, "run_id": m.get("run_id", ""), "command": m.get("command", ""),
+                        "_day": day, "_key": (st.get("started_at") or m.get("started_at", ""),
+                                              order)})
+    return sorted(out, key=lambda s: s["_key"])
+
+
+def latest_per_stage(results: list[dict]) -> dict[str, dict]:
+    """The latest result of each stage that did work (ok or failed); a "skipped" result (a
+    resumed or repeated run pointing at earlier work) shows only when nothing else exists."""
+    latest: dict[str, dict] = {}
+    for r in results:  # oldest first: later ones win
+        stage = r.get("stage", "?")
+        if r.get("status") == "skipped" and stage in latest:
+            continue
+        latest[stage] = r
+    return latest
+
+
+def is_balanced(counts: dict) -> bool:
+    accounted = sum(int(counts.get(k) or 0) for k in ("written", "quarantined",
+                                                      "duplicates_in_batch",
+                                                      "duplicates_existing"))
+    return accounted == int(counts.get("read") or 0)

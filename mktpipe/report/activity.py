@@ -9,10 +9,11 @@ import pandas as pd
 
 from mktpipe.catalog import CUSTOMER_SEGMENTS, USER_DAILY
 from mktpipe.features import columns as C
-from mktpipe.report import charts, queries, trends
+from mktpipe.report import charts, forecasts, queries
 from mktpipe.report import formatting as fmt
 from mktpipe.report.blocks import Kpi, Kpis, Section, Table, Text, not_available
 from mktpipe.report.context import ReportContext
+from mktpipe.trends import analysis as trends
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ def trends_section(ctx: ReportContext, totals: pd.DataFrame | None) -> Section:
     ctx.details.setdefault("forecast_points", {})
     for name, label, unit in KEY_SERIES:
         analysis = trends.analyse(totals[name], name)
+        chosen = forecasts.tournament_forecast(ctx, name)
+        if chosen is not None:  # the trends stage's winner replaces the ETS drawn here
+            analysis.forecast, analysis.forecast_method = chosen
         ctx.details["anomalies"][name] = [d.date().isoformat() for d in analysis.anomalies]
         ctx.details["forecast_points"][name] = 0 if analysis.forecast is None \
             else len(analysis.forecast)

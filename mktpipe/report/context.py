@@ -30,7 +30,10 @@ class ReportContext:
 
     def table(self, name: str) -> DataFrame | None:
         """``name`` at the version first seen by this report; None when it does not exist.
-        The DataFrame is reused (not cached: each section filters it differently)."""
+        The DataFrame is reused (not cached: each section filters it differently). A context
+        without a store (a section drawn from data in hand) has no tables."""
+        if self.store is None:
+            return None
         if name not in self._frames:
             if not self.store.exists(name):
                 return None

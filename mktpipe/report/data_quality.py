@@ -9,12 +9,16 @@ the ``quarantine.<source>`` tables (``bronze.quarantine`` too, where a deploymen
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from typing import Any
 
 from mktpipe.catalog import LEGACY_QUARANTINE, QUARANTINE
-from mktpipe.quality.manifest import load_manifests
+from mktpipe.quality.manifest import (  # noqa: F401  (last_day: its old home)
+    is_balanced,
+    last_day,
+    latest_per_stage,
+    load_manifests,
+    stage_results,
+)
 from mktpipe.report import charts, queries
 from mktpipe.report import formatting as fmt
 from mktpipe.report.blocks import Section, Table, Text, not_available
@@ -24,48 +28,6 @@ log = logging.getLogger(__name__)
 
 QUARANTINE_TABLES = (*QUARANTINE.values(), LEGACY_QUARANTINE)
 RECENT_INGESTS = 14
-
-
-def last_day(run_date: Any) -> dt.date | None:
-    """The last day of a manifest run_date ('2026-03-01' or '2026-03-01..2026-03-10')."""
-    try:
-        return dt.date.fromisoformat(str(run_date).split("..")[-1].strip()[:10])
-    except ValueError:
-        return None
-
-
-def stage_results(manifests: list[dict], snapshot: dt.date) -> list[dict]:
-    """Every stage result with a run date on or before ``snapshot``, oldest first, with the
-    manifest's run_id and command added."""
-    out = []
-    for order, m in enumerate(manifests):
-        for st in m.get("stages") or []:
-            day = last_day(st.get("run_date"))
-            if day is None or day > snapshot:
-                continue
-            out.append({**st, "run_id": m.get("run_id", ""), "command": m.get("command", ""),
-                        "_day": day, "_key": (st.get("started_at") or m.get("started_at", ""),
-                                              order)})
-    return sorted(out, key=lambda s: s["_key"])
-
-
-def latest_per_stage(results: list[dict]) -> dict[str, dict]:
-    """The latest result of each stage that did work (ok or failed); a "skipped" result (a
-    resumed or repeated run pointing at earlier work) shows only when nothing else exists."""
-    latest: dict[str, dict] = {}
-    for r in results:  # oldest first: later ones win
-        stage = r.get("stage", "?")
-        if r.get("status") == "skipped" and stage in latest:
-            continue
-        latest[stage] = r
-    return latest
-
-
-def is_balanced(counts: dict) -> bool:
-    accounted = sum(int(counts.get(k) or 0) for k in ("written", "quarantined",
-                                                      "duplicates_in_batch",
-                                                      "duplicates_existing"))
-    return accounted == int(counts.get("read") or 0)
 
 
 def _stage_table(latest: dict[str, dict]) -> Table:

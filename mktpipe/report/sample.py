@@ -12,7 +12,10 @@
 - ``quarantine.events`` / ``quarantine.orders`` rows (one landed on the snapshot: not counted);
 - registry files for churn (v1 without a PR curve, v2 latest with one), intent (xgb only) and
   clv (with the BG/NBD comparison); no segments model;
-- two run manifests (one for a run date after the snapshot: not shown).
+- two run manifests (one for a run date after the snapshot: not shown);
+- the trends stage's tables for the snapshot: the tournament (seasonal naive and ETS, two
+  folds) and the diagnostics of the views and revenue totals, computed by the stage's own
+  per-series functions on the daily rows above, and two alerts (``ALERTS``).
 
 The rows written are returned (``Sample``) so a test can compute expected values itself.
 Sizes are a few hundred rows: the whole build is a handful of small Spark jobs.
@@ -28,6 +31,7 @@ import numpy as np
 
 from mktpipe import schemas as S
 from mktpipe.catalog import (
+    ALERTS,
     COMMUNITIES,
     CUSTOMER_SEGMENTS,
     GRAPH_METRICS,
@@ -304,6 +308,47 @@ def write_manifests(warehouse: str, snapshot: dt.date) -> None:
         manifest.finish("ok")
 
 
+ALERT_SAMPLES = (
+    ("kpi_drop", "critical", "views", "Views fell below its forecast interval on 3 of the "
+     "last 3 days"),
+    ("data_quality", "warning", "ingest", "the ingest quarantined 4.6% of 131 rows"),
+)
+
+
+def write_trends(spark, config: Config, sample: Sample) -> None:
+    """The trends stage's tables for the sample's views and revenue totals (see above)."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from mktpipe.trends import alerts as A
+    from mktpipe.trends import stage as trends
+    from mktpipe.trends.diagnostics import DiagnosticSettings
+    from mktpipe.trends.tournament import TournamentSettings
+
+    store = open_store(spark, config)
+    snapshot = sample.snapshot
+    end = snapshot - dt.timedelta(days=1)
+    daily = pd.DataFrame(sample.daily)
+    settings = TournamentSettings(models=("seasonal_naive", "ets"), folds=2, backtest_horizon=7)
+    tours, diags = [], []
+    for kpi, column in (("views", C.VIEWS), ("revenue_usd", C.SPEND_USD)):
+        totals = daily.groupby(C.ACTIVITY_DATE)[column].sum()
+        pdf = pd.DataFrame({"series_id": kpi, "kpi": kpi, "segment": None,
+                            "day": list(totals.index), "value": totals.to_numpy(float)})
+        tours.append(trends.tournament_group(settings, end, pdf))
+        diags.append(trends.diagnostics_group(DiagnosticSettings(), end, pdf))
+    stamp = {S.SNAPSHOT_DATE: F.lit(snapshot), S.RUN_ID: F.lit("run-sample-1")}
+    tables = trends.output_tables(
+        spark.createDataFrame(pd.concat(tours, ignore_index=True), trends.TOURNAMENT_SCHEMA),
+        spark.createDataFrame(pd.concat(diags, ignore_index=True), trends.DIAGNOSTICS_SCHEMA),
+        stamp)
+    found = [A.Alert(rule, severity, subject, message, day=end)
+             for rule, severity, subject, message in ALERT_SAMPLES]
+    tables[ALERTS] = trends.alerts_frame(spark, found, snapshot, "run-sample-1")
+    for table, df in tables.items():
+        store.write(df, table, mode="overwrite", partition_by=[S.SNAPSHOT_DATE])
+
+
 def build_sample(spark, config: Config, snapshot: dt.date) -> Sample:
     """Write every sample input under ``config``'s paths; return the rows written."""
     sample = Sample(snapshot=snapshot, daily=daily_rows(snapshot),
@@ -315,4 +360,5 @@ def build_sample(spark, config: Config, snapshot: dt.date) -> Sample:
     write_tables(spark, config, sample)
     write_registry(config.uri("models"))
     write_manifests(config.uri("warehouse"), snapshot)
+    write_trends(spark, config, sample)
     return sample

@@ -1,10 +1,12 @@
 """The report stage: one self-contained HTML file per snapshot.
 
-``run_report`` writes ``<paths.reports>/<YYYY-MM-DD>/index.html`` with six sections: executive
-KPIs, daily trends (STL decomposition, anomalies, 30-day forecast), model quality, customer
-segments, influencers and communities, data quality. Charts are inline SVG, CSS is inline,
-nothing is fetched from the network. Every aggregate is computed in Spark; only small results
-(a row per day, per segment, per reason, a top-N list) come to the driver.
+``run_report`` writes ``<paths.reports>/<YYYY-MM-DD>/index.html`` with eight sections: alerts,
+executive KPIs, daily trends (STL decomposition, anomalies, the 30-day forecast of the
+tournament's winner), the forecast tournament and trend diagnostics (gold tables of the trends
+stage), model quality, customer segments, influencers and communities, data quality. Charts are
+inline SVG, CSS is inline, nothing is fetched from the network. Every aggregate is computed in
+Spark; only small results (a row per day, per segment, per reason, a top-N list) come to the
+driver.
 
 A section whose inputs are missing says so ("Not available: ...") instead of failing; a section
 that fails unexpectedly is replaced by an error note, logged with its traceback and listed in
@@ -26,7 +28,7 @@ from jinja2 import Environment, StrictUndefined
 from mktpipe import __version__
 from mktpipe.config import Config
 from mktpipe.quality.manifest import StageResult
-from mktpipe.report import activity, audience, data_quality, model_quality
+from mktpipe.report import activity, audience, data_quality, forecasts, model_quality
 from mktpipe.report.blocks import Section
 from mktpipe.report.context import ReportContext
 from mktpipe.stage import StageContext, stage
@@ -35,7 +37,8 @@ from mktpipe.storage import files as storage_files
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "index.html"
-SECTION_IDS = ("kpis", "trends", "models", "segments", "influencers", "quality")
+SECTION_IDS = ("alerts", "kpis", "trends", "forecasts", "models", "segments", "influencers",
+               "quality")
 
 
 def as_date(value: dt.date | str) -> dt.date:
@@ -55,8 +58,11 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
     """Every section in report order, and {section id: error} for those that failed."""
     daily = functools.cache(lambda: activity.load_daily(ctx))  # shared by KPIs and trends
     builders = (
+        ("alerts", "Alerts", lambda: forecasts.alerts_section(ctx)),
         ("kpis", "Executive summary", lambda: activity.kpi_section(ctx, daily())),
         ("trends", "Daily trends", lambda: activity.trends_section(ctx, daily())),
+        ("forecasts", "Forecast tournament and trend diagnostics",
+         lambda: forecasts.tournament_section(ctx)),
         ("models", "Model quality", lambda: model_quality.model_section(ctx)),
         ("segments", "Customer segments", lambda: audience.segments_section(ctx)),
         ("influencers", "Influencers and communities",

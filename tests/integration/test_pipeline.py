@@ -81,8 +81,33 @@ def test_backfill_runs_every_step_in_order(backfilled):
     expected = [("ingest", span, "ok"), ("sentiment", span, "ok"), ("daily", span, "ok")]
     for s in snapshots:
         expected += [("graph", s, "ok"), ("features", s, "ok"), ("labels", s, "ok")]
-    expected += [(st, snapshots[-1], "ok") for st in ("anomalies", "train", "score", "report")]
+    expected += [(st, snapshots[-1], "ok") for st in ("anomalies", "train", "score", "trends",
+                                                       "report")]
     assert steps == expected
+
+
+def test_trends_forecast_every_kpi_and_report_the_winners(backfilled, spark, cfg):
+    """The trends stage of the backfill: a tournament per KPI total (and per large segment),
+    the winner's 30-day forecast, the diagnostics, and the report showing both."""
+    from mktpipe.catalog import FORECAST_BACKTESTS, KPI_FORECASTS, TREND_DIAGNOSTICS
+
+    stage = next(s for s in backfilled.stages if s.stage == "trends")
+    winners = stage.details["winners"]
+    assert set(cfg.trends.kpis) <= set(winners)
+    assert {w["model"] for w in winners.values()} <= set(cfg.trends.models)
+    store = open_store(spark, cfg)
+    scores = store.read(FORECAST_BACKTESTS).toPandas()
+    assert scores.groupby("series_id")["chosen"].sum().eq(1).all()
+    assert len(scores) == len(winners) * len(cfg.trends.models)
+    fc = store.read(KPI_FORECASTS).toPandas()
+    future = fc[fc["kind"] == "forecast"]
+    assert future.groupby("series_id").size().eq(cfg.trends.horizon_days).all()
+    assert str(future["day"].min()) == "2026-08-31"  # the day after the last landing date
+    diag = store.read(TREND_DIAGNOSTICS).toPandas().set_index("series_id")
+    assert diag.loc["views", "days"] == 30  # the backfill's 30 days
+    report = next(s for s in backfilled.stages if s.stage == "report")
+    assert report.details["tournament"] == {k: w["model"] for k, w in winners.items()}
+    assert report.details["alerts"] == len(stage.details["alerts"])
 
 
 def test_anomalies_catch_the_planted_bots(backfilled):

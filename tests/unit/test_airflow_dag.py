@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "jobs" / "airflow" / "mktpipe_daily.py"
 ORDER = ["ingest", "sentiment", "daily", "graph", "features", "anomalies", "labels", "train",
-         "score", "report"]
+         "score", "trends", "report"]
 RUN_DATE_STAGES = {"ingest", "sentiment", "daily"}  # the others work on the snapshot D + 1
 BEING_WRITTEN = {"train", "score", "report", "run"}  # scripts not in every checkout yet
 

@@ -205,7 +205,9 @@ def test_missing_inputs_say_not_available(spark, config, tmp_path):
     page = open(result.details["path"], encoding="utf-8").read()
     d = result.details
     assert d["errors"] == {} and d["charts"] == 0
-    assert set(d["missing"]) == {"kpis", "trends", "models", "segments", "influencers"}
+    assert set(d["missing"]) == {"alerts", "kpis", "trends", "forecasts", "models", "segments",
+                                 "influencers"}
+    assert "Not available: gold.alerts does not exist" in page
     assert "Not available: no model registry" in page
     assert "Not available: silver.user_daily does not exist" in page
     assert "Not available: gold.customer_segments does not exist" in page
@@ -444,3 +446,47 @@ def test_search_history_becomes_a_convergence_chart_and_table():
     assert table.rows == [["XGBoost", "Bayesian search (TPE)", "kfold (3 folds)", "3", "4.5",
                            "0.4700", "max_depth=5"]]
     assert model_quality.search_blocks("churn", "Churn", {"xgb": {}}) == []  # not tuned
+
+
+# --- alerts and the forecast tournament (the trends stage's tables) -----------------------------
+
+def test_alerts_come_first_worst_first(report):
+    result, page = report
+    assert page.index('data-section="alerts"') < page.index('data-section="kpis"')
+    rows = table_rows(page, "alerts")
+    assert [r[:3] for r in rows] == [["critical", "kpi drop", "views"],
+                                     ["warning", "data quality", "ingest"]]
+    assert "2 alerts, 1 critical." in section_html(page, "alerts")
+    assert result.details["alerts"] == 2
+
+
+def test_the_tournament_table_and_the_winner_forecast(report):
+    from mktpipe.trends.tournament import TournamentSettings, run_tournament
+
+    result, page = report
+    rows = {r[0]: r for r in table_rows(page, "forecast-tournament")}
+    assert set(rows) == {"Views", "Revenue (USD)"}
+    # the same tournament on the same daily totals, run here: the page shows its figures
+    totals = sample_totals()
+    expected = run_tournament(totals, TournamentSettings(models=("seasonal_naive", "ets"),
+                                                         folds=2, backtest_horizon=7))
+    s = expected.scores.set_index("model")
+    assert rows["Views"][1:3] == [f"{s.loc['seasonal_naive', 'mase']:.2f}",
+                                  f"{s.loc['ets', 'mase']:.2f}"]
+    label = {"seasonal_naive": "seasonal naive", "ets": "ETS"}[expected.chosen]
+    assert rows["Views"][3] == label
+    assert result.details["tournament"]["views"] == expected.chosen
+    trends_html = section_html(page, "trends")
+    assert f"{label}, the best of 2 models in 2 rolling-origin backtests" in trends_html
+
+
+def sample_totals():
+    import pandas as pd
+
+    from mktpipe.report.sample import daily_rows
+
+    daily = pd.DataFrame(daily_rows(SNAP))
+    totals = daily.groupby("activity_date")["views"].sum().astype(float)
+    totals.index = pd.DatetimeIndex(pd.to_datetime(totals.index))
+    full = pd.date_range(totals.index[0], pd.Timestamp(SNAP) - pd.Timedelta(days=1))
+    return totals.reindex(full, fill_value=0.0)
