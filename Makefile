@@ -74,6 +74,7 @@ bench: setup  ## benchmarks (print figures; see README "Performance")
 	$(PY) bench/models.py
 	$(PY) bench/public_churn.py
 	$(PY) bench/anomalies.py
+	$(PY) bench/trends.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/object_storage.py
 

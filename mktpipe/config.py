@@ -280,6 +280,33 @@ class AlertsConfig(_Section):
     exit_on: Literal["never", "warning", "critical"] = "never"  # see `--fail-on-alert`
 
 
+class DeliveryConfig(_Section):
+    """The report sent by SMTP after the report stage (mktpipe.report.delivery); credentials
+    come from the environment variables named here, never from this file."""
+
+    enabled: bool = False
+    recipients: list[str] = Field(default_factory=list)
+    sender: str = "mktpipe@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username_env: str = "MKTPIPE_SMTP_USER"  # no login when the variable is unset
+    password_env: str = "MKTPIPE_SMTP_PASSWORD"
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=1)  # attempts in all
+    retry_wait_s: float = Field(10.0, ge=0)  # doubled after each failed attempt
+    subject: str = "mktpipe report {snapshot}"
+
+    @model_validator(mode="after")
+    def _validate(self) -> DeliveryConfig:
+        if self.enabled and not self.recipients:
+            raise ValueError("delivery.enabled needs delivery.recipients (a list of addresses)")
+        bad = [r for r in self.recipients if "@" not in r]
+        if bad:
+            raise ValueError(f"delivery.recipients: not e-mail addresses: {bad}")
+        return self
+
+
 class PipelineConfig(_Section):
     # backfill builds graph + feature snapshots every N days after the first date, and the last
     snapshot_every_days: int = Field(30, ge=1)
@@ -303,6 +330,7 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     trends: TrendsConfig = Field(default_factory=TrendsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     def uri(self, name: str) -> str:
@@ -466,6 +494,11 @@ def s3_endpoint() -> str | None:
 def s3_region() -> str | None:
     env = object_store_env()
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+
+
+def optional_secret(name: str) -> str | None:
+    """A secret from the environment, or None when it is not set (e.g. SMTP without login)."""
+    return os.environ.get(name) or None
 
 
 def secret(name: str, purpose: str) -> str:

@@ -26,6 +26,7 @@ class ReportContext:
     tables_read: dict[str, int] = field(default_factory=dict)
     models_read: dict[str, int] = field(default_factory=dict)
     details: dict = field(default_factory=dict)  # facts for the StageResult (anomalies, ...)
+    alerts: list[dict] = field(default_factory=list)  # the snapshot's alerts (for delivery)
     _frames: dict[str, DataFrame] = field(default_factory=dict, repr=False)
 
     def table(self, name: str) -> DataFrame | None:

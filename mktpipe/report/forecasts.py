@@ -58,6 +58,8 @@ def alerts_section(ctx: ReportContext) -> Section:
     order = {"critical": 0, "warning": 1}
     rows = rows.assign(_o=rows["severity"].map(order)).sort_values(["_o", "rule", "subject"])
     ctx.details["alerts"] = len(rows)
+    ctx.alerts = [{"severity": r.severity, "rule": r.rule, "message": r.message}
+                  for r in rows.itertuples()]
     critical = int((rows["severity"] == "critical").sum())
     section.add(Text(f"{len(rows)} alert{'s' if len(rows) != 1 else ''}"
                      + (f", {critical} critical." if critical else "."),

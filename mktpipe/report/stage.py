@@ -11,7 +11,9 @@ driver.
 A section whose inputs are missing says so ("Not available: ...") instead of failing; a section
 that fails unexpectedly is replaced by an error note, logged with its traceback and listed in
 ``details["errors"]``, so one bad input never costs the whole report. Re-running replaces the
-file whole through the file door (mktpipe.storage.files).
+file whole through the file door (mktpipe.storage.files). With ``delivery.enabled`` the
+report then goes to ``delivery.recipients`` by SMTP (mktpipe.report.delivery: retried, never
+fails the stage; the outcome is ``details["delivery"]``).
 """
 
 from __future__ import annotations
@@ -132,6 +134,11 @@ def run_report(ctx: StageContext, snapshot_date: dt.date | str) -> StageResult:
         "models_read": dict(report.models_read), "bytes": len(html.encode("utf-8")),
         **report.details,
     })
+    if ctx.config.delivery.enabled:  # never raises: mail must not fail the pipeline
+        from mktpipe.report.delivery import deliver
+
+        result.details["delivery"] = deliver(ctx.config, snapshot.isoformat(), html,
+                                             report.alerts).as_dict()
     if errors:  # the report exists; the failed sections say so inside it
         log.warning("report %s: sections failed: %s", snapshot, errors)
     return ctx.finish(result, "%s, %d charts", path, charts)

@@ -490,3 +490,43 @@ def sample_totals():
     totals.index = pd.DatetimeIndex(pd.to_datetime(totals.index))
     full = pd.date_range(totals.index[0], pd.Timestamp(SNAP) - pd.Timedelta(days=1))
     return totals.reindex(full, fill_value=0.0)
+
+
+def test_the_report_is_delivered_by_smtp_after_it_is_written(spark, report_config, sample,
+                                                             monkeypatch):
+    """The report stage with delivery on, against an SMTP server on loopback: the message
+    carries the written page and the snapshot's alerts; the stage records the outcome."""
+    import email
+    import socket
+    from email import policy
+
+    controller_mod = pytest.importorskip("aiosmtpd.controller",
+                                         reason="aiosmtpd (a dev dependency) not installed")
+    received = []
+
+    class Inbox:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(email.message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = controller_mod.Controller(Inbox(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        monkeypatch.delenv("MKTPIPE_SMTP_USER", raising=False)
+        cfg = report_config.model_copy(deep=True)
+        cfg.delivery = cfg.delivery.model_copy(update={
+            "enabled": True, "recipients": ["lead@example.com"], "smtp_host": "127.0.0.1",
+            "smtp_port": port, "tls": "none"})
+        result = run_report(spark, cfg, SNAP, run_id="report-delivery")
+    finally:
+        server.stop()
+    assert result.details["delivery"]["status"] == "delivered"
+    (msg,) = received
+    page = open(result.details["path"], encoding="utf-8").read()
+    body = msg.get_body(("html",)).get_content().replace("\r\n", "\n")  # SMTP line ends
+    assert body.strip() == page.strip()
+    assert "[critical] Views fell below its forecast interval" in \
+        msg.get_body(("plain",)).get_content()
