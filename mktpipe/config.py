@@ -280,6 +280,17 @@ class AlertsConfig(_Section):
     exit_on: Literal["never", "warning", "critical"] = "never"  # see `--fail-on-alert`
 
 
+class ReportConfig(_Section):
+    """What the report stage writes besides ``index.html`` (mktpipe.report.outputs)."""
+
+    audiences: list[Literal["executive", "marketing", "technical"]] = Field(
+        default_factory=lambda: ["executive", "marketing", "technical"])
+    formats: list[Literal["html", "pdf", "csv"]] = Field(
+        default_factory=lambda: ["html", "pdf", "csv"])
+    browser: str | None = None  # the Chromium binary for PDFs; null: looked up on PATH
+    pdf_timeout_s: float = Field(120.0, gt=0)
+
+
 class DeliveryConfig(_Section):
     """The report sent by SMTP after the report stage (mktpipe.report.delivery); credentials
     come from the environment variables named here, never from this file."""
@@ -330,6 +341,7 @@ class Config(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     trends: TrendsConfig = Field(default_factory=TrendsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 

@@ -2,8 +2,9 @@
 
 After the report stage has written ``reports/<D>/index.html``, :func:`deliver` (called by the
 stage when ``delivery.enabled``) sends one message to ``delivery.recipients``: a plain-text
-part (the alerts and the report's path), the report itself as the HTML part, and the report
-as an attachment ``mktpipe-report-<D>.html`` (a mail client that strips HTML still has it).
+part (the alerts), the report itself as the HTML part, the report as an attachment
+``mktpipe-report-<D>.html`` (a mail client that strips HTML still has it) and the PDFs the
+stage printed (the full report and one per audience).
 
 SMTP server, port and TLS (``starttls``, ``ssl`` or ``none``) come from the config; the login,
 when the server needs one, from the environment variables ``delivery.username_env`` /
@@ -43,7 +44,8 @@ class DeliveryResult:
         return asdict(self)
 
 
-def build_message(config: Config, snapshot: str, html: str, alerts: list[dict]) -> EmailMessage:
+def build_message(config: Config, snapshot: str, html: str, alerts: list[dict],
+                  pdfs: dict[str, bytes] | None = None) -> EmailMessage:
     d = config.delivery
     msg = EmailMessage()
     msg["Subject"] = d.subject.format(snapshot=snapshot)
@@ -63,6 +65,9 @@ def build_message(config: Config, snapshot: str, html: str, alerts: list[dict]) 
     # as text with its charset (as bytes, a reader would not know it is UTF-8)
     msg.add_attachment(html, subtype="html", charset="utf-8",
                        filename=f"mktpipe-report-{snapshot}.html")
+    for name, data in (pdfs or {}).items():  # the audience PDFs, when the stage printed them
+        msg.add_attachment(data, maintype="application", subtype="pdf",
+                           filename=f"mktpipe-{name.removesuffix('.pdf')}-{snapshot}.pdf")
     return msg
 
 
@@ -86,12 +91,12 @@ def _send_once(config: Config, msg: EmailMessage) -> dict[str, tuple[int, bytes]
 
 
 def deliver(config: Config, snapshot: str, html: str, alerts: list[dict] | None = None,
-            sleep=time.sleep) -> DeliveryResult:
+            sleep=time.sleep, pdfs: dict[str, bytes] | None = None) -> DeliveryResult:
     """Send the report; retried, never raises (see the module docstring)."""
     d = config.delivery
     if not d.enabled:
         return DeliveryResult("disabled")
-    msg = build_message(config, snapshot, html, alerts or [])
+    msg = build_message(config, snapshot, html, alerts or [], pdfs)
     result = DeliveryResult("failed", recipients=list(d.recipients))
     started = time.monotonic()
     wait = d.retry_wait_s

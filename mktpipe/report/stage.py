@@ -33,6 +33,7 @@ from mktpipe.quality.manifest import StageResult
 from mktpipe.report import activity, audience, data_quality, forecasts, model_quality
 from mktpipe.report.blocks import Section
 from mktpipe.report.context import ReportContext
+from mktpipe.report.outputs import write_outputs
 from mktpipe.stage import StageContext, stage
 from mktpipe.storage import files as storage_files
 
@@ -87,13 +88,18 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
     return sections, errors
 
 
-def render_html(sections: list[Section], ctx: ReportContext, generated_at: str) -> str:
+TITLE = "Marketing analytics report"
+
+
+def render_html(sections: list[Section], ctx: ReportContext, generated_at: str,
+                title: str = TITLE, audience: str = "full", audience_note: str = "") -> str:
     """The report page: ``template.html`` with ``report.css`` inlined."""
     files = resources.files("mktpipe.report")
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False)
     template = env.from_string(files.joinpath("template.html").read_text(encoding="utf-8"))
     return template.render(
-        sections=sections, snapshot=ctx.snapshot.isoformat(), data_end=ctx.data_end.isoformat(),
+        title=title, audience=audience, audience_note=audience_note, sections=sections,
+        snapshot=ctx.snapshot.isoformat(), data_end=ctx.data_end.isoformat(),
         generated_at=generated_at, run_id=ctx.run_id, version=__version__,
         backend=ctx.store.backend, tables_read=dict(sorted(ctx.tables_read.items())),
         models_read=dict(sorted(ctx.models_read.items())),
@@ -124,21 +130,29 @@ def run_report(ctx: StageContext, snapshot_date: dt.date | str) -> StageResult:
     result = ctx.begin(snapshot)
     report = ReportContext(ctx.spark, ctx.config, ctx.store, snapshot, ctx.run_id)
     sections, errors = build_sections(report)
-    html = render_html(sections, report, ctx.now().strftime("%Y-%m-%d %H:%M UTC"))
+    generated = ctx.now().strftime("%Y-%m-%d %H:%M UTC")
+    html = render_html(sections, report, generated)
     path = write_atomic(report_path(ctx.config, snapshot), html)
+    folder = storage_files.parent(report_path(ctx.config, snapshot))
+    outputs = write_outputs(ctx.config, sections, html, folder,
+                            lambda part, title, audience, note: render_html(
+                                part, report, generated, title, audience, note))
     charts = sum(len(s.charts) for s in sections)
     result.tables_read = dict(sorted(report.tables_read.items()))
     result.details.update({
         "path": str(path), "charts": charts, "sections": [s.id for s in sections],
         "missing": [s.id for s in sections if s.missing], "errors": errors,
         "models_read": dict(report.models_read), "bytes": len(html.encode("utf-8")),
+        "outputs": outputs,
         **report.details,
     })
     if ctx.config.delivery.enabled:  # never raises: mail must not fail the pipeline
         from mktpipe.report.delivery import deliver
 
+        pdfs = {name: storage_files.read_bytes(storage_files.join(folder, "pdf", name))
+                for name in outputs["pdf"]}
         result.details["delivery"] = deliver(ctx.config, snapshot.isoformat(), html,
-                                             report.alerts).as_dict()
+                                             report.alerts, pdfs=pdfs).as_dict()
     if errors:  # the report exists; the failed sections say so inside it
         log.warning("report %s: sections failed: %s", snapshot, errors)
     return ctx.finish(result, "%s, %d charts", path, charts)

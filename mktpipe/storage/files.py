@@ -227,3 +227,27 @@ def upload(local_dir: str | Path, dest: str | Path) -> None:
     fs.create_dir(target, recursive=True)
     pafs.copy_files(str(Path(local_dir).resolve()), target,
                     source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+
+
+def local_executable(names: list[str] | tuple[str, ...], configured: str | None = None
+                     ) -> str | None:
+    """The first of ``names`` found on the PATH (or ``configured`` when it names an executable
+    file): a local program the product runs, such as the browser that prints PDFs."""
+    import shutil
+
+    if configured:
+        return configured if (os.path.isfile(configured) and os.access(configured, os.X_OK)) \
+            else shutil.which(configured)
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def local_temp_dir(prefix: str = "mktpipe-") -> str:
+    """A new local temporary folder (delete it with :func:`delete`)."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=prefix)
+

@@ -95,8 +95,9 @@ def test_report_has_every_section_and_chart(report, report_config):
     assert "report-test-1" in page
     assert result.tables_read[USER_DAILY] == 0
     assert "<code>silver.user_daily v0</code>" in page and "<code>churn v2</code>" in page
-    assert [p.name for p in (report_config.resolve_path("reports") / "2026-03-10").iterdir()] \
-        == ["index.html"]  # no temporary file left behind
+    folder = report_config.resolve_path("reports") / "2026-03-10"
+    assert sorted(p.name for p in folder.iterdir()) == [  # no temporary file left behind
+        "executive.html", "index.html", "marketing.html", "tables", "technical.html"]
 
 
 def test_report_is_self_contained(report):
@@ -530,3 +531,55 @@ def test_the_report_is_delivered_by_smtp_after_it_is_written(spark, report_confi
     assert body.strip() == page.strip()
     assert "[critical] Views fell below its forecast interval" in \
         msg.get_body(("plain",)).get_content()
+
+
+
+# --- audiences, CSV and PDF ---------------------------------------------------------------------
+
+def test_each_audience_gets_its_sections_and_every_table_its_csv(report, report_config):
+    import csv
+
+    result, page = report
+    folder = report_config.resolve_path("reports") / "2026-03-10"
+    outputs = result.details["outputs"]
+    assert outputs["html"] == ["executive.html", "marketing.html", "technical.html"]
+    for name, sections in (("executive", ["alerts", "kpis", "trends"]),
+                           ("marketing", ["alerts", "kpis", "forecasts", "segments",
+                                          "influencers"]),
+                           ("technical", ["alerts", "forecasts", "models", "quality"])):
+        text = (folder / f"{name}.html").read_text(encoding="utf-8")
+        assert re.findall(r'<section id="([a-z]+)"', text) == sections, name
+    assert "<h1>Executive summary</h1>" in (folder / "executive.html").read_text("utf-8")
+    # every table of the full page, with the same cells
+    ids = re.findall(r'<table data-table="([^"]+)">', page)
+    assert sorted(outputs["csv"]) == sorted(f"{i}.csv" for i in ids)
+    with open(folder / "tables" / "alerts.csv", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["severity", "rule", "about", "what happened"]
+    assert rows[1:] == table_rows(page, "alerts")
+    assert outputs["pdf"] == [] and outputs["skipped"] == []  # pdf is not in the test formats
+
+
+def test_the_pdf_is_the_page_printed(spark, report_config, sample, tmp_path):
+    """The executive report printed by headless Chromium: page 1 rendered as an image has
+    ink, and its text layer carries the title and the alerts."""
+    from mktpipe.report.outputs import BROWSERS
+    from mktpipe.storage import files
+
+    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (a dev dependency) missing")
+    if files.local_executable(BROWSERS) is None:
+        pytest.skip("no chromium on the PATH (`make browser` installs the Debian package)")
+    cfg = report_config.model_copy(deep=True)
+    cfg.paths.reports = str(tmp_path / "reports")
+    cfg.report = cfg.report.model_copy(update={"audiences": ["executive"], "formats": ["pdf"]})
+    result = run_report(spark, cfg, SNAP, run_id="report-pdf")
+    assert result.details["outputs"]["pdf"] == ["report.pdf", "executive.pdf"]
+    pdf = pdfium.PdfDocument(str(tmp_path / "reports" / "2026-03-10" / "pdf" / "executive.pdf"))
+    first = pdf[0]
+    text = first.get_textpage().get_text_range()
+    assert "Executive summary" in text and "Alerts" in text and "2026-03-10" in text
+    image = first.render(scale=1).to_pil().convert("L")
+    pixels = list(image.getdata())
+    ink = sum(p < 200 for p in pixels) / len(pixels)
+    assert 0.01 < ink < 0.9, ink  # drawn, not blank and not a black page
+    assert len(pdf) >= 2  # KPIs and trends with charts do not fit one page
