@@ -37,11 +37,15 @@ from pyspark.sql.types import StructType
 
 from mktpipe.catalog import Table
 from mktpipe.config import Config
+from mktpipe.errors import InputError
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult, new_run_id
 from mktpipe.storage import TableStore, open_store
 
 log = logging.getLogger(__name__)
+
+
+RUN_DAILY_FIRST = "run the daily stage first (`mktpipe daily`, or `mktpipe run`)"
 
 
 def utc_now() -> dt.datetime:
@@ -79,6 +83,11 @@ class StageContext:
     def read_or_empty(self, table: str, schema: StructType) -> DataFrame:
         """The table, or an empty DataFrame with ``schema`` when it has not been written."""
         return read_or_empty(self.spark, self.store, table, schema)
+
+    def require(self, table: str, date: str | dt.date, how: str) -> None:
+        """InputError ``<stage> <date>: <table> does not exist; <how>`` when it is missing."""
+        if not self.store.exists(table):
+            raise InputError(f"{self.stage} {date}: {table} does not exist; {how}")
 
     def versions(self, tables: Iterable[str]) -> dict[str, int]:
         """{table: current version} for the tables that exist (for the run manifest)."""

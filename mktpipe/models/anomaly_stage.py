@@ -31,12 +31,11 @@ from pyspark.sql import functions as F
 from mktpipe import schemas as S
 from mktpipe.catalog import USER_ANOMALIES, USER_DAILY
 from mktpipe.config import Config
-from mktpipe.errors import InputError
 from mktpipe.models import anomalies
 from mktpipe.quality import checks as Q
 from mktpipe.quality.manifest import StageResult
 from mktpipe.readers import anomaly_flags  # noqa: F401  (its old home; kept importable)
-from mktpipe.stage import StageContext, stage
+from mktpipe.stage import RUN_DAILY_FIRST, StageContext, stage
 from mktpipe.storage import TableStore
 
 METRICS = ("events", "views", "likes", "comments", "shares", "watch_seconds")
@@ -82,9 +81,7 @@ def planted_quality(ctx: StageContext, snapshot_date: dt.date) -> dict | None:
 @stage("anomalies")
 def run_anomalies(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     """Flag the users of ``snapshot_date``; check, then replace that partition."""
-    if not ctx.store.exists(USER_DAILY):
-        raise InputError(f"anomalies {snapshot_date}: {USER_DAILY} does not exist; run the "
-                         "daily stage first (`mktpipe daily`, or `mktpipe run`)")
+    ctx.require(USER_DAILY, snapshot_date, RUN_DAILY_FIRST)
     result = ctx.begin(snapshot_date)
     result.tables_read = ctx.versions([USER_DAILY])
     flags = (detect_for_snapshot(ctx.store, ctx.config, snapshot_date)

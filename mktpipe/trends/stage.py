@@ -60,7 +60,7 @@ from mktpipe.quality.manifest import (
     load_manifests,
     stage_results,
 )
-from mktpipe.stage import StageContext, stage
+from mktpipe.stage import RUN_DAILY_FIRST, StageContext, stage
 from mktpipe.trends import alerts as A
 from mktpipe.trends import series as T
 from mktpipe.trends.diagnostics import DiagnosticSettings, diagnose
@@ -288,9 +288,7 @@ def alerts_frame(spark, found: list[A.Alert], snapshot: dt.date, run_id: str) ->
 @stage("trends")
 def run_trends(ctx: StageContext, snapshot_date: dt.date) -> StageResult:
     """Tournament, diagnostics and alerts of ``snapshot_date``; replaces its partitions."""
-    if not ctx.store.exists(USER_DAILY):
-        raise InputError(f"trends {snapshot_date}: {USER_DAILY} does not exist; run the daily "
-                         "stage first (`mktpipe daily`, or `mktpipe run`)")
+    ctx.require(USER_DAILY, snapshot_date, RUN_DAILY_FIRST)
     result = ctx.begin(snapshot_date)
     result.tables_read = ctx.versions([t for t in (USER_DAILY, CUSTOMER_SEGMENTS)
                                        if ctx.store.exists(t)])
