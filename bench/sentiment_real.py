@@ -124,6 +124,9 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default="data/public")
+    parser.add_argument("--fit-confidence", action="store_true",
+                        help="print the polar buckets of SENTIMENT_CONFIDENCE fitted on the "
+                             "even half (paste them into mktpipe/nlp/sentiment.py)")
     args = parser.parse_args()
     cache = Path(args.cache)
 
@@ -161,6 +164,47 @@ def main() -> None:
             print(f"{name:<20}{len(data):>6}  {side:<34}{cells}{seconds:>7.1f}")
         share = (detected == language).mean()
         print(f"{'':<28}detected as {language}: {share:.1%} of the texts")
+    confidence_table(sets, fit=args.fit_confidence)
+
+
+def confidence_table(sets: dict[str, pd.DataFrame], fit: bool) -> None:
+    """sentiment_confidence on the labelled sets: per |score| bucket, the accuracy of the
+    polar labels on the half where crc32(text) is even (what SENTIMENT_CONFIDENCE was fitted
+    on, printed with --fit-confidence) and, on the other half, mean confidence vs accuracy
+    (the calibration check) and the Brier score."""
+    import zlib
+
+    from mktpipe.nlp.sentiment import CONFIDENCE_BOUNDS, SENTIMENT_CONFIDENCE, score_texts
+
+    bounds = [*CONFIDENCE_BOUNDS, 1.0 + 1e-9]
+    print("\nsentiment_confidence on the polar labels (|score| >= 0.05), by |score| bucket:")
+    print(f"{'set':<16}{'half':<7}{'bucket':<14}{'n':>6}{'accuracy':>10}{'confidence':>12}")
+    for name in ("es tweets", "en sentences"):
+        data = sets[name]
+        scored = score_texts(data["text"].astype(str))
+        frame = pd.DataFrame({"score": scored["sentiment_score"].to_numpy(),
+                              "language": scored["language"].to_numpy(),
+                              "label": data["label"].to_numpy(),
+                              "even": [zlib.crc32(str(t).encode()) % 2 == 0
+                                       for t in data["text"]]})
+        polar = frame[frame["score"].abs() >= CONFIDENCE_BOUNDS[0]].copy()
+        polar["ok"] = (polar["score"] > 0).astype(int) == polar["label"]
+        polar["bucket"] = np.digitize(polar["score"].abs(), bounds)  # 1, 2, 3
+        table = SENTIMENT_CONFIDENCE
+        polar["confidence"] = [table.get(lang, table["en"])[b]
+                               for lang, b in zip(polar["language"], polar["bucket"])]
+        for half, part in (("fit", polar[polar["even"]]), ("check", polar[~polar["even"]])):
+            for b, rows in part.groupby("bucket"):
+                label = f"[{bounds[b - 1]:.2f}, {min(bounds[b], 1.0):.2f})"
+                print(f"{name:<16}{half:<7}{label:<14}{len(rows):>6}{rows['ok'].mean():>10.3f}"
+                      f"{rows['confidence'].mean():>12.3f}")
+        check = polar[~polar["even"]]
+        brier = float(np.mean((check["confidence"] - check["ok"]) ** 2))
+        print(f"{name:<16}check  all           {len(check):>6}{check['ok'].mean():>10.3f}"
+              f"{check['confidence'].mean():>12.3f}   Brier {brier:.4f}")
+        if fit:
+            fitted = polar[polar["even"]].groupby("bucket")["ok"].mean().round(2)
+            print(f"  fitted polar buckets for {name[:2]}: {tuple(fitted.tolist())}")
 
 
 if __name__ == "__main__":

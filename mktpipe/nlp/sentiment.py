@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SCORE = "sentiment_score"
 LABEL = "sentiment_label"
+CONFIDENCE = "sentiment_confidence"
 LANGUAGE = "language"
 POSITIVE, NEGATIVE, NEUTRAL = "positive", "negative", "neutral"
 BACKENDS = ("auto", "vader", "spark_nlp")
@@ -96,6 +97,36 @@ _UDF_SCHEMA = StructType(
 )
 _URL_OR_MENTION = re.compile(r"https?://\S+|www\.\S+|@\w+")
 _EMOJI_JOINERS = re.compile("[\ufe0f\u200d\U0001f3fb-\U0001f3ff]")
+
+
+# sentiment_confidence: the measured probability that the label is right, by language and
+# |score| bucket: |score| < 0.05 (neutral), [0.05, 0.3), [0.3, 0.6), [0.6, 1]. Polar buckets:
+# real text from package registries, the half of each set where crc32(text) is even
+# (bench/sentiment_real.py --fit-confidence; 797 Spanish tweets of EvoMSA's tests, 3,000 English
+# review sentences of npm `sentiment`); the other half checks it (README: within 0.08). Real
+# sets have no neutral class, so the neutral bucket is measured on the tuning half of the
+# project's own comments (tests/data/sentiment_eval.csv: optimistic). Measured with the
+# default thresholds (+-0.05); "und" (no letters: emoji) takes the English row.
+CONFIDENCE_BOUNDS = (0.05, 0.3, 0.6)
+SENTIMENT_CONFIDENCE: dict[str, tuple[float, float, float, float]] = {
+    "en": (0.74, 0.75, 0.86, 0.96),
+    "es": (0.74, 0.59, 0.68, 0.88),
+}
+
+
+def sentiment_confidence(score: Column | str, language: Column | str) -> Column:
+    """``SENTIMENT_CONFIDENCE`` for each row's language (others: English) and |score|."""
+    score = F.abs(F.col(score) if isinstance(score, str) else score)
+    language = F.col(language) if isinstance(language, str) else language
+
+    def by_bucket(row: tuple[float, ...]) -> Column:
+        out = F.lit(row[0])
+        for bound, value in zip(CONFIDENCE_BOUNDS, row[1:]):
+            out = F.when(score >= bound, F.lit(value)).otherwise(out)
+        return out
+
+    return F.when(language == "es", by_bucket(SENTIMENT_CONFIDENCE["es"])) \
+        .otherwise(by_bucket(SENTIMENT_CONFIDENCE["en"]))
 
 
 class SentimentBackendError(RuntimeError):
@@ -205,7 +236,7 @@ def _check_args(df: DataFrame, text_col: str, positive_threshold: float,
                 negative_threshold: float, backend: str) -> None:
     if text_col not in df.columns:
         raise ValueError(f"score_sentiment: no column {text_col!r}; the DataFrame has {df.columns}")
-    if text_col in (SCORE, LABEL, LANGUAGE):
+    if text_col in (SCORE, LABEL, LANGUAGE, CONFIDENCE):
         raise ValueError(f"score_sentiment: text_col {text_col!r} is one of the output columns "
                          f"{[SCORE, LABEL, LANGUAGE]}; rename it first")
     kind = df.schema[text_col].dataType
@@ -258,7 +289,9 @@ def score_sentiment(
             Texts detected as ``es`` get the Spanish lexicon, all others VADER.
 
     Output columns: ``sentiment_score`` double in [-1, 1] (0.0 for null or blank text),
-    ``sentiment_label`` string, ``language`` string (``und`` for null, blank or letterless text).
+    ``sentiment_label`` string, ``language`` string (``und`` for null, blank or letterless
+    text), ``sentiment_confidence`` double in [0, 1]: the measured probability that the label
+    is right (``SENTIMENT_CONFIDENCE``; null on the Spark NLP backend).
     """
     _check_args(df, text_col, positive_threshold, negative_threshold, backend)
     lang.check_languages(languages)
@@ -280,9 +313,14 @@ def score_sentiment(
             .withColumn(LANGUAGE, F.col(f"{tmp}.{LANGUAGE}"))
             .drop(tmp)
         )
-    return scored.withColumn(
-        LABEL, sentiment_label(SCORE, positive_threshold, negative_threshold)
-    ).select(*[c for c in df.columns if c not in (SCORE, LABEL, LANGUAGE)], SCORE, LABEL, LANGUAGE)
+    # the table was measured on the lexicon backend; a Spark NLP model's is not known
+    confidence = (sentiment_confidence(SCORE, LANGUAGE) if chosen == "vader"
+                  else F.lit(None).cast("double"))
+    outputs = (SCORE, LABEL, LANGUAGE, CONFIDENCE)
+    return scored.withColumns({
+        LABEL: sentiment_label(SCORE, positive_threshold, negative_threshold),
+        CONFIDENCE: confidence,
+    }).select(*[c for c in df.columns if c not in outputs], SCORE, LABEL, LANGUAGE, CONFIDENCE)
 
 
 def _version(package: str) -> str:

@@ -13,6 +13,8 @@ comment_date     date    partition column (= to_date(ts))
 language         string  detected language (ISO 639-1, ``und`` when it cannot be told)
 sentiment_score  double  [-1, 1] (mktpipe.nlp.sentiment.score_sentiment)
 sentiment_label  string  positive | negative | neutral (config.sentiment thresholds)
+sentiment_confidence double  measured probability that the label is right (by language and
+                         |score|; mktpipe.nlp.sentiment.SENTIMENT_CONFIDENCE)
 _run_id          string
 ===============  ======  ====================================================================
 
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SENTIMENT_COLUMNS = (
     S.COMMENT_ID, S.USER_ID, S.VIDEO_ID, S.TS, S.COMMENT_DATE,
-    "language", "sentiment_score", "sentiment_label", S.RUN_ID,
+    "language", "sentiment_score", "sentiment_label", "sentiment_confidence", S.RUN_ID,
 )
 
 

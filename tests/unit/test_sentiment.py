@@ -123,9 +123,10 @@ def test_emoji_only_scored_with_language_und(spark):
 def test_null_and_empty_texts_are_neutral_zero_und(spark):
     df = spark.createDataFrame([(1, None), (2, ""), (3, "   \n")], TEXT_SCHEMA)
     expected = spark.createDataFrame(
-        [(1, None, 0.0, "neutral", "und"), (2, "", 0.0, "neutral", "und"),
-         (3, "   \n", 0.0, "neutral", "und")],
-        "id long, text string, sentiment_score double, sentiment_label string, language string",
+        [(1, None, 0.0, "neutral", "und", 0.74), (2, "", 0.0, "neutral", "und", 0.74),
+         (3, "   \n", 0.0, "neutral", "und", 0.74)],
+        "id long, text string, sentiment_score double, sentiment_label string, language string, "
+        "sentiment_confidence double",
     )
     assert_df_equality(score_sentiment(df), expected, ignore_row_order=True,
                        ignore_nullable=True)
@@ -183,7 +184,8 @@ def test_other_columns_kept(spark):
             ("c3", "so bad", 0, 0.0, [])]
     df = spark.createDataFrame(rows, schema)
     out = score_sentiment(df, text_col="body")
-    assert out.columns == [*df.columns, "sentiment_score", "sentiment_label", "language"]
+    assert out.columns == [*df.columns, "sentiment_score", "sentiment_label", "language",
+                           "sentiment_confidence"]
     assert [out.schema[c].dataType for c in df.columns] == [f.dataType for f in schema]
     assert out.schema["sentiment_score"].dataType == DoubleType()
     assert_df_equality(out.select(*df.columns), df, ignore_row_order=True)
@@ -250,6 +252,14 @@ def test_eval_set_held_out_quality(spark, code):
     labels = [pred[i]["sentiment_label"] for i in range(len(rows))]
     accuracy = sum(g == p for g, p in zip(gold, labels)) / len(rows)
     language_ok = sum(pred[i]["language"] == code for i in range(len(rows))) / len(rows)
+    # confidence: the table's value for the row's bucket, and the labels it trusts most are
+    # right more often than the weak polar ones (on text the table was not fitted on)
+    from mktpipe.nlp.sentiment import SENTIMENT_CONFIDENCE
+
+    conf = [pred[i]["sentiment_confidence"] for i in range(len(rows))]
+    assert set(conf) <= set(SENTIMENT_CONFIDENCE[code])
+    top = [g == p for g, p, c in zip(gold, labels, conf) if c == SENTIMENT_CONFIDENCE[code][3]]
+    assert len(top) >= 10 and sum(top) / len(top) >= 0.9
     min_acc, min_f1 = FLOORS[code]
     assert accuracy >= min_acc, f"{code} held-out accuracy {accuracy:.3f} < {min_acc}"
     assert _macro_f1(gold, labels) >= min_f1
@@ -308,3 +318,21 @@ def test_spark_nlp_annotation_mapping(spark):
         "id", annotation_score(F.col("sentiment")).alias("score"))
     got = {r["id"]: r["score"] for r in out.collect()}
     assert got == pytest.approx({1: 0.8, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0})
+
+
+def test_confidence_follows_the_table_by_language_and_score(spark):
+    from pyspark.sql import functions as F
+
+    from mktpipe.nlp.sentiment import SENTIMENT_CONFIDENCE, sentiment_confidence
+
+    rows = [(s, lang) for lang in ("en", "es", "und", "fr")
+            for s in (0.0, -0.04, 0.05, -0.29, 0.3, -0.59, 0.6, -1.0)]
+    out = (spark.createDataFrame(rows, "s double, lang string")
+           .select("s", "lang", sentiment_confidence(F.col("s"), F.col("lang")).alias("c"))
+           .collect())
+    for r in out:
+        table = SENTIMENT_CONFIDENCE["es" if r["lang"] == "es" else "en"]
+        bucket = sum(abs(r["s"]) >= b for b in (0.05, 0.3, 0.6))
+        assert r["c"] == table[bucket], r
+    for table in SENTIMENT_CONFIDENCE.values():  # polar buckets: stronger score, surer label
+        assert list(table[1:]) == sorted(table[1:]) and all(0 < v < 1 for v in table)
