@@ -235,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     _alert_flag(back)
     _common(back)
 
+    dash = sub.add_parser(
+        "dashboard", help="the interactive dashboard of a snapshot (a file, or served)",
+        description="Aggregate the snapshot's scored users and their daily activity in Spark "
+                    "and write one self-contained interactive page (filters by date range, "
+                    "segment, churn tier, community and language cross-filter every chart; "
+                    "click a bar to drill down; customers listed by pseudonymised id only). "
+                    "Default output <paths.reports>/<SNAPSHOT>/dashboard.html; --serve serves "
+                    "it on HOST:PORT (127.0.0.1 by default) until interrupted.")
+    dash.add_argument("--snapshot-date", type=_snapshot, required=True,
+                      help="YYYY-MM-DD, or 'latest' (the day after the last landing date)")
+    dash.add_argument("--out", default=None, help="write the page here instead")
+    dash.add_argument("--days", type=int, default=90, help="days of activity (default 90)")
+    dash.add_argument("--serve", action="store_true", help="serve the page over HTTP")
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="address to serve on (default 127.0.0.1: this machine only)")
+    dash.add_argument("--port", type=int, default=8050)
+    _common(dash)
+
     mnt = sub.add_parser(
         "maintain", help="compact small files (OPTIMIZE) and vacuum unreferenced ones",
         description="OPTIMIZE (bin-packing compaction) and VACUUM every Delta table of the "
@@ -462,6 +480,35 @@ def cmd_backfill(args) -> int:
     return alert_exit_code(manifest, config, args.fail_on_alert)
 
 
+def cmd_dashboard(args) -> int:
+    from mktpipe.dashboard import data as dashboard_data
+    from mktpipe.dashboard.page import render, serve
+    from mktpipe.session import get_spark
+    from mktpipe.storage import files, open_store
+
+    config = _load(args)
+    snapshot = resolve_snapshot(args.snapshot_date, config)
+    per_group = 50
+    spark = get_spark(config)
+    data = dashboard_data.build(open_store(spark, config), config, snapshot, days=args.days,
+                                per_group=per_group)
+    html = render(data, per_group)
+    out = args.out or files.join(config.uri("reports"), snapshot.isoformat(), "dashboard.html")
+    files.write_text(out, html)
+    print(f"dashboard {snapshot}: {len(data.cube)} cube rows, {int(data.users['users'].sum())} "
+          f"users, {len(data.customers)} customers listed -> {out}")
+    if args.serve:
+        server = serve(html, args.host, args.port)
+        print(f"serving on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    return EXIT_OK
+
+
 def cmd_maintain(args) -> int:
     from mktpipe.session import get_spark
     from mktpipe.storage import DEFAULT_VACUUM_HOURS, open_store
@@ -504,6 +551,7 @@ COMMANDS = {
     "report": cmd_report,
     "run": cmd_run,
     "backfill": cmd_backfill,
+    "dashboard": cmd_dashboard,
     "maintain": cmd_maintain,
     "doctor": cmd_doctor,
 }

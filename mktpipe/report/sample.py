@@ -349,14 +349,19 @@ def write_trends(spark, config: Config, sample: Sample) -> None:
         store.write(df, table, mode="overwrite", partition_by=[S.SNAPSHOT_DATE])
 
 
+def sample_rows(snapshot: dt.date) -> Sample:
+    """The sample's rows, nothing written."""
+    return Sample(snapshot=snapshot, daily=daily_rows(snapshot),
+                  segments=segment_rows(snapshot) + segment_rows(
+                      snapshot - dt.timedelta(days=30), shift=1, users=10),
+                  quarantine=quarantine_rows(snapshot),
+                  graph_snapshot=snapshot - dt.timedelta(days=7),
+                  spike_day=snapshot - dt.timedelta(days=SPIKE_DAYS_BEFORE))
+
+
 def build_sample(spark, config: Config, snapshot: dt.date) -> Sample:
     """Write every sample input under ``config``'s paths; return the rows written."""
-    sample = Sample(snapshot=snapshot, daily=daily_rows(snapshot),
-                    segments=segment_rows(snapshot) + segment_rows(
-                        snapshot - dt.timedelta(days=30), shift=1, users=10),
-                    quarantine=quarantine_rows(snapshot),
-                    graph_snapshot=snapshot - dt.timedelta(days=7),
-                    spike_day=snapshot - dt.timedelta(days=SPIKE_DAYS_BEFORE))
+    sample = sample_rows(snapshot)
     write_tables(spark, config, sample)
     write_registry(config.uri("models"))
     write_manifests(config.uri("warehouse"), snapshot)

@@ -125,6 +125,7 @@ ALLOWED = {
     "mktpipe/config.py": "reads the YAML configuration it is given (local files)",
     "mktpipe/session.py": "finds the extension jars on local disk before the JVM starts",
     "mktpipe/report/stage.py": "reads its template and stylesheet from the installed package",
+    "mktpipe/dashboard/page.py": "reads its template from the installed package",
 }
 
 
