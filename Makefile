@@ -12,7 +12,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 JARS_DIR ?= jars
 
 .PHONY: help setup jars run test test-fast lint bench clean doctor maintain cluster-up \
-	cluster-down cluster-status dist test-cluster test-slow browser mlflow-ui
+	cluster-down cluster-status dist test-cluster test-slow browser mlflow-ui dashboard
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,12 +29,15 @@ setup: $(STAMP) jars  ## create the virtualenv, install pinned dependencies, res
 jars:  ## resolve the pinned Spark extension jars (jvm/pom.xml) with Maven into ./jars, where reachable
 	@scripts/resolve-jars.sh $(JARS_DIR)
 
-run: setup  ## demo data (if missing), then the whole pipeline: backfill, train, score, report
+run: setup  ## demo data (if missing), then the whole pipeline: backfill, train, score, trends, report
 	@if [ ! -d "$${MKTPIPE__PATHS__LANDING:-data/landing}/events" ]; then $(MKTPIPE) generate; fi
 	@if [ -z "$$MKTPIPE_EXPORT_KEY" ] && [ ! -s .secrets/export_key ]; then \
 	  mkdir -p .secrets && (umask 077 && $(PY) -c "import secrets; print(secrets.token_hex(32))" > .secrets/export_key) && \
 	  echo "MKTPIPE_EXPORT_KEY was not set: made a random demo key in .secrets/export_key (not committed)"; fi
 	MKTPIPE_EXPORT_KEY="$${MKTPIPE_EXPORT_KEY:-$$(cat .secrets/export_key)}" $(MKTPIPE) backfill
+
+dashboard: setup  ## the interactive dashboard of the latest snapshot, served on http://127.0.0.1:8050 (after make run)
+	MKTPIPE_EXPORT_KEY="$${MKTPIPE_EXPORT_KEY:-$$(cat .secrets/export_key 2>/dev/null)}" $(MKTPIPE) dashboard --snapshot-date latest --serve
 
 browser:  ## headless Chromium for the report's browser test (Debian package; the test skips without it)
 	@command -v chromium >/dev/null 2>&1 || { \

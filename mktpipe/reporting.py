@@ -72,6 +72,23 @@ def print_run_summary(manifest: RunManifest, config) -> None:
                 outputs["export"] = ", ".join(paths.values())
         if s.stage == "report" and s.details.get("path"):
             outputs["report"] = s.details["path"]
+            made = s.details.get("outputs") or {}
+            extra = [*made.get("html", []), *(f"pdf/{n}" for n in made.get("pdf", []))]
+            if extra:
+                outputs["audience"] = ", ".join(extra) + (
+                    f"; {len(made.get('csv', []))} CSV tables" if made.get("csv") else "")
+            for why in made.get("skipped", []):
+                outputs["skipped"] = why
+            delivery = s.details.get("delivery")
+            if delivery:
+                outputs["mailed"] = (f"{delivery['status']} to {', '.join(delivery['recipients'])}"
+                                     f" ({delivery['attempts']} attempts)")
+        if s.stage == "trends":
+            alerts = s.details.get("alerts", [])
+            outputs["trends"] = (f"{s.details.get('series')} series forecast; "
+                                 f"{len(alerts)} alert(s)" + "".join(
+                                     f"\n            [{a['severity']}] {a['message']}"
+                                     for a in alerts[:5]))
         if s.stage == "train":
             models = s.details.get("models", {})
             outputs["models"] = (f"{config.uri('models')}: " + ", ".join(
