@@ -70,15 +70,15 @@ def segment_series(daily: DataFrame, segments: DataFrame, column: str, kpis: lis
     members = segments.select(S.USER_ID, F.concat(F.lit(f"{column}="), F.col(column)
                                                    .cast("string")).alias(SEGMENT)) \
         .filter(F.col(SEGMENT).isNotNull())
-    wide = (daily.join(members, S.USER_ID)
-            .groupBy(SEGMENT, S.ACTIVITY_DATE)
-            .agg(*[aggs[k].alias(k) for k in dict.fromkeys([*kpis, "active_users"])]))
-    wide = wide.persist()
+    joined = daily.join(members, S.USER_ID)
     days = daily.select(S.ACTIVITY_DATE).distinct().count()
-    volume = (wide.groupBy(SEGMENT).agg((F.sum("active_users") / F.lit(max(days, 1)))
-                                        .alias("mean_active"))
+    volume = (joined.groupBy(SEGMENT)
+              .agg((F.count(F.lit(1)) / F.lit(max(days, 1))).alias("mean_active"))
               .filter(F.col("mean_active") >= F.lit(min_active_users))
               .orderBy(SEGMENT).collect())  # one row per segment
     kept = [r[SEGMENT] for r in volume]
-    out = _long(wide.filter(F.col(SEGMENT).isin(kept)), kpis, F.col(SEGMENT))
+    wide = (joined.filter(F.col(SEGMENT).isin(kept))
+            .groupBy(SEGMENT, S.ACTIVITY_DATE)
+            .agg(*[aggs[k].alias(k) for k in kpis]))
+    out = _long(wide, kpis, F.col(SEGMENT))
     return out, kept
