@@ -157,6 +157,24 @@ def run_tournament(series: pd.Series, settings: TournamentSettings) -> Tournamen
     latest ``check_days``; never raises for short, flat or odd input (``notes`` say why)."""
     y = series.astype(float)
     notes = []
+    if len(y) and y.nunique() <= 1:  # e.g. a segment without buyers: nothing to rank
+        value = float(y.iloc[0])
+        notes.append(f"the series is {value:g} every day: no model is ranked (MASE has no "
+                     "scale) and the forecast repeats it")
+        scores = pd.DataFrame([{"model": m, "folds": 0, "folds_total": 0, "seconds": 0.0,
+                                "error": "constant series", **dict.fromkeys(
+                                    (*METRICS, "coverage"), float("nan")),
+                                "rank": float("nan"), "chosen": False}
+                               for m in settings.models])
+        naive = forecasters.FORECASTERS["seasonal_naive"]
+        forecast = naive(y, settings.horizon, settings.alpha, settings.period)
+        cut = len(y) - settings.check_days
+        check = None
+        if cut >= forecasters.MIN_TRAIN_DAYS["seasonal_naive"]:
+            check = naive(y.iloc[:cut], settings.check_days, settings.check_alpha,
+                          settings.period)
+            check["actual"] = y.iloc[cut:].to_numpy()
+        return TournamentResult(scores, "seasonal_naive", forecast, check, notes)
     folds = backtest(y, settings)
     scores = summarise(folds, settings)
     if not scores["chosen"].any():

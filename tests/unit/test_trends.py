@@ -88,6 +88,18 @@ def test_a_failing_or_short_model_is_reported_and_never_chosen(monkeypatch):
     assert len(result.forecast) == 10 and len(result.check) == 5
 
 
+def test_a_constant_series_is_not_ranked_and_forecast_as_itself(monkeypatch):
+    calls = []
+    monkeypatch.setitem(FC.FORECASTERS, "ets", lambda *a: calls.append(a))
+    y = pd.Series(0.0, index=pd.date_range("2026-07-01", periods=60))
+    result = T.run_tournament(y, T.TournamentSettings(models=("seasonal_naive", "ets")))
+    assert calls == []  # no backtest fits
+    assert (result.scores["error"] == "constant series").all() and not result.scores[
+        "chosen"].any()
+    assert result.chosen == "seasonal_naive" and "0 every day" in result.notes[0]
+    assert (result.forecast.to_numpy() == 0).all() and len(result.check) == 7
+
+
 def test_the_tournament_ranks_by_mean_mase_and_beats_the_naive_on_a_trending_weekly_series():
     settings = T.TournamentSettings(models=("seasonal_naive", "ets", "sarima"), folds=2,
                                     backtest_horizon=14)
