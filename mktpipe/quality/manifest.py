@@ -158,3 +158,11 @@ def is_balanced(counts: dict) -> bool:
                                                       "duplicates_in_batch",
                                                       "duplicates_existing"))
     return accounted == int(counts.get("read") or 0)
+
+
+def stage_balance(result: dict) -> tuple[int, int]:
+    """(rows read, rows written + quarantined + deduplicated) of a manifest's stage entry; an
+    ingest balances when the two are equal."""
+    accounted = sum(int(result.get(k) or 0) for k in ("rows_out", "rows_quarantined",
+                                                      "rows_deduplicated"))
+    return int(result.get("rows_in") or 0), accounted

@@ -17,6 +17,7 @@ from mktpipe.quality.manifest import (  # noqa: F401  (last_day: its old home)
     last_day,
     latest_per_stage,
     load_manifests,
+    stage_balance,
     stage_results,
 )
 from mktpipe.report import charts, queries
@@ -69,9 +70,7 @@ def _recent_ingests(results: list[dict]) -> Table | None:
     recent = sorted(by_date.items(), key=lambda kv: last_day(kv[0]))[-RECENT_INGESTS:]
     rows = []
     for day, r in reversed(recent):
-        read = int(r.get("rows_in") or 0)
-        accounted = sum(int(r.get(k) or 0) for k in ("rows_out", "rows_quarantined",
-                                                    "rows_deduplicated"))
+        read, accounted = stage_balance(r)
         rows.append([day, str(r.get("status", "")), fmt.fmt_int(read), fmt.fmt_int(
             r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
                      fmt.fmt_int(r.get("rows_deduplicated")),

@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from mktpipe.catalog import CUSTOMER_SEGMENTS
+from mktpipe.quality.manifest import last_day, stage_balance
 
 SEVERITIES = ("warning", "critical")
 
@@ -149,14 +150,12 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
         return []
     day = str(ingest.get("run_date", ""))
     subject = f"ingest {day}"
-    last = dt.date.fromisoformat(day.split("..")[-1][:10]) if day else None
+    last = last_day(day)
     if ingest.get("status") == "failed":
         return [Alert("data_quality", "critical", subject,
                       f"the ingest of {day} failed: {ingest.get('error') or 'see its manifest'}",
                       day=last)]
-    read = int(ingest.get("rows_in") or 0)
-    accounted = sum(int(ingest.get(k) or 0) for k in ("rows_out", "rows_quarantined",
-                                                       "rows_deduplicated"))
+    read, accounted = stage_balance(ingest)
     if ingest.get("status") != "ok" or not read:
         return []
     out = []
