@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mktpipe import model_settings
+from mktpipe.i18n import NP_
 from mktpipe.schemas import FX_TO_USD
 from mktpipe.uris import URI_SCHEMES, is_local, normalize
 
@@ -177,7 +178,8 @@ class ModelsConfig(_Section):
     anomaly_lookback_days: int = Field(60, ge=7)  # daily series the detector scores
     # CLV tiers by the percentile of predicted 90-day value within the snapshot (lower bounds)
     clv_tiers: dict[str, float] = Field(default_factory=lambda: {
-        "vip": 0.95, "high": 0.80, "medium": 0.50, "low": 0.0})
+        NP_("tier", "vip"): 0.95, NP_("tier", "high"): 0.80, NP_("tier", "medium"): 0.50,
+        NP_("tier", "low"): 0.0})
     # behaviour features the segmentation clusters on (standardised, log-compressed)
     segment_features: list[str] = Field(default_factory=lambda: [
         "views_30d", "watch_seconds_30d", "engagement_rate_30d", "active_days_30d",
@@ -281,7 +283,10 @@ class AlertsConfig(_Section):
 
 
 class ReportConfig(_Section):
-    """What the report stage writes besides ``index.html`` (mktpipe.report.outputs)."""
+    """What the report stage writes besides ``index.html`` (mktpipe.report.outputs), and in
+    which language its readers get it, the dashboard and the alerts too (mktpipe.i18n)."""
+
+    language: Literal["en", "es"] = "en"
 
     audiences: list[Literal["executive", "marketing", "technical"]] = Field(
         default_factory=lambda: ["executive", "marketing", "technical"])

@@ -15,14 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mktpipe.i18n import NP_
+
 # lower bound of each tier (inclusive); a probability p gets the first tier with p >= bound
+# (NP_ marks the names for the readers' catalog: mktpipe.i18n.value_label shows them)
 CHURN_TIERS: dict[str, float] = {
-    "immediate_intervention": 0.90, "retention_campaign": 0.70,
-    "active_monitoring": 0.50, "passive_monitoring": 0.0,
+    NP_("tier", "immediate_intervention"): 0.90, NP_("tier", "retention_campaign"): 0.70,
+    NP_("tier", "active_monitoring"): 0.50, NP_("tier", "passive_monitoring"): 0.0,
 }
 INTENT_TIERS: dict[str, float] = {
-    "personalised_offer": 0.80, "nurturing_campaign": 0.60,
-    "educational_content": 0.40, "brand_awareness": 0.0,
+    NP_("tier", "personalised_offer"): 0.80, NP_("tier", "nurturing_campaign"): 0.60,
+    NP_("tier", "educational_content"): 0.40, NP_("tier", "brand_awareness"): 0.0,
 }
 # xgb: XGBoost; lr: logistic regression; rf: MLlib random forest; mlp: MLlib multilayer
 # perceptron (a small neural network on standardised features)

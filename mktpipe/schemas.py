@@ -23,6 +23,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from mktpipe.i18n import NP_
+
 # --- shared column names -----------------------------------------------------------------
 USER_ID = "user_id"
 VIDEO_ID = "video_id"
@@ -79,17 +81,17 @@ GENDERS = ("female", "male", "nonbinary", "undisclosed")
 AGE_BANDS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
 LANGUAGES = ("en", "es", "pt")
 ACQUISITION_CHANNELS = ("organic", "paid_social", "referral", "influencer", "search")
-CATEGORIES = (
-    "beauty",
-    "fashion",
-    "fitness",
-    "food",
-    "gaming",
-    "music",
-    "tech",
-    "travel",
-    "comedy",
-    "education",
+CATEGORIES = (  # NP_: the readers' catalog translates them (mktpipe.i18n)
+    NP_("category", "beauty"),
+    NP_("category", "fashion"),
+    NP_("category", "fitness"),
+    NP_("category", "food"),
+    NP_("category", "gaming"),
+    NP_("category", "music"),
+    NP_("category", "tech"),
+    NP_("category", "travel"),
+    NP_("category", "comedy"),
+    NP_("category", "education"),
 )
 
 # --- raw landing fields, in file order ----------------------------------------------------

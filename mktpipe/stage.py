@@ -35,6 +35,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from mktpipe import i18n
 from mktpipe.catalog import Table
 from mktpipe.config import Config
 from mktpipe.errors import InputError
@@ -211,7 +212,8 @@ def stage(name: str) -> Callable[[Fn], Fn]:
         @functools.wraps(fn)
         def run(first, *args, **kwargs):
             if isinstance(first, StageContext):
-                return fn(first.for_stage(name), *args, **kwargs)
+                with i18n.use(first.config.report.language):  # what it writes for readers
+                    return fn(first.for_stage(name), *args, **kwargs)
             if len(args) < 2:
                 raise TypeError(f"{fn.__name__}(ctx, date, ...) or "
                                 f"{fn.__name__}(spark, config, date, store=None, run_id=None)")
@@ -220,7 +222,8 @@ def stage(name: str) -> Callable[[Fn], Fn]:
             ctx = StageContext.open(first, config, kwargs.pop("store", None),
                                     kwargs.pop("run_id", None), command=name,
                                     clock=(lambda: now) if now is not None else None)
-            return fn(ctx.for_stage(name), date, *rest, **kwargs)
+            with i18n.use(config.report.language):
+                return fn(ctx.for_stage(name), date, *rest, **kwargs)
 
         run.stage_name = name
         return run  # type: ignore[return-value]

@@ -109,3 +109,70 @@ def s3(monkeypatch, tmp_path):
     """``s3_server`` for one test."""
     with s3_server(tmp_path, monkeypatch) as bucket:
         yield bucket
+
+
+# English words no Spanish text contains (function words and the report's vocabulary); a
+# Spanish page showing one of them has a label left untranslated
+ENGLISH_WORDS = frozenset("""
+the of and with from by for to is are was were not on at than their this that these which
+per days day users user customers customer available forecast forecasts model models last
+above below high low average rate share segment segments run rows report tier tiers views
+orders revenue events alerts alert quality trend trends churn intent value values data time
+score scores week weekly daily snapshot generated none other community communities language
+all reset filters filter click bar chart recommended action why step kept terms method trial
+trials seconds best search validation positive precision recall probability observed
+predicted random errors mean noise strength held changes change regime confidence anomalous
+anomaly expected actual source read written quarantined duplicates balanced reasons stage
+stages date in out latest recent failures influence percentile incoming links rank density
+creators category mixed details tables storage produced self contained file scripts fonts
+images loaded anywhere comparison previous scored likes comments shares spend follows
+followers engagement engagements active clicks purchases lifetime interval winner chosen
+""".split())
+_SKIPPED = ("script", "style", "code", "svg")
+
+
+def _visible_text(html: str) -> str:
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth, self.parts = 0, []
+
+        def handle_starttag(self, tag, attrs):
+            if tag in _SKIPPED:
+                self.depth += 1
+            # the text a reader sees in attributes too
+            self.parts.extend(v for k, v in attrs if k in ("title", "placeholder") and v)
+
+        def handle_endtag(self, tag):
+            if tag in _SKIPPED and self.depth:
+                self.depth -= 1
+
+        def handle_data(self, data):
+            if not self.depth:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    return "\n".join(parser.parts)
+
+
+def english_in(html: str) -> list[str]:
+    """The English words in ``html``'s visible text, outside <code>, commands in backticks
+    and identifiers (table names such as gold.alerts, keys such as user_daily, file names)."""
+    import re
+
+    text = _visible_text(html)
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"[\w-]+(?:[._/][\w-]+)+", " ", text)  # gold.alerts, _runs/x.json, a/b
+    text = re.sub(r"\w*_\w*", " ", text)  # keys: user_daily, MALFORMED_RECORD
+    text = re.sub(r"[A-Za-z]+(?:-\w+)*-\d\w*", " ", text)  # ids: run-sample-1
+    words = re.findall(r"[A-Za-z]+", text)
+    return sorted({w for w in words if w.lower() in ENGLISH_WORDS})
+
+
+@pytest.fixture(scope="session")
+def english_words():
+    """``english_words(html) -> list[str]``: English words left in a page's visible text."""
+    return english_in

@@ -48,6 +48,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T_
 
+from mktpipe.i18n import N_, NP_
 from mktpipe.model_settings import CLUSTERING_INDICES, SegmentationSettings, resolve, to_dict
 from mktpipe.models.artifacts import SavedPipelineModel, json_safe
 from mktpipe.models.evaluation import clustering_metrics
@@ -276,21 +277,30 @@ ROLE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # naming threshold (``name_threshold``, 0.5 standard deviations by default)
 SEGMENT_ACTIONS: tuple[tuple[str, str, Callable[[float, float, float, float, float], bool]],
                        ...] = (
-    ("reward_and_retain", "buyers above average who are still engaged: loyalty perks, early "
-     "access, referral codes", lambda v, e, i, r, t: v >= t and e >= 0),
-    ("win_back_valuable", "buyers above average whose activity is below average: a personal "
-     "win-back offer before they lapse", lambda v, e, i, r, t: v >= t),
-    ("convert_intent", "product clicks above average without matching purchases: cart "
-     "reminders and a time-limited discount on what they clicked", lambda v, e, i, r, t: i >= t),
-    ("recruit_ambassadors", "audience above average: creator seeding, affiliate codes",
+    (NP_("action", "reward_and_retain"),
+     N_("buyers above average who are still engaged: loyalty perks, early access, referral "
+        "codes"), lambda v, e, i, r, t: v >= t and e >= 0),
+    (NP_("action", "win_back_valuable"),
+     N_("buyers above average whose activity is below average: a personal win-back offer "
+        "before they lapse"), lambda v, e, i, r, t: v >= t),
+    (NP_("action", "convert_intent"),
+     N_("product clicks above average without matching purchases: cart reminders and a "
+        "time-limited discount on what they clicked"), lambda v, e, i, r, t: i >= t),
+    (NP_("action", "recruit_ambassadors"),
+     N_("audience above average: creator seeding, affiliate codes"),
      lambda v, e, i, r, t: r >= t),
-    ("monetise_engagement", "engaged viewers who buy little: shoppable videos and a "
-     "first-purchase offer", lambda v, e, i, r, t: e >= t),
-    ("reactivate", "activity below average: re-engagement content and notifications from "
-     "favourite creators", lambda v, e, i, r, t: e <= -t),
-    ("nurture", "close to the average customer: regular content and educational campaigns",
+    (NP_("action", "monetise_engagement"),
+     N_("engaged viewers who buy little: shoppable videos and a first-purchase offer"),
+     lambda v, e, i, r, t: e >= t),
+    (NP_("action", "reactivate"),
+     N_("activity below average: re-engagement content and notifications from favourite "
+        "creators"), lambda v, e, i, r, t: e <= -t),
+    (NP_("action", "nurture"),
+     N_("close to the average customer: regular content and educational campaigns"),
      lambda v, e, i, r, t: True),
 )
+# the reason of each action (the report shows it translated; metrics.json keeps it in English)
+ACTION_REASONS = {action: why for action, why, _rule in SEGMENT_ACTIONS}
 
 
 def feature_role(feature: str) -> str | None:
@@ -313,17 +323,17 @@ def segment_action(centroid_z: dict[str, float], threshold: float = 0.5) -> tupl
 # --- RFM ---------------------------------------------------------------------------------------
 
 RFM_RULES: list[tuple[str, str, Callable[[Column, Column, Column], Column]]] = [
-    ("champions", "R >= 4 and F >= 4 and M >= 4",
+    (NP_("rfm", "champions"), "R >= 4 and F >= 4 and M >= 4",
      lambda r, f, m: (r >= 4) & (f >= 4) & (m >= 4)),
-    ("cannot_lose", "R <= 2 and F >= 4 and M >= 4",
+    (NP_("rfm", "cannot_lose"), "R <= 2 and F >= 4 and M >= 4",
      lambda r, f, m: (r <= 2) & (f >= 4) & (m >= 4)),
-    ("loyal", "R >= 3 and F >= 4", lambda r, f, m: (r >= 3) & (f >= 4)),
-    ("at_risk", "R <= 2 and F >= 3", lambda r, f, m: (r <= 2) & (f >= 3)),
-    ("new", "R = 5 and F = 1", lambda r, f, m: (r == 5) & (f == 1)),
-    ("potential_loyalist", "(R >= 4 and F <= 3) or (R = 3 and F = 3)",
+    (NP_("rfm", "loyal"), "R >= 3 and F >= 4", lambda r, f, m: (r >= 3) & (f >= 4)),
+    (NP_("rfm", "at_risk"), "R <= 2 and F >= 3", lambda r, f, m: (r <= 2) & (f >= 3)),
+    (NP_("rfm", "new"), "R = 5 and F = 1", lambda r, f, m: (r == 5) & (f == 1)),
+    (NP_("rfm", "potential_loyalist"), "(R >= 4 and F <= 3) or (R = 3 and F = 3)",
      lambda r, f, m: ((r >= 4) & (f <= 3)) | ((r == 3) & (f == 3))),
-    ("hibernating", "R in (2, 3) and F <= 2", lambda r, f, m: r.isin(2, 3) & (f <= 2)),
-    ("lost", "R = 1 and F <= 2", lambda r, f, m: (r == 1) & (f <= 2)),
+    (NP_("rfm", "hibernating"), "R in (2, 3) and F <= 2", lambda r, f, m: r.isin(2, 3) & (f <= 2)),
+    (NP_("rfm", "lost"), "R = 1 and F <= 2", lambda r, f, m: (r == 1) & (f <= 2)),
 ]
 
 

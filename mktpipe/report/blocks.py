@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mktpipe.i18n import _
 from mktpipe.report import formatting as fmt
 
 
@@ -23,7 +24,7 @@ class Kpi:
     previous: Any = None
     higher_is_better: bool | None = True
     help: str = ""
-    compared_to: str = "vs previous 30 days"
+    compared_to: str = ""  # "vs previous 30 days"
 
     @property
     def display(self) -> str:
@@ -108,4 +109,4 @@ class Section:
 
 def not_available(what: str, how: str = "") -> str:
     """The standard 'not available' sentence the tests look for."""
-    return f"Not available: {what}." + (f" {how}" if how else "")
+    return _("Not available: {what}.").format(what=what) + (f" {how}" if how else "")

@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
+from mktpipe import i18n
+from mktpipe.i18n import _
 from mktpipe.report.blocks import Chart
 from mktpipe.report.formatting import fmt_compact
 
@@ -78,9 +80,26 @@ def _compact_axis(ax, axis: str = "y", integer: bool = False) -> None:
 
 
 def _date_axis(ax) -> None:
+    """Dates as '1 Mar' / '1 mar' in the active language (Babel; matplotlib's own names would
+    follow the process locale)."""
     locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    language = i18n.current()
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _pos: language.day_month(mdates.num2date(v).date())))
+
+
+def _localise_ticks(fig) -> None:
+    """Plain numeric ticks (matplotlib's ScalarFormatter: '0.2') with the active language's
+    decimal sign ('0,2'); axes with their own formatter (compact numbers, dates) keep it."""
+    decimal = i18n.current().locale.number_symbols["latn"]["decimal"]
+    if decimal == ".":
+        return
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_formatter(), ScalarFormatter):
+                axis.set_major_formatter(FuncFormatter(
+                    lambda v, _pos: f"{v:g}".replace(".", decimal)))
 
 
 def chart(chart_id: str, caption: str, draw, width=9.0, height=3.2, size="wide", **kw) -> Chart:
@@ -89,6 +108,7 @@ def chart(chart_id: str, caption: str, draw, width=9.0, height=3.2, size="wide",
     with matplotlib.rc_context(STYLE):
         fig, axes = _figure(width, height, **kw)
         draw(fig, axes)
+        _localise_ticks(fig)
         fig.tight_layout()
         return Chart(chart_id, caption, to_svg(fig, chart_id), size=size)
 
@@ -120,16 +140,16 @@ def decomposition(chart_id: str, caption: str, parts: pd.DataFrame, label: str,
     """Observed with trend and anomalies (top); average weekday effect and the residual's
     robust z-score (bottom)."""
     weekday = parts["seasonal"].groupby(parts.index.dayofweek).mean()
-    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    names = i18n.current().weekdays()
     anomalies = parts[parts["anomaly"]]
 
     def draw(fig, axes):
         ax1, ax2, ax3 = axes["obs"], axes["week"], axes["resid"]
-        ax1.plot(parts.index, parts["observed"], color=DAY_LINE, lw=1.2, label="actual")
-        ax1.plot(parts.index, parts["trend"], color=NAVY, lw=2.2, label="trend")
+        ax1.plot(parts.index, parts["observed"], color=DAY_LINE, lw=1.2, label=_("actual"))
+        ax1.plot(parts.index, parts["trend"], color=NAVY, lw=2.2, label=_("trend"))
         ax1.scatter(anomalies.index, anomalies["observed"], color=RED, s=36, zorder=3,
-                    label="anomaly")
-        ax1.set_title(f"{label}: actual and trend")
+                    label=_("anomaly"))
+        ax1.set_title(_("{series}: actual and trend").format(series=label))
         ax1.legend(loc="lower right", bbox_to_anchor=(1, 0.98), ncols=3)
         ax1.set_ylim(bottom=0)
         _date_axis(ax1)
@@ -137,13 +157,14 @@ def decomposition(chart_id: str, caption: str, parts: pd.DataFrame, label: str,
         colors = [TEAL if v >= 0 else AMBER for v in weekday.to_numpy()]
         ax2.bar([names[i] for i in weekday.index], weekday.to_numpy(), color=colors, width=0.7)
         ax2.axhline(0, color="#666666", lw=0.8)
-        ax2.set_title("Weekday effect (vs trend)")
+        ax2.set_title(_("Weekday effect (vs trend)"))
         ax2.grid(axis="x", visible=False)
         _compact_axis(ax2)
         ax3.axhspan(-z_threshold, z_threshold, color=LIGHT, alpha=0.7, lw=0)
         ax3.plot(parts.index, parts["z"], color=GREY, lw=1)
         ax3.scatter(anomalies.index, anomalies["z"], color=RED, s=30, zorder=3)
-        ax3.set_title(f"Residual, robust z (shaded: within ±{z_threshold:g})")
+        ax3.set_title(_("Residual, robust z (shaded: within ±{z})").format(
+            z=i18n.current().number(z_threshold, 1)))
         _date_axis(ax3)
 
     return chart(chart_id, caption, draw, 10.0, 5.2, mosaic=[["obs", "obs"], ["week", "resid"]],
@@ -166,18 +187,20 @@ def forecast(chart_id: str, caption: str, history: pd.Series, fc: pd.DataFrame,
 
     def draw(fig, ax):
         ax.plot(recent.index, recent.clip(upper=top).to_numpy(), color=NAVY, lw=1.4,
-                label="actual")
+                label=_("actual"))
         ax.fill_between(fc.index, fc["lower"], fc["upper"], color=TEAL, alpha=0.18, lw=0,
-                        label="prediction interval")
-        ax.plot(fc.index, fc["mean"], color=TEAL, lw=2, ls="--", label="forecast")
+                        label=_("prediction interval"))
+        ax.plot(fc.index, fc["mean"], color=TEAL, lw=2, ls="--", label=_("forecast"))
         if marked:
             values = recent.loc[marked]
             ax.scatter(marked, values.clip(upper=top).to_numpy(), color=RED, s=40, zorder=3,
-                       clip_on=False, label="anomaly")
+                       clip_on=False, label=_("anomaly"))
             off = values[values > top]
             if len(off):  # one note for all: several would overlap
-                more = f"{len(off)} days off scale, up to " if len(off) > 1 else "off scale: "
-                ax.annotate(more + value_fmt(off.max()), (off.idxmax(), top), xytext=(6, -4),
+                more = (_("{n} days off scale, up to {value}") if len(off) > 1
+                        else _("off scale: {value}"))
+                ax.annotate(more.format(n=len(off), value=value_fmt(off.max())),
+                            (off.idxmax(), top), xytext=(6, -4),
                             textcoords="offset points", fontsize=8, color=RED, va="top")
         ax.axvline(history.index[-1], color="#999999", lw=0.8, ls=":")
         ax.set_ylim(0, top)
@@ -197,10 +220,11 @@ def pr_curves(chart_id: str, caption: str, curves: dict[str, pd.DataFrame],
             ax.plot(pr["recall"], pr["precision"], lw=2, color=PALETTE[i % len(PALETTE)],
                     label=name, marker="o" if len(pr) < 15 else None, ms=4, clip_on=False)
         if base_rate is not None:
-            share = f"{base_rate:.1%}" if base_rate < 0.1 else f"{base_rate:.0%}"
-            ax.axhline(base_rate, color=GREY, ls=":", lw=1, label=f"random ({share})")
-        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (share of real cases found)",
-               ylabel="precision (share of flags that are right)")
+            share = i18n.current().percent(base_rate, 1 if base_rate < 0.1 else 0)
+            ax.axhline(base_rate, color=GREY, ls=":", lw=1,
+                       label=_("random ({share})").format(share=share))
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=_("recall (share of real cases found)"),
+               ylabel=_("precision (share of flags that are right)"))
         ax.legend(loc="lower left")
 
     return chart(chart_id, caption, draw, 4.8, 3.6, size="half")
@@ -216,8 +240,9 @@ def search_convergence(chart_id: str, caption: str,
             trials = np.arange(1, len(scores) + 1)
             color = PALETTE[i % len(PALETTE)]
             ax.plot(trials, scores, "o", color=color, ms=4, alpha=0.6)
-            ax.step(trials, best, where="post", color=color, lw=2, label=f"{name}: best so far")
-        ax.set(xlabel="trial", ylabel=ylabel)
+            ax.step(trials, best, where="post", color=color, lw=2,
+                    label=_("{model}: best so far").format(model=name))
+        ax.set(xlabel=_("trial"), ylabel=ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(loc="best")
 
@@ -227,13 +252,13 @@ def search_convergence(chart_id: str, caption: str,
 def calibration(chart_id: str, caption: str, tables: dict[str, pd.DataFrame]) -> Chart:
     """Observed rate against mean predicted probability per bin; the diagonal is perfect."""
     def draw(fig, ax):
-        ax.plot([0, 1], [0, 1], color=GREY, ls=":", lw=1, label="perfectly calibrated")
+        ax.plot([0, 1], [0, 1], color=GREY, ls=":", lw=1, label=_("perfectly calibrated"))
         for i, (name, t) in enumerate(tables.items()):
             t = t.dropna(subset=["mean_predicted", "observed_rate"])
             ax.plot(t["mean_predicted"], t["observed_rate"], marker="o", ms=4, lw=1.8,
                     color=PALETTE[i % len(PALETTE)], label=name, clip_on=False)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability",
-               ylabel="observed rate")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=_("predicted probability"),
+               ylabel=_("observed rate"))
         ax.legend(loc="upper left")
 
     return chart(chart_id, caption, draw, 4.8, 3.6, size="half")
@@ -283,7 +308,7 @@ def tier_panels(chart_id: str, caption: str, panels: dict[str, list[tuple[str, f
 
     def draw(fig, axes):
         for i, (ax, (title, pairs)) in enumerate(zip(np.atleast_1d(axes), panels.items())):
-            labels = [p[0].replace("_", " ") for p in pairs]
+            labels = [str(p[0]).replace("_", " ") for p in pairs]
             y = np.arange(len(pairs))[::-1]
             bars = ax.barh(y, [p[1] for p in pairs], color=colors[i % len(colors)], height=0.6)
             ax.bar_label(bars, labels=[fmt_compact(p[1]) for p in pairs], fontsize=8, padding=3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from mktpipe.catalog import LEGACY_QUARANTINE, QUARANTINE
+from mktpipe.i18n import NP_, _, value_label
 from mktpipe.quality.manifest import (  # noqa: F401  (last_day: its old home)
     is_balanced,
     last_day,
@@ -29,16 +30,38 @@ log = logging.getLogger(__name__)
 
 QUARANTINE_TABLES = (*QUARANTINE.values(), LEGACY_QUARANTINE)
 RECENT_INGESTS = 14
+# stage names, sources and statuses as readers see them (mktpipe.i18n.value_label)
+STAGE_NAMES = (NP_("stage", "ingest"), NP_("stage", "sentiment"), NP_("stage", "daily"),
+               NP_("stage", "graph"), NP_("stage", "features"), NP_("stage", "anomalies"),
+               NP_("stage", "labels"), NP_("stage", "train"), NP_("stage", "score"),
+               NP_("stage", "trends"), NP_("stage", "report"), NP_("stage", "export"))
+SOURCE_NAMES = (NP_("source", "users"), NP_("source", "videos"), NP_("source", "events"),
+                NP_("source", "orders"), NP_("source", "follows"))
+STATUSES = (NP_("status", "ok"), NP_("status", "failed"), NP_("status", "skipped"))
 
 
 def _stage_table(latest: dict[str, dict]) -> Table:
-    rows = [[stage, str(r.get("run_date", "")), str(r.get("status", "")), fmt.fmt_int(r.get(
+    rows = [[value_label("stage", stage), _run_date(r.get("run_date", "")),
+             value_label("status", r.get("status", "")), fmt.fmt_int(r.get(
         "rows_in")), fmt.fmt_int(r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
              fmt.fmt_int(r.get("rows_deduplicated")), f"{fmt.fmt_num(r.get('elapsed_s'), 1)} s",
              str(r.get("run_id", ""))] for stage, r in latest.items()]
-    return Table(["stage", "run date", "status", "rows in", "rows out", "quarantined",
-                  "deduplicated", "time", "run id"], rows, id="stage-runs",
-                 title="Latest result per stage", numeric={3, 4, 5, 6, 7})
+    return Table([_("stage"), _("run date"), _("status"), _("rows in"), _("rows out"),
+                  _("quarantined"), _("deduplicated"), _("time"), _("run id")], rows,
+                 id="stage-runs", title=_("Latest result per stage"), numeric={3, 4, 5, 6, 7})
+
+
+def _run_date(run_date) -> str:
+    """A run date (a day, or a span 'a..b') in the active language."""
+    import datetime as dt
+
+    parts = []
+    for part in str(run_date).split(".."):
+        try:
+            parts.append(fmt.fmt_date(dt.date.fromisoformat(part)))
+        except ValueError:
+            parts.append(part)
+    return " – ".join(parts)
 
 
 def _balance_table(ingest: dict) -> Table | None:
@@ -50,14 +73,16 @@ def _balance_table(ingest: dict) -> Table | None:
     for source, c in sources.items():
         reasons = ", ".join(f"{k} {v}" for k, v in (c.get("quarantine_reasons") or {}).items())
         dups = int(c.get("duplicates_in_batch") or 0) + int(c.get("duplicates_existing") or 0)
-        rows.append([source, fmt.fmt_int(c.get("read")), fmt.fmt_int(c.get("written")),
-                     fmt.fmt_int(c.get("quarantined")), fmt.fmt_int(dups),
-                     "✓" if is_balanced(c) else "✗ mismatch", reasons or "—"])
-    return Table(["source", "read", "written", "quarantined", "duplicates", "balanced",
-                  "quarantine reasons"], rows, id="ingest-balance",
-                 title=f"Ingest of {ingest.get('run_date')}: every row accounted for",
+        rows.append([value_label("source", source), fmt.fmt_int(c.get("read")),
+                     fmt.fmt_int(c.get("written")), fmt.fmt_int(c.get("quarantined")),
+                     fmt.fmt_int(dups), "✓" if is_balanced(c) else "✗ " + _("mismatch"),
+                     reasons or "—"])
+    return Table([_("source"), _("read"), _("written"), _("quarantined"), _("duplicates"),
+                  _("balanced"), _("quarantine reasons")], rows, id="ingest-balance",
+                 title=_("Ingest of {day}: every row accounted for").format(
+                     day=_run_date(ingest.get("run_date"))),
                  numeric={1, 2, 3, 4},
-                 note="Balanced: rows read = written + quarantined + duplicates dropped.")
+                 note=_("Balanced: rows read = written + quarantined + duplicates dropped."))
 
 
 def _recent_ingests(results: list[dict]) -> Table | None:
@@ -71,55 +96,60 @@ def _recent_ingests(results: list[dict]) -> Table | None:
     rows = []
     for day, r in reversed(recent):
         read, accounted = stage_balance(r)
-        rows.append([day, str(r.get("status", "")), fmt.fmt_int(read), fmt.fmt_int(
-            r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
+        rows.append([_run_date(day), value_label("status", r.get("status", "")),
+                     fmt.fmt_int(read), fmt.fmt_int(r.get("rows_out")),
+                     fmt.fmt_int(r.get("rows_quarantined")),
                      fmt.fmt_int(r.get("rows_deduplicated")),
-                     "✓" if read == accounted else "✗ mismatch"])
-    return Table(["run date", "status", "read", "written", "quarantined", "deduplicated",
-                  "balanced"], rows, id="recent-ingests",
-                 title="Ingest runs by run date (latest first)", numeric={2, 3, 4, 5})
+                     "✓" if read == accounted else "✗ " + _("mismatch")])
+    return Table([_("run date"), _("status"), _("read"), _("written"), _("quarantined"),
+                  _("deduplicated"), _("balanced")], rows, id="recent-ingests",
+                 title=_("Ingest runs by run date (latest first)"), numeric={2, 3, 4, 5})
 
 
 def _failures(results: list[dict]) -> Table | None:
     failed = [r for r in results if r.get("status") == "failed"][-5:]
     if not failed:
         return None
-    rows = [[str(r.get("stage")), str(r.get("run_date")), str(r.get("run_id")),
-             str(r.get("error") or "")[:200]] for r in reversed(failed)]
-    return Table(["stage", "run date", "run id", "error"], rows, id="failures",
-                 title="Recent failures")
+    rows = [[value_label("stage", r.get("stage")), _run_date(r.get("run_date")),
+             str(r.get("run_id")), str(r.get("error") or "")[:200]] for r in reversed(failed)]
+    return Table([_("stage"), _("run date"), _("run id"), _("error")], rows, id="failures",
+                 title=_("Recent failures"))
 
 
 def _quarantine_blocks(ctx: ReportContext) -> list:
     tables = [t for t in (ctx.table(name) for name in QUARANTINE_TABLES) if t is not None]
     if not tables:
-        return [Text("No quarantine tables yet: ingest has not rejected any rows (or has not "
-                     "run).", "note")]
+        return [Text(_("No quarantine tables yet: ingest has not rejected any rows (or has "
+                       "not run)."), "note")]
     counts = queries.quarantine_counts(tables, ctx.snapshot)
     ctx.details["quarantine"] = {f"{r.source}/{r.reason_code}": int(r.rows)
                                  for r in counts.itertuples()}
     if counts.empty:
-        return [Text(f"No rows quarantined before {ctx.snapshot}.", "note")]
+        return [Text(_("No rows quarantined before {day}.").format(
+            day=fmt.fmt_date(ctx.snapshot)), "note")]
     wide = counts.pivot_table(index="source", columns="reason_code", values="rows",
                               aggfunc="sum", fill_value=0)
     wide = wide.loc[wide.sum(axis=1).sort_values(ascending=False).index]
     wide = wide[wide.sum(axis=0).sort_values(ascending=False).index]
-    rows = [[str(source), fmt.fmt_int(r.sum()), *[fmt.fmt_int(v) if v else "·" for v in r]]
-            for source, r in wide.iterrows()]
+    rows = [[value_label("source", source), fmt.fmt_int(r.sum()),
+             *[fmt.fmt_int(v) if v else "·" for v in r]] for source, r in wide.iterrows()]
+    shown = wide.rename(index=lambda source: value_label("source", source))
     return [
-        charts.stacked_hbars("quarantine", "Quarantined rows per source, split by reason code "
-                             f"(all landing dates before {ctx.snapshot}).", wide, "rows"),
-        Table(["source", "total", *[str(c) for c in wide.columns]], rows, id="quarantine",
+        charts.stacked_hbars("quarantine", _("Quarantined rows per source, split by reason "
+                                             "code (all landing dates before {day}).").format(
+            day=fmt.fmt_date(ctx.snapshot)), shown, _("rows")),
+        Table([_("source"), _("total"), *[str(c) for c in wide.columns]], rows, id="quarantine",
               numeric=set(range(1, len(wide.columns) + 2)),
-              title="Quarantined rows by source and reason",
-              note="Reasons, in the order ingest checks them: see the README's ingest rules."),
+              title=_("Quarantined rows by source and reason"),
+              note=_("Reasons, in the order ingest checks them: see the README's ingest "
+                     "rules.")),
     ]
 
 
 def quality_section(ctx: ReportContext) -> Section:
-    section = Section("quality", "Data quality",
-                      "What the pipeline runs did: rows in and out of each stage, rows rejected "
-                      "by validation (quarantined, with the reason) and duplicates dropped.")
+    section = Section("quality", _("Data quality"), _(
+        "What the pipeline runs did: rows in and out of each stage, rows rejected by validation "
+        "(quarantined, with the reason) and duplicates dropped."))
     manifests = load_manifests(ctx.uri("warehouse"))
     results = stage_results(manifests, ctx.snapshot)
     if results:
@@ -130,7 +160,9 @@ def quality_section(ctx: ReportContext) -> Section:
         section.add(_recent_ingests(results), _failures(results))
         ctx.details["stages"] = {s: r.get("status") for s, r in latest.items()}
     else:
-        section.add(Text(not_available(f"no run manifests for run dates up to {ctx.snapshot} "
-                                       f"under {ctx.uri('warehouse')}/_runs"), "warning"))
-    section.add(Text("Quarantine", "subheading"), *_quarantine_blocks(ctx))
+        section.add(Text(not_available(_("no run manifests for run dates up to {day} under "
+                                         "{path}").format(day=fmt.fmt_date(ctx.snapshot),
+                                                          path=f"{ctx.uri('warehouse')}/_runs")),
+                         "warning"))
+    section.add(Text(_("Quarantine"), "subheading"), *_quarantine_blocks(ctx))
     return section

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from mktpipe.config import Config, optional_secret
+from mktpipe.i18n import _, ngettext, value_label
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,14 @@ def build_message(config: Config, snapshot: str, html: str, alerts: list[dict],
     msg["To"] = ", ".join(d.recipients)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=d.sender.rpartition("@")[2] or "mktpipe")
-    lines = [f"mktpipe report for the snapshot {snapshot}.", ""]
+    lines = [_("mktpipe report for the snapshot {day}.").format(day=snapshot), ""]
     if alerts:
-        lines.append(f"{len(alerts)} alert(s):")
-        lines += [f"- [{a['severity']}] {a['message']}" for a in alerts]
+        lines.append(ngettext("{n} alert:", "{n} alerts:", len(alerts)).format(n=len(alerts)))
+        lines += [f"- [{value_label('severity', a['severity'])}] {a['message']}"
+                  for a in alerts]
     else:
-        lines.append("No alerts.")
-    lines += ["", "The full report is attached (and is the HTML part of this message)."]
+        lines.append(_("No alerts."))
+    lines += ["", _("The full report is attached (and is the HTML part of this message).")]
     msg.set_content("\n".join(lines))
     msg.add_alternative(html, subtype="html")
     # as text with its charset (as bytes, a reader would not know it is UTF-8)

@@ -7,6 +7,7 @@ per series and forecast day), so ``toPandas`` stays small.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pandas as pd
@@ -14,17 +15,25 @@ from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.catalog import ALERTS, FORECAST_BACKTESTS, KPI_FORECASTS, TREND_DIAGNOSTICS
+from mktpipe.i18n import N_, NP_, _, ngettext, segment_cut, value_label
+from mktpipe.report import formatting as fmt
 from mktpipe.report.blocks import Section, Table, Text, not_available
 from mktpipe.report.context import ReportContext
+from mktpipe.trends.series import KPI_LABELS
 
 log = logging.getLogger(__name__)
 
-MODEL_LABELS = {"seasonal_naive": "seasonal naive", "ets": "ETS", "sarima": "SARIMA",
-                "gbm": "gradient boosting", "prophet": "Prophet"}
-KPI_LABELS = {"active_users": "Active users", "events": "Events", "views": "Views",
-              "engagements": "Likes, comments and shares", "orders": "Orders",
-              "revenue_usd": "Revenue (USD)"}
-RUN_TRENDS = "Run the trends stage (`mktpipe trends --snapshot-date S`, or `mktpipe run`)."
+# shown through _() (the marks put them in the catalog)
+MODEL_LABELS = {"seasonal_naive": N_("seasonal naive"), "ets": "ETS", "sarima": "SARIMA",
+                "gbm": N_("gradient boosting"), "prophet": "Prophet"}
+RUN_TRENDS = N_("Run the trends stage (`mktpipe trends --snapshot-date S`, or `mktpipe run`).")
+SEVERITIES = (NP_("severity", "critical"), NP_("severity", "warning"))
+RULES = (NP_("rule", "kpi_drop"), NP_("rule", "regime_change"),
+         NP_("rule", "churn_risk_growth"), NP_("rule", "data_quality"))
+
+
+def model_label(model) -> str:
+    return _(MODEL_LABELS.get(model, model)) if model else fmt.MISSING
 
 
 def _snapshot_rows(ctx: ReportContext, table: str) -> pd.DataFrame | None:
@@ -38,21 +47,21 @@ def _snapshot_rows(ctx: ReportContext, table: str) -> pd.DataFrame | None:
 
 
 def series_label(kpi: str, segment) -> str:
-    label = KPI_LABELS.get(kpi, kpi)
-    return label if segment is None or pd.isna(segment) else f"{label}, {segment}"
+    label = _(KPI_LABELS.get(kpi, kpi))
+    return label if segment is None or pd.isna(segment) else f"{label}, {segment_cut(segment)}"
 
 
 def alerts_section(ctx: ReportContext) -> Section:
-    section = Section("alerts", "Alerts",
-                      "Rules evaluated on this snapshot (config section `alerts`): KPI drops "
-                      "below their forecast interval, regime changes, growth of churn risk, "
-                      "data-quality failures.")
+    section = Section("alerts", _("Alerts"), _(
+        "Rules evaluated on this snapshot (config section `alerts`): KPI drops below their "
+        "forecast interval, regime changes, growth of churn risk, data-quality failures."))
     if ctx.table(ALERTS) is None:
-        section.missing = not_available(f"{ALERTS} does not exist", RUN_TRENDS)
+        section.missing = not_available(_("{table} does not exist").format(table=ALERTS),
+                                        _(RUN_TRENDS))
         return section
     rows = _snapshot_rows(ctx, ALERTS)
     if rows is None:
-        section.add(Text("No alerts for this snapshot.", "lead"))
+        section.add(Text(_("No alerts for this snapshot."), "lead"))
         ctx.details["alerts"] = 0
         return section
     order = {"critical": 0, "warning": 1}
@@ -61,12 +70,14 @@ def alerts_section(ctx: ReportContext) -> Section:
     ctx.alerts = [{"severity": r.severity, "rule": r.rule, "message": r.message}
                   for r in rows.itertuples()]
     critical = int((rows["severity"] == "critical").sum())
-    section.add(Text(f"{len(rows)} alert{'s' if len(rows) != 1 else ''}"
-                     + (f", {critical} critical." if critical else "."),
+    count = ngettext("{n} alert", "{n} alerts", len(rows)).format(n=len(rows))
+    section.add(Text(count + (ngettext(", {n} critical.", ", {n} critical.", critical)
+                              .format(n=critical) if critical else "."),
                      "callout" if critical else "lead"))
-    section.add(Table(["severity", "rule", "about", "what happened"],
-                      [[r.severity, r.rule.replace("_", " "), r.subject, r.message]
-                       for r in rows.itertuples()], id="alerts", title="Alerts"))
+    section.add(Table([_("severity"), _("rule"), _("about"), _("what happened")],
+                      [[value_label("severity", r.severity), value_label("rule", r.rule),
+                        _subject(r.subject), r.message]
+                       for r in rows.itertuples()], id="alerts", title=_("Alerts")))
     return section
 
 
@@ -90,32 +101,54 @@ def tournament_forecast(ctx: ReportContext, series_id: str) -> tuple[pd.DataFram
     chosen = scores[scores["chosen"]]
     level = int(round(100 * ctx.config.trends.interval))
     if chosen.empty:
-        method = f"{MODEL_LABELS.get(model, model)} (no model completed the backtests)"
+        method = _("{model} (no model completed the backtests)").format(model=model_label(model))
     else:
         c = chosen.iloc[0]
-        method = (f"{MODEL_LABELS.get(model, model)}, the best of {len(scores)} models in "
-                  f"{int(c['folds'])} rolling-origin backtests (MASE {c['mase']:.2f}; its "
-                  f"{level} % interval held {c['coverage']:.0%} of the actual days)")
+        method = _("{model}, the best of {models} models in {folds} rolling-origin backtests "
+                   "(MASE {mase}; its {level} % interval held {coverage} of the actual days)"
+                   ).format(model=model_label(model), models=len(scores), folds=int(c["folds"]),
+                            mase=fmt.fmt_num(c["mase"], 2), level=level,
+                            coverage=fmt.fmt_pct(c["coverage"], 0))
     return fc.sort_index()[["mean", "lower", "upper"]], method
 
 
 def _fmt(value, digits=2) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+    return "—" if value is None or pd.isna(value) else fmt.fmt_num(value, digits)
+
+
+def _subject(subject) -> str:
+    """An alert's subject: a series id (views, views|<column>=<value>) as its label; a table
+    or an ingest run as it is."""
+    text = str(subject)
+    kpi, _sep, segment = text.partition("|")
+    if kpi in KPI_LABELS:
+        return series_label(kpi, segment or None)
+    if text.startswith("ingest "):
+        day = text.split(" ", 1)[1]
+        try:
+            day = fmt.fmt_date(dt.date.fromisoformat(day))
+        except ValueError:  # a span a..b
+            pass
+        return _("ingest {day}").format(day=day)
+    return text
 
 
 def tournament_section(ctx: ReportContext) -> Section:
     section = Section(
-        "forecasts", "Forecast tournament and trend diagnostics",
-        "Every KPI series (and each large segment's) is forecast by several models in "
-        "rolling-origin backtests; the one with the lowest mean MASE (error relative to "
-        "repeating last week; below 1 beats it) makes the 30-day forecast. Trend and seasonal "
-        "strength run from 0 (none) to 1 (all of the variation); regime changes are shifts in "
-        "level or slope, with the share of ever stricter penalties they survive as confidence.")
+        "forecasts", _("Forecast tournament and trend diagnostics"), _(
+            "Every KPI series (and each large segment's) is forecast by several models in "
+            "rolling-origin backtests; the one with the lowest mean MASE (error relative to "
+            "repeating last week; below 1 beats it) makes the 30-day forecast. Trend and "
+            "seasonal strength run from 0 (none) to 1 (all of the variation); regime changes "
+            "are shifts in level or slope, with the share of ever stricter penalties they "
+            "survive as confidence."))
     scores = _snapshot_rows(ctx, FORECAST_BACKTESTS)
     diag = _snapshot_rows(ctx, TREND_DIAGNOSTICS)
     if scores is None or diag is None:
         section.missing = not_available(
-            f"no {FORECAST_BACKTESTS} / {TREND_DIAGNOSTICS} rows for {ctx.snapshot}", RUN_TRENDS)
+            _("no {backtests} / {diagnostics} rows for {day}").format(
+                backtests=FORECAST_BACKTESTS, diagnostics=TREND_DIAGNOSTICS,
+                day=fmt.fmt_date(ctx.snapshot)), _(RUN_TRENDS))
         return section
     models = [m for m in MODEL_LABELS if m in set(scores["model"])]
     wide = scores.pivot(index="series_id", columns="model", values="mase")
@@ -126,28 +159,30 @@ def tournament_section(ctx: ReportContext) -> Section:
         winner = chosen.iloc[0] if len(chosen) else None
         rows.append([series_label(d["kpi"], d["segment"]),
                      *[_fmt(wide.loc[sid].get(m)) if sid in wide.index else "—" for m in models],
-                     MODEL_LABELS.get(d["chosen_model"], d["chosen_model"] or "—"),
-                     "—" if winner is None else f"{winner['coverage']:.0%}",
+                     model_label(d["chosen_model"]),
+                     "—" if winner is None else fmt.fmt_pct(winner["coverage"], 0),
                      _fmt(d["trend_strength"]), _fmt(d["seasonal_strength"]),
                      _fmt(d["noise_level"], 3), str(int(d["anomalies"] or 0)),
                      "—" if pd.isna(d["last_change_day"]) else
-                     f"{d['last_change_day']} ({_fmt(d['last_change_confidence'])})"])
+                     f"{fmt.fmt_date(d['last_change_day'])} "
+                     f"({_fmt(d['last_change_confidence'])})"])
     level = int(round(100 * ctx.config.trends.interval))
     section.add(Table(
-        ["series", *[f"MASE {MODEL_LABELS[m]}" for m in models], "chosen",
-         f"{level} % interval held", "trend strength", "seasonal strength", "noise",
-         "anomalous days", "last regime change (confidence)"],
-        rows, id="forecast-tournament", title="Backtests and diagnostics per series",
+        [_("series"), *[f"MASE {model_label(m)}" for m in models], _("chosen"),
+         _("{level} % interval held").format(level=level), _("trend strength"),
+         _("seasonal strength"), _("noise"), _("anomalous days"),
+         _("last regime change (confidence)")],
+        rows, id="forecast-tournament", title=_("Backtests and diagnostics per series"),
         numeric=set(range(1, len(models) + 1)) | {len(models) + 2, len(models) + 3,
                                                  len(models) + 4, len(models) + 5,
                                                  len(models) + 6},
-        note="MASE: mean over the backtest folds; — : the model could not run every fold "
-             "(too little history) or failed. Noise: remainder's standard deviation over the "
-             "mean level."))
+        note=_("MASE: mean over the backtest folds; — : the model could not run every fold "
+               "(too little history) or failed. Noise: remainder's standard deviation over the "
+               "mean level.")))
     failed = scores[scores["error"].notna()]
     if len(failed):
-        section.note("; ".join(sorted({f"{MODEL_LABELS.get(r.model, r.model)} on "
-                                       f"{r.series_id}: {r.error}"
-                                       for r in failed.itertuples()})[:5]), "note")
+        section.note("; ".join(sorted({_("{model} on {series}: {error}").format(
+            model=model_label(r.model), series=_subject(r.series_id), error=r.error)
+            for r in failed.itertuples()})[:5]), "note")
     ctx.details["tournament"] = {sid: d["chosen_model"] for sid, d in diag.iterrows()}
     return section

@@ -1,4 +1,6 @@
-"""Readable numbers for the report: 12,345 · $1.2M · 4.5 % · +12.3 % (never "nan")."""
+"""Readable numbers for the report: 12,345 · $1.2M · 4.5 % · +12.3 % (never "nan"), in the
+active language's formats (mktpipe.i18n: Spanish gives 12.345 · 1,2 M US$ · 4,5 % · +12,3 %).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-MISSING = "—"
+from mktpipe import i18n
+
+MISSING = i18n.MISSING
 
 
 def is_number(x: Any) -> bool:
@@ -19,38 +23,32 @@ def is_number(x: Any) -> bool:
 
 def fmt_int(x: Any) -> str:
     """12345 -> '12,345'; None/NaN -> '—'."""
-    return f"{round(x):,}" if is_number(x) else MISSING
+    return i18n.current().integer(x)
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:
     """A metric value with ``digits`` decimals (0.81234 -> '0.812')."""
-    return f"{x:,.{digits}f}" if is_number(x) else MISSING
+    return i18n.current().number(x, digits)
 
 
 def fmt_compact(x: Any) -> str:
     """Large numbers shortened: 1234 -> '1,234', 123456 -> '123.5k', 12345678 -> '12.3M'."""
-    if not is_number(x):
-        return MISSING
-    for bound, suffix in ((1e9, "B"), (1e6, "M"), (1e5, "k")):
-        if abs(x) >= bound:
-            return f"{x / (bound if suffix != 'k' else 1e3):,.1f}{suffix}"
-    return fmt_int(x) if float(x).is_integer() or abs(x) >= 100 else f"{x:,.2f}"
+    return i18n.current().compact(x)
 
 
 def fmt_usd(x: Any, compact: bool = True) -> str:
     """USD amounts: '$12,345' (or '$1.2M' when compact and large); two decimals below $100."""
-    if not is_number(x):
-        return MISSING
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    if compact and x >= 1e5:
-        return sign + "$" + fmt_compact(x)
-    return sign + (f"${x:,.2f}" if x < 100 else f"${x:,.0f}")
+    return i18n.current().usd(x, compact)
 
 
 def fmt_pct(x: Any, digits: int = 1) -> str:
     """A share in [0, 1] as a percentage: 0.123 -> '12.3 %'."""
-    return f"{100 * x:.{digits}f} %" if is_number(x) else MISSING
+    return i18n.current().percent(x, digits)
+
+
+def fmt_date(day: Any) -> str:
+    """A day: '2026-03-01' in English, '1 mar 2026' in Spanish."""
+    return i18n.current().date(day)
 
 
 def fmt_change(current: Any, previous: Any) -> tuple[str, float | None]:
@@ -58,7 +56,7 @@ def fmt_change(current: Any, previous: Any) -> tuple[str, float | None]:
     if not (is_number(current) and is_number(previous)) or previous == 0:
         return MISSING, None
     change = (current - previous) / abs(previous)
-    return f"{'+' if change >= 0 else '−'}{abs(100 * change):.1f} %", change
+    return i18n.current().change(change), change
 
 
 def change_class(change: float | None, higher_is_better: bool | None) -> str:

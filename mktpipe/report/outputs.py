@@ -27,21 +27,23 @@ import subprocess
 from collections.abc import Callable
 
 from mktpipe.config import Config
+from mktpipe.i18n import N_, _
 from mktpipe.report.blocks import Section, Table
 from mktpipe.storage import files
 
 log = logging.getLogger(__name__)
 
-# audience -> (title, section ids, who it is for)
+# audience -> (title, section ids, who it is for); texts shown through _()
 AUDIENCES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "executive": ("Executive summary", ("alerts", "kpis", "trends"),
-                  "For executives: alerts, the headline KPIs and where they are heading."),
-    "marketing": ("Marketing report", ("alerts", "kpis", "forecasts", "segments", "influencers"),
-                  "For the marketing team: KPIs, forecasts, segments with their actions, "
-                  "influencers and communities."),
-    "technical": ("Technical report", ("alerts", "forecasts", "models", "quality"),
-                  "For the data team: forecast backtests, model quality, data quality and "
-                  "pipeline timings."),
+    "executive": (N_("Executive summary"), ("alerts", "kpis", "trends"),
+                  N_("For executives: alerts, the headline KPIs and where they are heading.")),
+    "marketing": (N_("Marketing report"),
+                  ("alerts", "kpis", "forecasts", "segments", "influencers"),
+                  N_("For the marketing team: KPIs, forecasts, segments with their actions, "
+                     "influencers and communities.")),
+    "technical": (N_("Technical report"), ("alerts", "forecasts", "models", "quality"),
+                  N_("For the data team: forecast backtests, model quality, data quality and "
+                     "pipeline timings.")),
 }
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -103,8 +105,9 @@ def write_outputs(config: Config, sections: list[Section], full_html: str, folde
     pages = {"index": full_html}
     out: dict = {"html": [], "pdf": [], "csv": [], "skipped": []}
     for audience in cfg.audiences:
-        title, _, note = AUDIENCES[audience]
-        pages[audience] = render(audience_sections(sections, audience), title, audience, note)
+        title, _ids, note = AUDIENCES[audience]
+        pages[audience] = render(audience_sections(sections, audience), _(title), audience,
+                                 _(note))
         if "html" in cfg.formats:
             files.write_text(files.join(folder, f"{audience}.html"), pages[audience])
             out["html"].append(f"{audience}.html")

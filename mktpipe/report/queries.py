@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.features import columns as C
+from mktpipe.i18n import N_
 
 ACTIVE_USERS, ENGAGEMENTS, REVENUE = "active_users", "engagements", "revenue_usd"
 DAILY_SERIES = (ACTIVE_USERS, C.EVENTS, C.VIEWS, ENGAGEMENTS, C.ORDERS, REVENUE)
@@ -153,9 +154,9 @@ def top_influencers(metrics: DataFrame, n: int = 10) -> tuple[pd.DataFrame, int]
     return top, metrics.count()
 
 
-CENTRALITIES = (("pagerank", "PageRank"), ("eigenvector_centrality", "eigenvector"),
-                ("betweenness_centrality", "betweenness"), ("closeness_centrality", "closeness"),
-                ("in_degree", "incoming links"))
+CENTRALITIES = (("pagerank", "PageRank"), ("eigenvector_centrality", N_("eigenvector")),
+                ("betweenness_centrality", N_("betweenness")),
+                ("closeness_centrality", N_("closeness")), ("in_degree", N_("incoming links")))
 
 
 def top_by_centrality(metrics: DataFrame, n: int = 10) -> dict[str, list[str]]:

@@ -308,11 +308,32 @@ def write_manifests(warehouse: str, snapshot: dt.date) -> None:
         manifest.finish("ok")
 
 
-ALERT_SAMPLES = (
-    ("kpi_drop", "critical", "views", "Views fell below its forecast interval on 3 of the "
-     "last 3 days"),
-    ("data_quality", "warning", "ingest", "the ingest quarantined 4.6% of 131 rows"),
-)
+def sample_alerts(end: dt.date) -> list:
+    """Two alerts from the real rules, in the active language: views below their check
+    interval on each of the last 3 days (critical), and an ingest that quarantined 4.6 % of
+    its rows (warning)."""
+    import pandas as pd
+
+    from mktpipe.trends import alerts as A
+
+    days = [end - dt.timedelta(days=n) for n in (2, 1, 0)]
+    check = pd.DataFrame({"series_id": "views", "kpi": "views", "segment": None, "day": days,
+                          "mean": 100.0, "lower": 90.0, "upper": 110.0,
+                          "actual": [60.0, 70.0, 50.0]})
+    ingest = {"stage": "ingest", "run_date": end.isoformat(), "status": "ok", "rows_in": 131,
+              "rows_out": 125, "rows_quarantined": 6, "rows_deduplicated": 0}
+    return A.kpi_drops(check, days=3, segments=False) + A.data_quality(ingest, 0.02)
+
+
+def write_alerts(spark, config: Config, snapshot: dt.date) -> None:
+    """gold.alerts for ``snapshot``: :func:`sample_alerts`, replacing the partition (call it
+    under ``i18n.use(...)`` for the messages in another language)."""
+    from mktpipe.trends import stage as trends
+
+    frame = trends.alerts_frame(spark, sample_alerts(snapshot - dt.timedelta(days=1)), snapshot,
+                                "run-sample-1")
+    open_store(spark, config).write(frame, ALERTS, mode="overwrite",
+                                    partition_by=[S.SNAPSHOT_DATE])
 
 
 def write_trends(spark, config: Config, sample: Sample) -> None:
@@ -320,7 +341,6 @@ def write_trends(spark, config: Config, sample: Sample) -> None:
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from mktpipe.trends import alerts as A
     from mktpipe.trends import stage as trends
     from mktpipe.trends.diagnostics import DiagnosticSettings
     from mktpipe.trends.tournament import TournamentSettings
@@ -342,11 +362,9 @@ def write_trends(spark, config: Config, sample: Sample) -> None:
         spark.createDataFrame(pd.concat(tours, ignore_index=True), trends.TOURNAMENT_SCHEMA),
         spark.createDataFrame(pd.concat(diags, ignore_index=True), trends.DIAGNOSTICS_SCHEMA),
         stamp)
-    found = [A.Alert(rule, severity, subject, message, day=end)
-             for rule, severity, subject, message in ALERT_SAMPLES]
-    tables[ALERTS] = trends.alerts_frame(spark, found, snapshot, "run-sample-1")
     for table, df in tables.items():
         store.write(df, table, mode="overwrite", partition_by=[S.SNAPSHOT_DATE])
+    write_alerts(spark, config, snapshot)
 
 
 def sample_rows(snapshot: dt.date) -> Sample:

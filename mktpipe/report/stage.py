@@ -27,8 +27,9 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
-from mktpipe import __version__
+from mktpipe import __version__, i18n
 from mktpipe.config import Config
+from mktpipe.i18n import N_, _
 from mktpipe.quality.manifest import StageResult
 from mktpipe.report import activity, audience, data_quality, forecasts, model_quality
 from mktpipe.report.blocks import Section
@@ -61,16 +62,16 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
     """Every section in report order, and {section id: error} for those that failed."""
     daily = functools.cache(lambda: activity.load_daily(ctx))  # shared by KPIs and trends
     builders = (
-        ("alerts", "Alerts", lambda: forecasts.alerts_section(ctx)),
-        ("kpis", "Executive summary", lambda: activity.kpi_section(ctx, daily())),
-        ("trends", "Daily trends", lambda: activity.trends_section(ctx, daily())),
-        ("forecasts", "Forecast tournament and trend diagnostics",
+        ("alerts", _("Alerts"), lambda: forecasts.alerts_section(ctx)),
+        ("kpis", _("Executive summary"), lambda: activity.kpi_section(ctx, daily())),
+        ("trends", _("Daily trends"), lambda: activity.trends_section(ctx, daily())),
+        ("forecasts", _("Forecast tournament and trend diagnostics"),
          lambda: forecasts.tournament_section(ctx)),
-        ("models", "Model quality", lambda: model_quality.model_section(ctx)),
-        ("segments", "Customer segments", lambda: audience.segments_section(ctx)),
-        ("influencers", "Influencers and communities",
+        ("models", _("Model quality"), lambda: model_quality.model_section(ctx)),
+        ("segments", _("Customer segments"), lambda: audience.segments_section(ctx)),
+        ("influencers", _("Influencers and communities"),
          lambda: audience.influencers_section(ctx)),
-        ("quality", "Data quality", lambda: data_quality.quality_section(ctx)),
+        ("quality", _("Data quality"), lambda: data_quality.quality_section(ctx)),
     )
     sections, errors = [], {}
     for section_id, title, build in builders:
@@ -82,24 +83,39 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
         except Exception as exc:  # one broken input must not cost the whole report
             log.exception("report %s: section %s failed", ctx.snapshot, section_id)
             errors[section_id] = f"{type(exc).__name__}: {exc}"
-            sections.append(Section(section_id, title, missing=(
-                f"This section could not be built ({type(exc).__name__}: {exc}). The run "
-                "log has the details.")))
+            sections.append(Section(section_id, title, missing=_(
+                "This section could not be built ({error}). The run log has the details.")
+                .format(error=f"{type(exc).__name__}: {exc}")))
     return sections, errors
 
 
-TITLE = "Marketing analytics report"
+TITLE = N_("Marketing analytics report")
+
+
+def template_environment() -> Environment:
+    """Jinja with the i18n extension: ``{{ _("...") }}`` in a template is the active
+    language's text (mktpipe.i18n; ``make i18n`` extracts it)."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False,
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(gettext=i18n._, ngettext=i18n.ngettext,
+                                  pgettext=i18n.pgettext, newstyle=True)
+    return env
 
 
 def render_html(sections: list[Section], ctx: ReportContext, generated_at: str,
-                title: str = TITLE, audience: str = "full", audience_note: str = "") -> str:
-    """The report page: ``template.html`` with ``report.css`` inlined."""
+                title: str | None = None, audience: str = "full",
+                audience_note: str = "") -> str:
+    """The report page: ``template.html`` with ``report.css`` inlined, in the active
+    language (``title`` None: the full report's)."""
     files = resources.files("mktpipe.report")
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False)
-    template = env.from_string(files.joinpath("template.html").read_text(encoding="utf-8"))
+    template = template_environment().from_string(
+        files.joinpath("template.html").read_text(encoding="utf-8"))
+    language = i18n.current()
     return template.render(
-        title=title, audience=audience, audience_note=audience_note, sections=sections,
-        snapshot=ctx.snapshot.isoformat(), data_end=ctx.data_end.isoformat(),
+        title=title or _(TITLE), audience=audience, audience_note=audience_note,
+        sections=sections, lang=language.code,
+        snapshot=language.date(ctx.snapshot), data_end=language.date(ctx.data_end),
+        snapshot_iso=ctx.snapshot.isoformat(),
         generated_at=generated_at, run_id=ctx.run_id, version=__version__,
         backend=ctx.store.backend, tables_read=dict(sorted(ctx.tables_read.items())),
         models_read=dict(sorted(ctx.models_read.items())),
@@ -130,7 +146,8 @@ def run_report(ctx: StageContext, snapshot_date: dt.date | str) -> StageResult:
     result = ctx.begin(snapshot)
     report = ReportContext(ctx.spark, ctx.config, ctx.store, snapshot, ctx.run_id)
     sections, errors = build_sections(report)
-    generated = ctx.now().strftime("%Y-%m-%d %H:%M UTC")
+    now = ctx.now()
+    generated = f"{i18n.current().date(now)} {now:%H:%M} UTC"
     html = render_html(sections, report, generated)
     path = write_atomic(report_path(ctx.config, snapshot), html)
     folder = storage_files.parent(report_path(ctx.config, snapshot))

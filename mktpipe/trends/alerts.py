@@ -34,8 +34,11 @@ from typing import Any
 
 import pandas as pd
 
+from mktpipe import i18n
 from mktpipe.catalog import CUSTOMER_SEGMENTS
+from mktpipe.i18n import _, segment_cut
 from mktpipe.quality.manifest import last_day, stage_balance
+from mktpipe.trends.series import KPI_LABELS
 
 SEVERITIES = ("warning", "critical")
 
@@ -69,7 +72,32 @@ def at_least(alerts: list[Alert], severity: str) -> list[Alert]:
 
 
 def _label(kpi: str, segment: str | None) -> str:
-    return kpi if not segment else f"{kpi} ({segment})"
+    """The series in the active language: 'Views' / 'Visualizaciones (segmento: ...)'."""
+    label = _(KPI_LABELS.get(kpi, kpi))
+    return label if not segment else f"{label} ({segment_cut(segment)})"
+
+
+def _day(day) -> str:
+    return i18n.current().date(day)
+
+
+def _run_day(run_date: str) -> str:
+    """A manifest's run date (a day or a span 'a..b') in the active language."""
+    parts = []
+    for part in str(run_date).split(".."):
+        try:
+            parts.append(_day(dt.date.fromisoformat(part)))
+        except ValueError:
+            parts.append(part)
+    return " – ".join(parts)
+
+
+def _n(x: float) -> str:
+    return i18n.current().integer(x)
+
+
+def _pct(x: float, digits: int = 0) -> str:
+    return i18n.current().percent(x, digits)
 
 
 def kpi_drops(check: pd.DataFrame, days: int, segments: bool, min_days: int = 2) -> list[Alert]:
@@ -79,7 +107,7 @@ def kpi_drops(check: pd.DataFrame, days: int, segments: bool, min_days: int = 2)
     out = []
     if check.empty:
         return out
-    for _, rows in check.groupby("series_id", sort=True):
+    for _sid, rows in check.groupby("series_id", sort=True):
         rows = rows.sort_values("day").tail(days)
         segment = rows["segment"].iloc[0]
         if segment is not None and not pd.isna(segment) and not segments:
@@ -95,10 +123,12 @@ def kpi_drops(check: pd.DataFrame, days: int, segments: bool, min_days: int = 2)
         shortfall = 1 - worst["actual"] / worst["mean"] if worst["mean"] > 0 else float("nan")
         out.append(Alert(
             "kpi_drop", severity, str(rows["series_id"].iloc[0]),
-            f"{_label(kpi, None if total else segment)} fell below its forecast interval on "
-            f"{len(below)} of the last {len(rows)} days; on {worst['day']} it was "
-            f"{worst['actual']:,.0f} against an expected {worst['mean']:,.0f} "
-            f"(lower bound {worst['lower']:,.0f}, {shortfall:.0%} short)",
+            _("{series} fell below its forecast interval on {below} of the last {days} days; "
+              "on {day} it was {actual} against an expected {expected} (lower bound {lower}, "
+              "{short} short)").format(
+                series=_label(kpi, None if total else segment), below=len(below),
+                days=len(rows), day=_day(worst["day"]), actual=_n(worst["actual"]),
+                expected=_n(worst["mean"]), lower=_n(worst["lower"]), short=_pct(shortfall)),
             day=worst["day"], value=float(worst["actual"]), threshold=float(worst["lower"])))
     return out
 
@@ -112,15 +142,18 @@ def regime_changes(changes: pd.DataFrame, data_end: dt.date, days: int,
         return out
     first = data_end - dt.timedelta(days=days - 1)
     recent = changes[(changes["day"] >= first) & (changes["change_confidence"] >= min_confidence)]
-    for _, r in recent.sort_values(["series_id", "day"]).iterrows():
+    for _i, r in recent.sort_values(["series_id", "day"]).iterrows():
         segment = None if pd.isna(r["segment"]) else r["segment"]
-        direction = "up" if r["after"] >= r["before"] else "down"
         move = (r["after"] / r["before"] - 1) if r["before"] else float("nan")
+        message = (_("{series} changed regime on {day} (up {move}: {before} a day before, "
+                     "{after} after; confidence {confidence})") if r["after"] >= r["before"]
+                   else _("{series} changed regime on {day} (down {move}: {before} a day "
+                          "before, {after} after; confidence {confidence})"))
         out.append(Alert(
             "regime_change", "warning", str(r["series_id"]),
-            f"{_label(r['kpi'], segment)} changed regime on {r['day']} ({direction} "
-            f"{abs(move):.0%}: {r['before']:,.0f} a day before, {r['after']:,.0f} after; "
-            f"confidence {r['change_confidence']:.2f})",
+            message.format(series=_label(r["kpi"], segment), day=_day(r["day"]),
+                           move=_pct(abs(move)), before=_n(r["before"]), after=_n(r["after"]),
+                           confidence=i18n.current().number(r["change_confidence"], 2)),
             day=r["day"], value=float(r["after"]), threshold=float(r["before"])))
     return out
 
@@ -138,10 +171,12 @@ def churn_risk_growth(current: tuple[int, int] | None, previous: tuple[int, int]
     severity = "critical" if now - before > 2 * max_increase else "warning"
     return [Alert(
         "churn_risk_growth", severity, CUSTOMER_SEGMENTS,
-        f"users at churn risk rose from {before:.1%} ({previous[0]:,} of {previous[1]:,}) on "
-        f"{previous_day} to {now:.1%} ({current[0]:,} of {current[1]:,}), more than the "
-        f"{max_increase:.0%} points allowed", day=snapshot, value=now, threshold=before
-        + max_increase)]
+        _("users at churn risk rose from {before} ({n_before} of {of_before}) on {day} to "
+          "{now} ({n_now} of {of_now}), more than the {allowed} points allowed").format(
+            before=_pct(before, 1), n_before=_n(previous[0]), of_before=_n(previous[1]),
+            day=_day(previous_day), now=_pct(now, 1), n_now=_n(current[0]),
+            of_now=_n(current[1]), allowed=_pct(max_increase)),
+        day=snapshot, value=now, threshold=before + max_increase)]
 
 
 def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
@@ -153,7 +188,8 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
     last = last_day(day)
     if ingest.get("status") == "failed":
         return [Alert("data_quality", "critical", subject,
-                      f"the ingest of {day} failed: {ingest.get('error') or 'see its manifest'}",
+                      _("the ingest of {day} failed: {error}").format(
+                          day=_run_day(day), error=ingest.get("error") or _("see its manifest")),
                       day=last)]
     read, accounted = stage_balance(ingest)
     if ingest.get("status") != "ok" or not read:
@@ -161,13 +197,17 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
     out = []
     if read != accounted:
         out.append(Alert("data_quality", "critical", subject,
-                         f"the ingest of {day} does not balance: {read:,} rows read, "
-                         f"{accounted:,} written, quarantined or deduplicated", day=last,
+                         _("the ingest of {day} does not balance: {read} rows read, "
+                           "{accounted} written, quarantined or deduplicated").format(
+                             day=_run_day(day), read=_n(read), accounted=_n(accounted)),
+                         day=last,
                          value=float(accounted), threshold=float(read)))
     share = int(ingest.get("rows_quarantined") or 0) / read
     if share > max_share:
         out.append(Alert("data_quality", "warning", subject,
-                         f"the ingest of {day} quarantined {share:.1%} of {read:,} rows "
-                         f"(more than {max_share:.0%}); see the quarantine tables' reason "
-                         "codes", day=last, value=share, threshold=max_share))
+                         _("the ingest of {day} quarantined {share} of {read} rows (more "
+                           "than {allowed}); see the quarantine tables' reason codes").format(
+                             day=_run_day(day), share=_pct(share, 1), read=_n(read),
+                             allowed=_pct(max_share)), day=last, value=share,
+                         threshold=max_share))
     return out

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mktpipe.i18n import _
+
 log = logging.getLogger(__name__)
 
 PERIOD = 7
@@ -127,14 +129,14 @@ def decompose(series: pd.Series, period: int = PERIOD,
     flags = pd.Series(False, index=s.index)
     fit = _stl(s, period)
     expected = fit.trend + fit.seasonal
-    for _ in range(int(MAX_ANOMALY_SHARE * len(s)) + 1):
+    for _round in range(int(MAX_ANOMALY_SHARE * len(s)) + 1):
         in_sample = s.where(~flags, expected) - expected  # flagged days: 0
         z = robust_zscores(s - expected, floor=floor, exclude=flags, reference=in_sample)
         candidates = z.abs().where(~flags, 0.0)
         if candidates.max() <= z_threshold:
             break
         flags[candidates.idxmax()] = True
-        for _ in range(REFITS):
+        for _refit in range(REFITS):
             fit = _stl(s.where(~flags, expected), period)
             expected = fit.trend + fit.seasonal
     return pd.DataFrame({"observed": s, "trend": fit.trend, "seasonal": fit.seasonal,
@@ -162,7 +164,8 @@ def forecast(series: pd.Series, horizon: int = HORIZON, period: int = PERIOD,
 
     s = as_daily(series)
     if len(s) < MIN_FORECAST_POINTS:
-        return None, f"only {len(s)} days of history; a forecast needs {MIN_FORECAST_POINTS}"
+        return None, _("only {days} days of history; a forecast needs {needed}").format(
+            days=len(s), needed=MIN_FORECAST_POINTS)
     seasonal = len(s) >= 2 * period
     damped = len(s) >= 2 * period + 4  # a damped trend has one more parameter to estimate
     s = s.asfreq("D")
@@ -179,10 +182,12 @@ def forecast(series: pd.Series, horizon: int = HORIZON, period: int = PERIOD,
     out = pd.DataFrame({"mean": frame["mean"].to_numpy(),
                         "lower": frame["pi_lower"].to_numpy(),
                         "upper": frame["pi_upper"].to_numpy()}, index=index).clip(lower=0.0)
-    parts = ["ETS: additive error", ("damped additive trend" if damped else "additive trend")]
+    parts = [_("ETS: additive error"), _("damped additive trend") if damped
+             else _("additive trend")]
     if seasonal:
-        parts.append(f"additive {period}-day seasonality")
-    method = ", ".join(parts) + f"; {int(round(100 * (1 - alpha)))} % prediction interval"
+        parts.append(_("additive {days}-day seasonality").format(days=period))
+    method = ", ".join(parts) + "; " + _("{level} % prediction interval").format(
+        level=int(round(100 * (1 - alpha))))
     return out, method
 
 
@@ -194,8 +199,9 @@ def analyse(series: pd.Series, name: str, horizon: int = HORIZON, period: int = 
     result = SeriesAnalysis(name=name, series=s)
     if len(s) < 2 * period:
         result.notes.append(
-            f"Only {len(s)} days of history: the trend/seasonality decomposition and anomaly "
-            f"detection need at least {2 * period} days (two weeks) and were skipped.")
+            _("Only {days} days of history: the trend/seasonality decomposition and anomaly "
+              "detection need at least {needed} days (two weeks) and were skipped.").format(
+                days=len(s), needed=2 * period))
     else:
         result.decomposition = decompose(s, period, z_threshold)
     cleaned = s
@@ -206,7 +212,8 @@ def analyse(series: pd.Series, name: str, horizon: int = HORIZON, period: int = 
         result.forecast, result.forecast_method = forecast(cleaned, horizon, period)
     except (ValueError, np.linalg.LinAlgError) as exc:  # degenerate input: report, not crash
         log.warning("forecast of %s failed: %s", name, exc)
-        result.forecast, result.forecast_method = None, f"the forecast model failed: {exc}"
+        result.forecast, result.forecast_method = None, _(
+            "the forecast model failed: {error}").format(error=exc)
     if result.forecast is None:
-        result.notes.append(f"No forecast: {result.forecast_method}.")
+        result.notes.append(_("No forecast: {why}.").format(why=result.forecast_method))
     return result

@@ -20,8 +20,13 @@ from pyspark.sql import functions as F
 
 from mktpipe import schemas as S
 from mktpipe.features import columns as C
+from mktpipe.i18n import N_
 
 SERIES_ID, KPI, SEGMENT, DAY, VALUE = "series_id", "kpi", "segment", "day", "value"
+# each KPI as readers see it (through mktpipe.i18n._)
+KPI_LABELS = {"active_users": N_("Active users"), "events": N_("Events"), "views": N_("Views"),
+              "engagements": N_("Likes, comments and shares"), "orders": N_("Orders"),
+              "revenue_usd": N_("Revenue (USD)")}
 SERIES_COLUMNS = (SERIES_ID, KPI, SEGMENT, DAY, VALUE)
 
 

@@ -455,8 +455,9 @@ def test_alerts_come_first_worst_first(report):
     result, page = report
     assert page.index('data-section="alerts"') < page.index('data-section="kpis"')
     rows = table_rows(page, "alerts")
-    assert [r[:3] for r in rows] == [["critical", "kpi drop", "views"],
-                                     ["warning", "data quality", "ingest"]]
+    assert [r[:3] for r in rows] == [["critical", "kpi drop", "Views"],
+                                     ["warning", "data quality", "ingest 2026-03-09"]]
+    assert rows[0][3].startswith("Views fell below its forecast interval on 3 of the last 3")
     assert "2 alerts, 1 critical." in section_html(page, "alerts")
     assert result.details["alerts"] == 2
 
@@ -560,24 +561,55 @@ def test_each_audience_gets_its_sections_and_every_table_its_csv(report, report_
     assert outputs["pdf"] == [] and outputs["skipped"] == []  # pdf is not in the test formats
 
 
-def test_the_pdf_is_the_page_printed(spark, report_config, sample, tmp_path):
-    """The executive report printed by headless Chromium: page 1 rendered as an image has
-    ink, and its text layer carries the title and the alerts."""
+def test_the_report_in_spanish_and_its_pdf(spark, report_config, sample, tmp_path,
+                                          english_words):
+    """report.language es: the full and executive pages have no English word left in their
+    visible text (the alerts as the trends stage writes them under the same language),
+    numbers and dates in Spanish formats; and the executive PDF printed by headless Chromium:
+    page 1 rendered as an image has ink, its text layer is the Spanish page."""
+    from mktpipe import i18n
     from mktpipe.report.outputs import BROWSERS
+    from mktpipe.report.sample import write_alerts
     from mktpipe.storage import files
 
-    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (a dev dependency) missing")
-    if files.local_executable(BROWSERS) is None:
-        pytest.skip("no chromium on the PATH (`make browser` installs the Debian package)")
+    browser = files.local_executable(BROWSERS)
     cfg = report_config.model_copy(deep=True)
     cfg.paths.reports = str(tmp_path / "reports")
-    cfg.report = cfg.report.model_copy(update={"audiences": ["executive"], "formats": ["pdf"]})
-    result = run_report(spark, cfg, SNAP, run_id="report-pdf")
+    cfg.report = cfg.report.model_copy(update={
+        "language": "es", "audiences": ["executive"],
+        "formats": ["html", "pdf"] if browser else ["html"]})
+    with i18n.use("es"):  # what the trends stage writes when it runs in Spanish
+        write_alerts(spark, cfg, SNAP)
+    try:
+        result = run_report(spark, cfg, SNAP, run_id="report-es")
+    finally:
+        write_alerts(spark, report_config, SNAP)  # the other tests read the English alerts
+    folder = tmp_path / "reports" / "2026-03-10"
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    executive = (folder / "executive.html").read_text(encoding="utf-8")
+    assert result.details["errors"] == {} and '<html lang="es">' in page
+    assert english_words(page) == [] and english_words(executive) == []
+    assert "<h2>2. Resumen ejecutivo</h2>" in page and "Corte <strong>10 mar 2026" in page
+    es = i18n.language("es")
+    values = kpis(page)
+    assert f'<div class="kpi-value">{es.compact(values["views"])}</div>' in page
+    assert f'<div class="kpi-value">{es.usd(values["revenue"])}</div>' in page
+    rows = table_rows(page, "alerts")
+    assert rows[0][:3] == ["crítica", "caída de KPI", "Visualizaciones"]
+    assert rows[0][3].startswith("Visualizaciones cayó por debajo de su intervalo de previsión")
+    assert "2 alertas, 1 crítica." in section_html(page, "alerts")
+    segments = table_rows(page, "rfm-segments")
+    assert {r[0] for r in segments} <= {"campeones", "fieles", "en riesgo", "hibernando",
+                                        "nuevos"}
+    if not browser:
+        pytest.skip("no chromium on the PATH for the PDF (`make browser` installs it); the "
+                    "Spanish pages were checked")
+    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (a dev dependency) missing")
     assert result.details["outputs"]["pdf"] == ["report.pdf", "executive.pdf"]
-    pdf = pdfium.PdfDocument(str(tmp_path / "reports" / "2026-03-10" / "pdf" / "executive.pdf"))
+    pdf = pdfium.PdfDocument(str(folder / "pdf" / "executive.pdf"))
     first = pdf[0]
     text = first.get_textpage().get_text_range()
-    assert "Executive summary" in text and "Alerts" in text and "2026-03-10" in text
+    assert "Resumen ejecutivo" in text and "Alertas" in text and "10 mar 2026" in text
     image = first.render(scale=1).to_pil().convert("L")
     pixels = list(image.getdata())
     ink = sum(p < 200 for p in pixels) / len(pixels)

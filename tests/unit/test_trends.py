@@ -244,7 +244,7 @@ def test_regime_change_alert_needs_recency_and_confidence():
                             "before": [100.0, 100.0, 10.0], "after": [120.0, 60.0, 5.0]})
     found = A.regime_changes(changes, dt.date(2026, 10, 31), 14, 0.66)
     assert [(a.subject, a.day) for a in found] == [("views", dt.date(2026, 10, 25))]
-    assert "down 40%" in found[0].message
+    assert "down 40 %" in found[0].message
 
 
 def test_churn_risk_and_data_quality_rules():
