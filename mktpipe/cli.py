@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default="127.0.0.1",
                       help="address to serve on (default 127.0.0.1: this machine only)")
     dash.add_argument("--port", type=int, default=8050)
+    dash.add_argument("--language", choices=("en", "es"), default=None,
+                      help="the page's language (default: report.language of the config)")
     _common(dash)
 
     mnt = sub.add_parser(
@@ -481,6 +483,7 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
+    from mktpipe import i18n
     from mktpipe.dashboard import data as dashboard_data
     from mktpipe.dashboard.page import render, serve
     from mktpipe.session import get_spark
@@ -490,9 +493,11 @@ def cmd_dashboard(args) -> int:
     snapshot = resolve_snapshot(args.snapshot_date, config)
     per_group = 50
     spark = get_spark(config)
-    data = dashboard_data.build(open_store(spark, config), config, snapshot, days=args.days,
-                                per_group=per_group)
-    html = render(data, per_group)
+    # the page in the readers' language (--language, else report.language)
+    with i18n.use(getattr(args, "language", None) or config.report.language):
+        data = dashboard_data.build(open_store(spark, config), config, snapshot,
+                                    days=args.days, per_group=per_group)
+        html = render(data, per_group)
     out = args.out or files.join(config.uri("reports"), snapshot.isoformat(), "dashboard.html")
     files.write_text(out, html)
     print(f"dashboard {snapshot}: {len(data.cube)} cube rows, {int(data.users['users'].sum())} "

@@ -213,6 +213,19 @@ class Language:
                            "decimal": symbols["decimal"], "thousands": symbols["group"]}}
 
 
+def jinja_environment():
+    """A Jinja environment (autoescaping, strict) with the i18n extension: ``{{ _("...") }}``
+    in a template is the active language's text (newstyle: ``_("%(n)s rows", n=3)``); ``make
+    i18n`` extracts those strings too."""
+    from jinja2 import Environment, StrictUndefined
+
+    env = Environment(autoescape=True, undefined=StrictUndefined,
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(gettext=_, ngettext=ngettext, pgettext=pgettext,
+                                  newstyle=True)
+    return env
+
+
 @functools.cache
 def language(code: str) -> Language:
     return Language(code)

@@ -25,8 +25,6 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from jinja2 import Environment, StrictUndefined
-
 from mktpipe import __version__, i18n
 from mktpipe.config import Config
 from mktpipe.i18n import N_, _
@@ -92,23 +90,13 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], dict[str, str]]:
 TITLE = N_("Marketing analytics report")
 
 
-def template_environment() -> Environment:
-    """Jinja with the i18n extension: ``{{ _("...") }}`` in a template is the active
-    language's text (mktpipe.i18n; ``make i18n`` extracts it)."""
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False,
-                      extensions=["jinja2.ext.i18n"])
-    env.install_gettext_callables(gettext=i18n._, ngettext=i18n.ngettext,
-                                  pgettext=i18n.pgettext, newstyle=True)
-    return env
-
-
 def render_html(sections: list[Section], ctx: ReportContext, generated_at: str,
                 title: str | None = None, audience: str = "full",
                 audience_note: str = "") -> str:
     """The report page: ``template.html`` with ``report.css`` inlined, in the active
     language (``title`` None: the full report's)."""
     files = resources.files("mktpipe.report")
-    template = template_environment().from_string(
+    template = i18n.jinja_environment().from_string(
         files.joinpath("template.html").read_text(encoding="utf-8"))
     language = i18n.current()
     return template.render(

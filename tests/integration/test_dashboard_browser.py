@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from mktpipe import i18n
 from mktpipe.catalog import BRONZE_USERS
 from mktpipe.dashboard.data import build
 from mktpipe.dashboard.page import render, serve
@@ -114,7 +115,9 @@ def test_filters_and_clicks_cross_filter_every_figure(dashboard, browser):
     tiers = page.evaluate("document.getElementById('chart-churn_tier').data[0]")
     scored = [r for r in sample.segments if r["snapshot_date"] == SNAP
               and r["segment"] == "average"]
-    assert dict(zip(tiers["x"], tiers["y"])) == Counter(r["churn_tier"] for r in scored)
+    # the bars show labels; their customdata are the values the filters use
+    assert dict(zip(tiers["customdata"], tiers["y"])) == Counter(r["churn_tier"] for r in scored)
+    assert "immediate intervention" in tiers["x"]
     rows = page.locator("#customers tbody tr")
     assert rows.count() == want["users"]
     assert {rows.nth(i).get_attribute("data-segment") for i in range(rows.count())} == {"average"}
@@ -134,7 +137,8 @@ def test_filters_and_clicks_cross_filter_every_figure(dashboard, browser):
     page.wait_for_function("document.getElementById('chart-language')._hoverdata")
     page.mouse.click(x, y)
     _rendered(page, 4)
-    language = bars["x"][0]
+    language = bars["customdata"][0]
+    assert bars["x"][0] == {"en": "English", "es": "Spanish"}[language]
     assert page.eval_on_selector("#f-language", "e => e.value") == language
     want = expected(sample, languages, language=language)
     assert (_kpi(page, "users"), _kpi(page, "views")) == (want["users"], want["views"])
@@ -152,6 +156,43 @@ def test_filters_and_clicks_cross_filter_every_figure(dashboard, browser):
     _rendered(page, 6)
     assert _kpi(page, "views") == start["views"]
     assert all(url.startswith("file://") for url in requests), requests  # nothing fetched
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def spanish(dashboard, tmp_path_factory):
+    data = dashboard[0]
+    with i18n.use("es"):
+        html = render(data, 50)
+    path = tmp_path_factory.mktemp("dashboard_es") / "dashboard.html"
+    files.write_text(str(path), html)
+    return html, path
+
+
+def test_the_spanish_page_has_no_english_label(spanish, english_words):
+    html, _ = spanish
+    assert '<html lang="es">' in html
+    assert english_words(html) == []
+
+
+def test_the_spanish_page_in_a_browser(dashboard, spanish, browser, english_words):
+    """Spanish separators in the figures, translated options, bars and the sentences the
+    script writes (no English left in what the reader sees once it has run)."""
+    _, _, sample, languages = dashboard
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(spanish[1].as_uri())
+    _rendered(page, 1)
+    es = i18n.language("es")
+    start = expected(sample, languages)
+    assert _kpi(page, "views") == start["views"]
+    assert page.inner_text('[data-kpi="views"] .v') == es.integer(start["views"])
+    assert page.inner_text('[data-kpi="revenue"] .v') == es.number(start["revenue"], 2)
+    assert page.inner_text('#f-segment option[value=""]') == "todos los segmentos"
+    assert page.inner_text('#f-language option[value="es"]') == "español"
+    bars = page.evaluate("document.getElementById('chart-language').data[0]")
+    assert sorted(bars["x"]) == ["español", "inglés"]
+    assert page.inner_text("#span").startswith("del ")
+    assert english_words(page.content()) == []
     page.close()
 
 
