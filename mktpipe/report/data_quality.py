@@ -36,7 +36,7 @@ STAGE_NAMES = (NP_("stage", "ingest"), NP_("stage", "sentiment"), NP_("stage", "
                NP_("stage", "labels"), NP_("stage", "train"), NP_("stage", "score"),
                NP_("stage", "trends"), NP_("stage", "report"), NP_("stage", "export"))
 SOURCE_NAMES = (NP_("source", "users"), NP_("source", "videos"), NP_("source", "events"),
-                NP_("source", "orders"), NP_("source", "follows"))
+                NP_("source", "comments"), NP_("source", "orders"), NP_("source", "follows"))
 STATUSES = (NP_("status", "ok"), NP_("status", "failed"), NP_("status", "skipped"))
 
 

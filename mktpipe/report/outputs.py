@@ -12,7 +12,7 @@ under ``<paths.reports>/<D>/``:
   the PATH) from the same HTML, so the PDF is exactly the page; without a browser the PDFs are
   skipped with the reason in the result (the HTML is complete on its own);
 * ``tables/<table id>.csv`` for every table shown (``csv``): the figures behind the page, for a
-  spreadsheet.
+  spreadsheet (';'-separated where the language writes decimals with a comma).
 
 Every file goes through the file door (local disk or object storage); the PDF is printed in a
 local temporary folder and then copied.
@@ -26,6 +26,7 @@ import logging
 import subprocess
 from collections.abc import Callable
 
+from mktpipe import i18n
 from mktpipe.config import Config
 from mktpipe.i18n import N_, _
 from mktpipe.report.blocks import Section, Table
@@ -59,8 +60,11 @@ def audience_sections(sections: list[Section], audience: str) -> list[Section]:
 
 
 def table_csv(table: Table) -> str:
+    """The table as the page shows it; where the decimal sign is a comma (Spanish) the
+    separator is ';', as a spreadsheet in that locale expects."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    decimal = i18n.current().locale.number_symbols["latn"]["decimal"]
+    writer = csv.writer(out, lineterminator="\n", delimiter=";" if decimal == "," else ",")
     writer.writerow(table.columns)
     writer.writerows(table.rows)
     return out.getvalue()

@@ -131,3 +131,25 @@ def test_stages_run_in_the_configured_language(spark, config):
     cfg.report.language = "es"
     probe(spark, cfg, "2026-03-10")  # the pre-kernel call: it builds the context
     assert seen == ["Tendencias diarias"] and i18n.current().code == "en"
+
+
+def test_every_key_the_pipeline_stores_has_a_spanish_label(config):
+    """The codes a page can show (sources, stages, tiers, RFM groups, actions, categories,
+    rules, severities) each have a catalog entry: a new one without a translation fails here,
+    not on a reader's page."""
+    from mktpipe import schemas
+    from mktpipe.model_settings import CHURN_TIERS, INTENT_TIERS
+    from mktpipe.models.segmentation import RFM_RULES, SEGMENT_ACTIONS
+    from mktpipe.trends.alerts import SEVERITIES
+
+    keys = {"source": schemas.SOURCES, "stage": config.pipeline.stages,
+            "tier": [*CHURN_TIERS, *INTENT_TIERS, *config.models.clv_tiers],
+            "rfm": [name for name, _rule, _f in RFM_RULES], "category": schemas.CATEGORIES,
+            "action": [action for action, _why, _rule in SEGMENT_ACTIONS],
+            "severity": SEVERITIES,
+            "rule": ["kpi_drop", "regime_change", "churn_risk_growth", "data_quality"]}
+    with i18n.use("es"):
+        untranslated = [(kind, key) for kind, values in keys.items() for key in values
+                        if i18n.pgettext(kind, key) == key
+                        and (kind, key) != ("category", "fitness")]  # Spanish too
+    assert untranslated == []

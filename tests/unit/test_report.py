@@ -565,8 +565,9 @@ def test_the_report_in_spanish_and_its_pdf(spark, report_config, sample, tmp_pat
                                           english_words):
     """report.language es: the full and executive pages have no English word left in their
     visible text (the alerts as the trends stage writes them under the same language),
-    numbers and dates in Spanish formats; and the executive PDF printed by headless Chromium:
-    page 1 rendered as an image has ink, its text layer is the Spanish page."""
+    numbers and dates in Spanish formats, the CSVs separated by ";"; and the executive PDF
+    printed by headless Chromium: page 1 rendered as an image has ink, its text layer is the
+    Spanish page."""
     from mktpipe import i18n
     from mktpipe.report.outputs import BROWSERS
     from mktpipe.report.sample import write_alerts
@@ -577,7 +578,7 @@ def test_the_report_in_spanish_and_its_pdf(spark, report_config, sample, tmp_pat
     cfg.paths.reports = str(tmp_path / "reports")
     cfg.report = cfg.report.model_copy(update={
         "language": "es", "audiences": ["executive"],
-        "formats": ["html", "pdf"] if browser else ["html"]})
+        "formats": ["html", "csv", "pdf"] if browser else ["html", "csv"]})
     with i18n.use("es"):  # what the trends stage writes when it runs in Spanish
         write_alerts(spark, cfg, SNAP)
     try:
@@ -598,6 +599,8 @@ def test_the_report_in_spanish_and_its_pdf(spark, report_config, sample, tmp_pat
     assert rows[0][:3] == ["crítica", "caída de KPI", "Visualizaciones"]
     assert rows[0][3].startswith("Visualizaciones cayó por debajo de su intervalo de previsión")
     assert "2 alertas, 1 crítica." in section_html(page, "alerts")
+    csv_lines = (folder / "tables" / "alerts.csv").read_text(encoding="utf-8").splitlines()
+    assert csv_lines[0] == "gravedad;regla;sobre;qué ha pasado"  # ';': decimals have commas
     segments = table_rows(page, "rfm-segments")
     assert {r[0] for r in segments} <= {"campeones", "fieles", "en riesgo", "hibernando",
                                         "nuevos"}
