@@ -59,9 +59,9 @@ test-fast: setup  ## unit tests only
 	$(PY) -m pytest tests/unit -m "not integration"
 
 i18n: setup  ## re-extract the readers' messages (report, alerts, dashboard) into the catalogs; then translate the new entries of mktpipe/locale/es/LC_MESSAGES/mktpipe.po
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k NP_:1c,2 --add-location=file --sort-by-file \
-	  --project=mktpipe --copyright-holder="mktpipe authors" -o mktpipe/locale/mktpipe.pot mktpipe
-	$(VENV)/bin/pybabel update -i mktpipe/locale/mktpipe.pot -d mktpipe/locale -D mktpipe --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k NP_:1c,2 --add-location=file --sort-by-file -w 100 \
+	  --project=mktpipe --version=0.1.0 --copyright-holder="mktpipe authors" -o mktpipe/locale/mktpipe.pot mktpipe
+	$(VENV)/bin/pybabel update -i mktpipe/locale/mktpipe.pot -d mktpipe/locale -D mktpipe -w 100 --no-fuzzy-matching --ignore-obsolete
 
 mlflow-ui: setup  ## the MLflow UI on the model registry's store (models.mlflow_tracking_uri), http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $${MLFLOW_PORT:-5000} --backend-store-uri \
