@@ -126,6 +126,7 @@ ALLOWED = {
     "mktpipe/session.py": "finds the extension jars on local disk before the JVM starts",
     "mktpipe/report/stage.py": "reads its template and stylesheet from the installed package",
     "mktpipe/dashboard/page.py": "reads its template from the installed package",
+    "mktpipe/i18n.py": "reads its message catalogs from the installed package",
 }
 
 
