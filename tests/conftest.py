@@ -176,3 +176,27 @@ def english_in(html: str) -> list[str]:
 def english_words():
     """``english_words(html) -> list[str]``: English words left in a page's visible text."""
     return english_in
+
+
+REPORT_SNAPSHOT = "2026-03-10"  # the report sample's snapshot (mktpipe.report.sample)
+
+
+@pytest.fixture(scope="session")
+def sample_report(spark, config, tmp_path_factory):
+    """The report's sample warehouse (mktpipe.report.sample: tables, registry, manifests,
+    trends tables) and the report of its snapshot, built once for the report tests and the
+    report browser test: (config with every path under its own folder, the rows written, the
+    report stage's result, the page as written)."""
+    import datetime as dt
+
+    from mktpipe.report.sample import build_sample
+    from mktpipe.report.stage import run_report
+
+    root = tmp_path_factory.mktemp("report")
+    keys = ("landing", "warehouse", "truth", "models", "reports", "exports", "checkpoints")
+    paths = config.paths.model_copy(update={k: str(root / k) for k in keys})
+    cfg = config.model_copy(update={"paths": paths})
+    sample = build_sample(spark, cfg, dt.date.fromisoformat(REPORT_SNAPSHOT))
+    result = run_report(spark, cfg, REPORT_SNAPSHOT, run_id="report-test-1")
+    page = Path(result.details["path"]).read_text(encoding="utf-8")
+    return cfg, sample, result, page

@@ -14,7 +14,6 @@ Needs the ``chromium`` binary (Debian: ``apt-get install -y chromium``); skipped
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import re
@@ -24,13 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from mktpipe.report.sample import build_sample
-from mktpipe.report.stage import run_report
-
 pytestmark = pytest.mark.integration
 
-SNAP = dt.date(2026, 3, 10)
-PATH_KEYS = ("landing", "warehouse", "truth", "models", "reports", "exports", "checkpoints")
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -91,13 +85,11 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def rendered(spark, config, tmp_path_factory):
-    root = tmp_path_factory.mktemp("report-browser")
-    paths = config.paths.model_copy(update={k: str(root / k) for k in PATH_KEYS})
-    cfg = config.model_copy(update={"paths": paths})
-    build_sample(spark, cfg, SNAP)
-    result = run_report(spark, cfg, SNAP)
-    return result, Path(result.details["path"]), root
+def rendered(sample_report, tmp_path_factory):
+    """The sample report (built once per session, shared with tests/unit/test_report.py) and
+    a folder of this test's own for the harness pages and browser profiles."""
+    _cfg, _sample, result, _page = sample_report
+    return result, Path(result.details["path"]), tmp_path_factory.mktemp("report-browser")
 
 
 def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:

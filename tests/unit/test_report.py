@@ -23,7 +23,7 @@ from mktpipe.report import charts, formatting, model_quality, trends
 from mktpipe.report.activity import trends_section
 from mktpipe.report.audience import segments_section
 from mktpipe.report.context import ReportContext
-from mktpipe.report.sample import build_sample, write_registry
+from mktpipe.report.sample import write_registry
 from mktpipe.report.stage import SECTION_IDS, as_date, run_report, write_atomic
 from mktpipe.storage import open_store
 
@@ -37,21 +37,22 @@ def own_config(config: Config, root) -> Config:
     return config.model_copy(update={"paths": paths})
 
 
+# the sample warehouse and its report are built once per session (conftest.sample_report),
+# shared with the report browser test
 @pytest.fixture(scope="module")
-def report_config(config, tmp_path_factory):
-    return own_config(config, tmp_path_factory.mktemp("report"))
-
-
-@pytest.fixture(scope="module")
-def sample(spark, report_config):
-    return build_sample(spark, report_config, SNAP)
+def report_config(sample_report):
+    return sample_report[0]
 
 
 @pytest.fixture(scope="module")
-def report(spark, report_config, sample):
-    result = run_report(spark, report_config, SNAP.isoformat(), run_id="report-test-1")
-    with open(result.details["path"], encoding="utf-8") as f:
-        return result, f.read()
+def sample(sample_report):
+    return sample_report[1]
+
+
+@pytest.fixture(scope="module")
+def report(sample_report):
+    _cfg, _sample, result, page = sample_report
+    return result, page
 
 
 def kpis(page: str) -> dict[str, float]:
