@@ -11,7 +11,7 @@ the first time a language is used (no build step, no .mo files in the repository
 The active language is a context variable: ``with i18n.use("es"): ...`` makes ``_()`` and the
 formatters of :mod:`mktpipe.report.formatting` speak Spanish inside the block. Every stage
 runs under the configured ``report.language`` (:func:`mktpipe.stage.stage`), so what stages
-write for readers (alert messages, the reasons training records) is in the readers' language;
+write for readers (the alert messages) is in the readers' language;
 codes (rule names, reason codes, tier and segment keys, table names) are never translated.
 Logs, errors and the CLI stay in English: they are for operators and their search engines.
 
@@ -75,9 +75,23 @@ def _translations(code: str) -> gettext.NullTranslations:
     return Translations(mo, domain=DOMAIN)
 
 
-def _is_number(x: Any) -> bool:
+def _absent(value: Any) -> bool:
+    """None or NaN: a cell with nothing to show."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def is_number(x: Any) -> bool:
+    """A finite real number (Python or numpy scalar; not a bool, None or NaN)."""
     return (isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
             and math.isfinite(x))
+
+
+def _iso_day(text: str) -> dt.date | str:
+    """The day of an ISO day or timestamp; the text itself when it is neither."""
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return text
 
 
 class Language:
@@ -115,19 +129,19 @@ class Language:
 
     def number(self, x: Any, digits: int = 3) -> str:
         """``x`` with ``digits`` decimals and the locale's separators; '—' when not a number."""
-        if not _is_number(x):
+        if not is_number(x):
             return MISSING
         if self.code == DEFAULT:
             return f"{x:,.{digits}f}"
         return self._babel(x, digits)
 
     def integer(self, x: Any) -> str:
-        return self.number(round(x), 0) if _is_number(x) else MISSING
+        return self.number(round(x), 0) if is_number(x) else MISSING
 
     def percent(self, share: Any, digits: int = 1) -> str:
         """A share in [0, 1] as a percentage with a space before the sign: '12.3 %', '12,3 %'
         (a no-break space outside English, as CLDR writes it)."""
-        if not _is_number(share):
+        if not is_number(share):
             return MISSING
         if self.code == DEFAULT:
             return f"{100 * share:.{digits}f} %"
@@ -136,7 +150,7 @@ class Language:
     def compact(self, x: Any) -> str:
         """Large numbers shortened: 123456 -> '123.5k' / '123,5 mil'; 12345678 -> '12.3M' /
         '12,3 M'; smaller ones in full."""
-        if not _is_number(x):
+        if not is_number(x):
             return MISSING
         if abs(x) >= 1e5:
             if self.code == DEFAULT:
@@ -151,7 +165,7 @@ class Language:
     def usd(self, x: Any, compact: bool = True) -> str:
         """USD amounts: '$12,345' / '12.345 US$' ('$1.2M' / '1,2 M US$' when compact and
         large); two decimals below 100."""
-        if not _is_number(x):
+        if not is_number(x):
             return MISSING
         sign, x = ("-" if x < 0 else ""), abs(x)
         if self.code == DEFAULT:
@@ -168,7 +182,11 @@ class Language:
     # --- dates -------------------------------------------------------------------------------
     def date(self, day: Any) -> str:
         """A day for prose and tables: ISO in English ('2026-03-01'), the locale's medium
-        form otherwise ('1 mar 2026'); anything else as text."""
+        form otherwise ('1 mar 2026'). Text is read as an ISO day, a timestamp (its day) or a
+        manifest's run-date span 'a..b' ('1 mar 2026 – 9 mar 2026'); other text as it is."""
+        if isinstance(day, str):
+            parts = [_iso_day(part) for part in day.split("..")]
+            return " – ".join(p if isinstance(p, str) else self.date(p) for p in parts)
         if isinstance(day, dt.datetime):
             day = day.date()
         if not isinstance(day, dt.date):
@@ -273,7 +291,7 @@ def value_label(kind: str, value: Any) -> str:
     """A stored key shown to readers (a tier, an RFM segment, an action, a severity): its
     translation in the catalog's ``kind`` context when there is one, else the key with
     underscores as spaces (a name the user configured is shown as they wrote it)."""
-    if value is None or (isinstance(value, float) and value != value):
+    if _absent(value):
         return MISSING
     text = str(value)
     translated = pgettext(kind, text)
@@ -313,7 +331,7 @@ def feature_label(words: str) -> str:
 def segment_label(name: Any) -> str:
     """A behavioural segment's stored name (mktpipe.models.segmentation.segment_names:
     'high views 30d, low order count', 'average', a name then ' #3') in the active language."""
-    if name is None or (isinstance(name, float) and name != name):
+    if _absent(name):
         return MISSING
     text, suffix = str(name), ""
     if " #" in text:
@@ -354,7 +372,7 @@ def segment_cut(label: Any) -> str:
     """A series' segment label ``<column>=<value>`` (mktpipe.trends.series) for readers:
     'churn tier: immediate intervention' / 'nivel de riesgo de abandono: intervención
     inmediata'."""
-    if label is None or (isinstance(label, float) and label != label):
+    if _absent(label):
         return MISSING
     column, sep, value = str(label).partition("=")
     if not sep:

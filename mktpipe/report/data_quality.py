@@ -41,7 +41,7 @@ STATUSES = (NP_("status", "ok"), NP_("status", "failed"), NP_("status", "skipped
 
 
 def _stage_table(latest: dict[str, dict]) -> Table:
-    rows = [[value_label("stage", stage), _run_date(r.get("run_date", "")),
+    rows = [[value_label("stage", stage), fmt.fmt_date(r.get("run_date", "")),
              value_label("status", r.get("status", "")), fmt.fmt_int(r.get(
         "rows_in")), fmt.fmt_int(r.get("rows_out")), fmt.fmt_int(r.get("rows_quarantined")),
              fmt.fmt_int(r.get("rows_deduplicated")), f"{fmt.fmt_num(r.get('elapsed_s'), 1)} s",
@@ -49,19 +49,6 @@ def _stage_table(latest: dict[str, dict]) -> Table:
     return Table([_("stage"), _("run date"), _("status"), _("rows in"), _("rows out"),
                   _("quarantined"), _("deduplicated"), _("time"), _("run id")], rows,
                  id="stage-runs", title=_("Latest result per stage"), numeric={3, 4, 5, 6, 7})
-
-
-def _run_date(run_date) -> str:
-    """A run date (a day, or a span 'a..b') in the active language."""
-    import datetime as dt
-
-    parts = []
-    for part in str(run_date).split(".."):
-        try:
-            parts.append(fmt.fmt_date(dt.date.fromisoformat(part)))
-        except ValueError:
-            parts.append(part)
-    return " – ".join(parts)
 
 
 def _balance_table(ingest: dict) -> Table | None:
@@ -80,7 +67,7 @@ def _balance_table(ingest: dict) -> Table | None:
     return Table([_("source"), _("read"), _("written"), _("quarantined"), _("duplicates"),
                   _("balanced"), _("quarantine reasons")], rows, id="ingest-balance",
                  title=_("Ingest of {day}: every row accounted for").format(
-                     day=_run_date(ingest.get("run_date"))),
+                     day=fmt.fmt_date(ingest.get("run_date"))),
                  numeric={1, 2, 3, 4},
                  note=_("Balanced: rows read = written + quarantined + duplicates dropped."))
 
@@ -96,7 +83,7 @@ def _recent_ingests(results: list[dict]) -> Table | None:
     rows = []
     for day, r in reversed(recent):
         read, accounted = stage_balance(r)
-        rows.append([_run_date(day), value_label("status", r.get("status", "")),
+        rows.append([fmt.fmt_date(day), value_label("status", r.get("status", "")),
                      fmt.fmt_int(read), fmt.fmt_int(r.get("rows_out")),
                      fmt.fmt_int(r.get("rows_quarantined")),
                      fmt.fmt_int(r.get("rows_deduplicated")),
@@ -110,7 +97,7 @@ def _failures(results: list[dict]) -> Table | None:
     failed = [r for r in results if r.get("status") == "failed"][-5:]
     if not failed:
         return None
-    rows = [[value_label("stage", r.get("stage")), _run_date(r.get("run_date")),
+    rows = [[value_label("stage", r.get("stage")), fmt.fmt_date(r.get("run_date")),
              str(r.get("run_id")), str(r.get("error") or "")[:200]] for r in reversed(failed)]
     return Table([_("stage"), _("run date"), _("run id"), _("error")], rows, id="failures",
                  title=_("Recent failures"))

@@ -7,7 +7,6 @@ per series and forecast day), so ``toPandas`` stays small.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import pandas as pd
@@ -124,12 +123,7 @@ def _subject(subject) -> str:
     if kpi in KPI_LABELS:
         return series_label(kpi, segment or None)
     if text.startswith("ingest "):
-        day = text.split(" ", 1)[1]
-        try:
-            day = fmt.fmt_date(dt.date.fromisoformat(day))
-        except ValueError:  # a span a..b
-            pass
-        return _("ingest {day}").format(day=day)
+        return _("ingest {day}").format(day=fmt.fmt_date(text.split(" ", 1)[1]))
     return text
 
 

@@ -4,21 +4,12 @@ active language's formats (mktpipe.i18n: Spanish gives 12.345 · 1,2 M US$ · 4,
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
-
-import numpy as np
 
 from mktpipe import i18n
 
 MISSING = i18n.MISSING
-
-
-def is_number(x: Any) -> bool:
-    """A finite real number (Python or numpy scalar; not a bool, None or NaN)."""
-    return (isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
-            and math.isfinite(x))
+is_number = i18n.is_number  # a finite real number (not a bool, None or NaN)
 
 
 def fmt_int(x: Any) -> str:

@@ -83,21 +83,12 @@ def _unreadable(name: str, version: int) -> Text:
 
 def _header(name: str, version: int, info: dict) -> Text:
     created = info.get("created_at")
-    trained = fmt.fmt_date(_as_date(created)) if created else _("unknown date")
+    trained = fmt.fmt_date(str(created)) if created else _("unknown date")
     text = _("{model} model v{version}, trained {day}.").format(model=name, version=version,
                                                                day=trained)
     if recorded(info.get("reason")):
         text += " " + _("Promotion: {reason}.").format(reason=info["reason"])
     return Text(text, "note")
-
-
-def _as_date(value):
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return str(value)[:10]
 
 
 def _variants(metrics: dict) -> dict[str, dict]:

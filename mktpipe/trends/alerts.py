@@ -81,17 +81,6 @@ def _day(day) -> str:
     return i18n.current().date(day)
 
 
-def _run_day(run_date: str) -> str:
-    """A manifest's run date (a day or a span 'a..b') in the active language."""
-    parts = []
-    for part in str(run_date).split(".."):
-        try:
-            parts.append(_day(dt.date.fromisoformat(part)))
-        except ValueError:
-            parts.append(part)
-    return " – ".join(parts)
-
-
 def _n(x: float) -> str:
     return i18n.current().integer(x)
 
@@ -189,7 +178,7 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
     if ingest.get("status") == "failed":
         return [Alert("data_quality", "critical", subject,
                       _("the ingest of {day} failed: {error}").format(
-                          day=_run_day(day), error=ingest.get("error") or _("see its manifest")),
+                          day=_day(day), error=ingest.get("error") or _("see its manifest")),
                       day=last)]
     read, accounted = stage_balance(ingest)
     if ingest.get("status") != "ok" or not read:
@@ -199,7 +188,7 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
         out.append(Alert("data_quality", "critical", subject,
                          _("the ingest of {day} does not balance: {read} rows read, "
                            "{accounted} written, quarantined or deduplicated").format(
-                             day=_run_day(day), read=_n(read), accounted=_n(accounted)),
+                             day=_day(day), read=_n(read), accounted=_n(accounted)),
                          day=last,
                          value=float(accounted), threshold=float(read)))
     share = int(ingest.get("rows_quarantined") or 0) / read
@@ -207,7 +196,7 @@ def data_quality(ingest: dict | None, max_share: float) -> list[Alert]:
         out.append(Alert("data_quality", "warning", subject,
                          _("the ingest of {day} quarantined {share} of {read} rows (more "
                            "than {allowed}); see the quarantine tables' reason codes").format(
-                             day=_run_day(day), share=_pct(share, 1), read=_n(read),
+                             day=_day(day), share=_pct(share, 1), read=_n(read),
                              allowed=_pct(max_share)), day=last, value=share,
                          threshold=max_share))
     return out
