@@ -69,7 +69,7 @@ live_pid() {
   [[ -f $STATE/$role.pid ]] || return 0
   pid=$(<"$STATE/$role.pid")
   [[ $pid =~ ^[0-9]+$ ]] || return 0
-  cmd=$(ps -p "$pid" -o args= 2>/dev/null || true)
+  cmd=$(ps -ww -p "$pid" -o args= 2>/dev/null || true)  # -ww: full line whatever $COLUMNS says
   if [[ $cmd == *"$class"* ]]; then echo "$pid"; fi
 }
 

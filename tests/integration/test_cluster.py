@@ -56,9 +56,12 @@ HOST = "127.0.0.1"
 MASTER_PORT = 7077
 MASTER_URL = f"spark://{HOST}:{MASTER_PORT}"
 APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
-RUN_TIMEOUT_S = 900  # both runs share 2 cores with the test session
+RUN_TIMEOUT_S = 1200  # both runs share 2 cores with the test session (and `make test`'s
+# second pytest worker)
 
 START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
+# 8 days: two closed 2-day label windows (train + validate) before the scored snapshot, with
+# positives for every model (at 6 days no user of 200 bought twice and intent had no buyer)
 DAYS = 8
 USERS = 200
 
@@ -69,8 +72,8 @@ def day(n: int) -> str:
 
 # The pipeline, in order: (job script, arguments). All run in one spark-submit per mode.
 # The batched backfill of every landing date: ingest, sentiment, daily; graph + features +
-# labels for the snapshots of the schedule (every 3 days and the last); train, score (not the
-# report: see the module docstring; it would add about a minute per run on 2 cores).
+# labels for the snapshots of the schedule (every 3 days and the day after the last); train,
+# score (not the report: see the module docstring; it would add about a minute per run).
 STAGES: list[tuple[str, list[str]]] = [
     ("jobs/backfill.py", []),
 ]
@@ -82,7 +85,9 @@ CONFIG_ENV = {
     "MKTPIPE__LABELS__CLV_HORIZON_DAYS": "2",
     "MKTPIPE__LABELS__PURCHASE_HORIZON_DAYS": "2",
     "MKTPIPE__PIPELINE__SNAPSHOT_EVERY_DAYS": "3",
-    "MKTPIPE__MODELS__SEGMENTATION": "{k_min: 2, k_max: 4}",
+    "MKTPIPE__MODELS__SEGMENTATION": "{k_min: 2, k_max: 3}",
+    # fewer fits: calibration (more Spark ML fits per model) is run by the pipeline tests
+    "MKTPIPE__MODELS__INTENT__CALIBRATION": "none",
     "MKTPIPE__PIPELINE__STAGES": "[ingest, sentiment, daily, graph, features, anomalies, "
                                  "labels, train, score]",
     "MKTPIPE_EXPORT_KEY": "cluster-test-export-key-0123456789",

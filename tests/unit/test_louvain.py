@@ -205,7 +205,8 @@ def test_spark_engine_respects_resolution_and_repeats_with_a_seed(karate):
     assert len(_parts(first)) > 4  # finer than the resolution-1 optimum
 
 
-@pytest.mark.parametrize("mu", [0.1, 0.3])  # 10-30 s each here: under the integration bar
+# 10-30 s each here; the easier mixing (0.1) only in `make test-slow`
+@pytest.mark.parametrize("mu", [pytest.param(0.1, marks=pytest.mark.slow), 0.3])
 def test_lfr_planted_partition_recovered(spark, mu):
     graph, planted = _lfr(mu)
     edges = _edges_df(spark, graph)
