@@ -49,15 +49,8 @@ browser:  ## headless Chromium for the report's browser test (Debian package; th
 	      echo "could not install chromium: the report's browser test will skip"; \
 	  else echo "chromium is not installed and apt-get is not usable here: the report's browser test will skip"; fi; }
 
-# two pytest workers (pytest-xdist), each with its one session-scoped Spark; a test module
-# stays on one worker (its module fixtures are built once), in collection order, so the
-# cluster test (the longest, mostly waiting on its spark-submits) starts first. TEST_WORKERS=0
-# runs everything in this process.
-TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
-
-test: setup browser  ## the whole test suite (unit + integration), as CI runs it (TEST_WORKERS=2)
-	$(PY) -m pytest $(XDIST)
+test: setup browser  ## the whole test suite (unit + integration), as CI runs it
+	$(PY) -m pytest
 
 test-slow: setup  ## the tests marked slow (left out of make test; see pytest.ini)
 	$(PY) -m pytest -m slow

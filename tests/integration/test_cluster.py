@@ -56,8 +56,7 @@ HOST = "127.0.0.1"
 MASTER_PORT = 7077
 MASTER_URL = f"spark://{HOST}:{MASTER_PORT}"
 APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
-RUN_TIMEOUT_S = 1200  # both runs share 2 cores with the test session (and `make test`'s
-# second pytest worker)
+RUN_TIMEOUT_S = 900  # both runs share 2 cores with the test session
 
 START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
 # 8 days: two closed 2-day label windows (train + validate) before the scored snapshot, with
