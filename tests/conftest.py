@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import shutil
@@ -200,3 +201,82 @@ def sample_report(spark, config, tmp_path_factory):
     result = run_report(spark, cfg, REPORT_SNAPSHOT, run_id="report-test-1")
     page = Path(result.details["path"]).read_text(encoding="utf-8")
     return cfg, sample, result, page
+
+
+# ------------------------------------------------------------------ the pipeline's backfill
+# One 30-day backfill of generated data, run once per session in this process and shared by
+# tests/integration/test_pipeline.py (the pipeline's behaviour) and test_cluster.py (which
+# runs the same backfill through spark-submit on a standalone cluster, with every path in a
+# bucket, and compares every table with this one). It writes through delta-rs, the backend a
+# JVM without the delta-spark jar uses, so that the cluster comparison also shows the jar-less
+# defaults equal the jar-backed stack. Small horizons and windows keep it to three snapshots
+# (a 10-day schedule over 30 days).
+PIPELINE_START = dt.date(2026, 8, 1)
+PIPELINE_DAYS = 30
+PIPELINE_END = PIPELINE_START + dt.timedelta(days=PIPELINE_DAYS - 1)
+PIPELINE_EXPORT_KEY = "test-export-key-0123456789"
+# on top of conf/test.yaml; test_cluster hands them to spark-submit as MKTPIPE__* variables
+PIPELINE_SETTINGS: dict = {
+    "features": {"windows_days": [7, 30], "active_window_days": 30},
+    "labels": {"churn_horizon_days": 7, "churn_active_before_days": 14,
+               "clv_horizon_days": 14, "purchase_horizon_days": 7},
+    "pipeline": {"snapshot_every_days": 10},
+    "models": {"training_snapshots": 3,
+               "churn": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+               "intent": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+               "clv": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
+               "segmentation": {"k_min": 2, "k_max": 4}},
+}
+
+
+def settings_env(tree: dict, prefix: str = "MKTPIPE") -> dict[str, str]:
+    """``tree`` (nested settings) as the MKTPIPE__SECTION__KEY variables that load_config
+    merges the same way (values as JSON, which YAML reads)."""
+    import json
+
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}__{key.upper()}"
+        if isinstance(value, dict):
+            out.update(settings_env(value, name))
+        else:
+            out[name] = json.dumps(value)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_landing(tmp_path_factory) -> Path:
+    """The backfill's landing zone (300 users x 30 days, 2 % dirty rows), with the
+    generator's truth in its _truth folder."""
+    from mktpipe.generate import generate
+
+    landing = tmp_path_factory.mktemp("pipeline-landing") / "landing"
+    generate(out=landing, users=300, days=PIPELINE_DAYS, seed=5, start_date=PIPELINE_START,
+             dirty_rate=0.02)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def pipeline_cfg(pipeline_landing, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    paths = {name: str(root / name) for name in
+             ("warehouse", "models", "reports", "exports", "checkpoints")}
+    paths.update(landing=str(pipeline_landing), truth=str(pipeline_landing / "_truth"))
+    return load_config("test", {
+        **PIPELINE_SETTINGS,
+        "paths": paths,
+        "storage": {"backend": "delta-rs"},
+        "spark": {"conf": {"spark.sql.warehouse.dir": str(root / "spark-warehouse")}},
+    })
+
+
+@pytest.fixture(scope="session")
+def pipeline_backfill(spark, pipeline_cfg) -> dict:
+    """``run_backfill`` over the 30 days: {"manifest": the RunManifest, "started": when}."""
+    from mktpipe.pipeline import run_backfill
+
+    started = dt.datetime.now(dt.timezone.utc)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(pipeline_cfg.export.key_env, PIPELINE_EXPORT_KEY)
+        manifest = run_backfill(spark, pipeline_cfg, PIPELINE_START, PIPELINE_END)
+    return {"manifest": manifest, "started": started}

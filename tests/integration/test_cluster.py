@@ -1,31 +1,34 @@
-"""The pipeline through spark-submit on a real standalone cluster equals the local-mode run.
+"""The pipeline through spark-submit on a real standalone cluster equals the local run.
 
 A module fixture starts a Spark standalone master + one worker on 127.0.0.1 with
 ``scripts/spark-cluster.sh`` (from the installed pyspark, state in a temporary folder) and
-stops it afterwards, whatever happens. Tiny generated data (8 days) is run through ``STAGES``
-(the whole batched backfill: ingest ... train, score; the HTML report, written on the driver
-from tables compared here, is left to the local-mode pipeline tests) twice, each into its own
-warehouse and registry, with the same config (``--env test``):
+stops it afterwards, whatever happens. The session's shared backfill (tests/conftest.py:
+300 users x 30 days, run in this process through delta-rs, the backend of a JVM without the
+delta-spark jar) is run again, on the same landing files with the same settings, by
+``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the
+resolved extension jars>`` (delta-spark where ``make jars`` resolved it), in an empty working
+directory. Its driver executes ``jobs/backfill.py`` exactly as ``spark-submit
+jobs/backfill.py`` would: every stage but trends and the report, which run on the driver
+alone and which the local backfill covers. It runs while this process runs the local
+backfill.
 
-* ``spark-submit --master local[2]`` in a JVM with no extension jar at all (an empty
-  ``spark.jars_dir``, no ``--jars``): a user's locked-down laptop, so every stage runs on the
-  embedded defaults (delta-rs commits, igraph / DataFrame graph engines, lexicon sentiment);
-* ``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the
-  resolved extension jars>`` (delta-spark where ``make jars`` resolved it) with every path
-  (landing, warehouse, models, exports, checkpoints) in a bucket of an S3 server on loopback
-  (moto, started by the test; hadoop-aws from the resolved jars), as production runs: a
-  cluster on object storage. Without hadoop-aws the cluster run uses local disk (and the
-  bucket test skips, saying so).
+Then every Delta table the cluster wrote is compared row for row with the local run's, run ids
+and time-of-run columns aside, as are the run manifests' counts, the registered models'
+metrics and the pseudonymised export; and the cluster run is shown to have really run on the
+cluster: its event log records the standalone master and tasks on a worker's executor, the
+master lists the application as finished, and executors imported mktpipe from the zip. So one
+comparison shows that the cluster equals local mode and that the jar-backed stack
+(delta-spark) equals the jar-less default (delta-rs). ``mktpipe doctor`` and ``mktpipe
+maintain`` then run in a JVM with no extension jar at all, against a copy of the local run's
+warehouse.
 
-Each run is one spark-submit whose driver executes the job scripts one after another (exactly
-as ``spark-submit jobs/<stage>.py`` would, but sharing one JVM and SparkContext, which saves a
-JVM start per stage). The two runs go concurrently, each with 2 cores. Then every Delta table
-of both warehouses is compared row for row, run ids and time-of-run columns aside, and the
-cluster run is shown to have really run on the cluster: its event log records the standalone
-master and tasks on a worker's executor, the master lists the application as finished, and
-executors imported mktpipe from the zip. So one pair of runs shows both that the cluster
-equals local mode and that the jar-less defaults equal the jar-backed stack; ``mktpipe
-doctor`` and ``mktpipe maintain`` then run against the jar-less warehouse.
+What this module no longer does, for ``make test``'s time (measured in README "Tests"): a
+second, jar-less ``spark-submit --master local[2]`` run (the shared local backfill is the
+reference instead), and every path in an S3 bucket (moto's server made the cluster's ingest
+six times slower). The same backfill with every path in a bucket is
+tests/integration/test_pipeline.py::test_backfill_on_object_storage_equals_the_local_run
+(`make test-slow`); ``make test`` writes and merges Delta tables on S3 through both backends
+in tests/unit/test_storage_backends.py, and the file door's S3 paths in test_files.py.
 """
 
 from __future__ import annotations
@@ -56,48 +59,23 @@ HOST = "127.0.0.1"
 MASTER_PORT = 7077
 MASTER_URL = f"spark://{HOST}:{MASTER_PORT}"
 APP_NAME = "mktpipe"  # spark.app_name in conf/base.yaml
-RUN_TIMEOUT_S = 900  # both runs share 2 cores with the test session
+RUN_TIMEOUT_S = 900  # it shares 2 cores with the local backfill in this process
 
-START = dt.date(2026, 3, 1)  # in the past: ingest quarantines timestamps later than now
-# 8 days: two closed 2-day label windows (train + validate) before the scored snapshot, with
-# positives for every model (at 6 days no user of 200 bought twice and intent had no buyer)
-DAYS = 8
-USERS = 200
-
-
-def day(n: int) -> str:
-    return (START + dt.timedelta(days=n)).isoformat()
-
-
-# The pipeline, in order: (job script, arguments). All run in one spark-submit per mode.
-# The batched backfill of every landing date: ingest, sentiment, daily; graph + features +
-# labels for the snapshots of the schedule (every 3 days and the day after the last); train,
-# score (not the report: see the module docstring; it would add about a minute per run).
-STAGES: list[tuple[str, list[str]]] = [
-    ("jobs/backfill.py", []),
-]
-# config for both runs, beyond the paths (horizons short enough for DAYS days of data)
-CONFIG_ENV = {
-    "MKTPIPE_ENV": "test",
-    "MKTPIPE__LABELS__CHURN_HORIZON_DAYS": "2",
-    "MKTPIPE__LABELS__CHURN_ACTIVE_BEFORE_DAYS": "2",
-    "MKTPIPE__LABELS__CLV_HORIZON_DAYS": "2",
-    "MKTPIPE__LABELS__PURCHASE_HORIZON_DAYS": "2",
-    "MKTPIPE__PIPELINE__SNAPSHOT_EVERY_DAYS": "3",
-    "MKTPIPE__MODELS__SEGMENTATION": "{k_min: 2, k_max: 3}",
-    # fewer fits: calibration (more Spark ML fits per model) is run by the pipeline tests
-    "MKTPIPE__MODELS__INTENT__CALIBRATION": "none",
-    "MKTPIPE__PIPELINE__STAGES": "[ingest, sentiment, daily, graph, features, anomalies, "
-                                 "labels, train, score]",
-    "MKTPIPE_EXPORT_KEY": "cluster-test-export-key-0123456789",
-}
-# tables that must exist after STAGES (so that an empty run cannot pass the comparison)
+# What each spark-submit runs, in order: (job script, arguments), all in one driver process.
+# The full run (slow): the batched backfill of every landing date (the same dates and snapshots
+# as the local backfill), every stage but trends and the report (module docstring).
+BACKFILL: list[tuple[str, list[str]]] = [("jobs/backfill.py", [])]
+BACKFILL_STAGES = "[ingest, sentiment, daily, graph, features, anomalies, labels, train, score]"
+# The default run: the last date again, on a copy of the local run's warehouse with its models
+# (every stage whose work runs on executors, but ingest and train: module docstring)
+RERUN_STAGES = "sentiment,daily,graph,features,anomalies,score"
+# tables that must exist after BACKFILL (so that an empty run cannot pass the comparison)
 EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
                    "silver/comment_sentiment", "silver/graph_metrics", "silver/communities",
                    "silver/user_anomalies", "gold/user_features", "gold/user_labels",
                    "gold/customer_segments"}
 
-# Runs STAGES in one driver process, as `spark-submit <script> <args>` would run each, then
+# Runs its stages in one driver process, as `spark-submit <script> <args>` would run each, then
 # records where executors import mktpipe from. argv: stages-json info-json-path
 DRIVER = r'''
 import json, runpy, sys, time
@@ -250,16 +228,6 @@ def pyfiles(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def landing(tmp_path_factory) -> Path:
-    from mktpipe.generate import generate
-
-    root = tmp_path_factory.mktemp("cluster-landing")
-    generate(out=root / "landing", users=USERS, days=DAYS, seed=7, start_date=START,
-             dirty_rate=0.02, truth_dir=root / "truth")
-    return root
-
-
 def _extension_jars() -> list[Path]:
     from mktpipe.config import load_config
     from mktpipe.session import jar_inventory
@@ -267,44 +235,37 @@ def _extension_jars() -> list[Path]:
     return [path for _, _, path in jar_inventory(load_config("test", environ={}))]
 
 
-def _paths(landing: Path, root: Path, bucket: str | None) -> dict[str, str]:
-    """``paths.*`` of one run: on local disk, or (``bucket``) every one in the bucket."""
-    if bucket:
-        out = {"landing": f"{bucket}/landing", "truth": f"{bucket}/truth"}
-        out.update({key: f"{bucket}/{root.name}/{key}" for key in
-                    ("warehouse", "models", "reports", "exports", "checkpoints")})
-        return out
-    out = {"landing": str(landing / "landing"), "truth": str(landing / "truth")}
+def _paths(landing: Path, root: Path, models: str | None = None) -> dict[str, str]:
+    """``paths.*`` of one run: ``landing`` (the local backfill's landing zone) and the run's
+    own folders under ``root``, or ``models`` (a registry to score with) for the models."""
+    out = {"landing": str(landing), "truth": str(landing / "_truth")}
     out.update({key: str(root / key) for key in
                 ("warehouse", "models", "reports", "exports", "checkpoints")})
+    if models:
+        out["models"] = models
     return out
 
 
-def _mlflow_uri(root: Path) -> str:
-    """The cluster run's MLflow store: a database on the driver's disk (a server in
-    production); the model files are run artifacts in the bucket."""
-    return f"sqlite:///{root / 'mlflow.db'}"
+def _run_env(landing: Path, root: Path, with_jars: bool, models: str | None = None) -> dict:
+    """The environment of one run: the local backfill's settings (tests/conftest.py) as
+    MKTPIPE__* variables, the paths, and without jars an empty jars folder."""
+    from conftest import PIPELINE_EXPORT_KEY, PIPELINE_SETTINGS, settings_env
 
-
-def _run_env(landing: Path, root: Path, with_jars: bool, bucket: str | None = None) -> dict:
-    """The environment of one run (config, paths; without jars: an empty jars folder)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MKTPIPE__", "PYSPARK_GATEWAY", "SPARK_CONF_DIR"))}
-    env.update(CONFIG_ENV)
+    env.update(settings_env(PIPELINE_SETTINGS))
     env.update({
+        "MKTPIPE_ENV": "test",
+        "MKTPIPE__PIPELINE__STAGES": BACKFILL_STAGES,
+        "MKTPIPE_EXPORT_KEY": PIPELINE_EXPORT_KEY,
         "SPARK_HOME": str(_pyspark_dir()),
         "SPARK_LOCAL_IP": HOST,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "MKTPIPE_CONF_DIR": str(ROOT / "conf"),
     })
-    for key, value in _paths(landing, root, bucket).items():
+    for key, value in _paths(landing, root, models).items():
         env[f"MKTPIPE__PATHS__{key.upper()}"] = value
-    if bucket:
-        env["MKTPIPE__MODELS__MLFLOW_TRACKING_URI"] = _mlflow_uri(root)
-        # and the HTML report, written into the bucket through the file door
-        env["MKTPIPE__PIPELINE__STAGES"] = CONFIG_ENV["MKTPIPE__PIPELINE__STAGES"].replace(
-            "score]", "score, report]")
     if not with_jars:
         empty = root / "empty-jars"
         empty.mkdir(exist_ok=True)
@@ -315,16 +276,18 @@ def _run_env(landing: Path, root: Path, with_jars: bool, bucket: str | None = No
 
 
 def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
-            with_jars: bool = True, bucket: str | None = None) -> dict:
-    """Start one spark-submit of STAGES into ``root`` (or, with ``bucket``, into the bucket);
-    returns what _wait and _result need. It runs in an empty working directory,
-    ``root/workdir``: anything written locally by mistake would land there."""
+            jobs: list[tuple[str, list[str]]], with_jars: bool = True,
+            models: str | None = None) -> dict:
+    """Start one spark-submit of ``jobs`` into ``root`` (``models``: the registry to use
+    instead of ``root``'s); returns what _wait and _result need.
+    It runs in an empty working directory, ``root/workdir``: anything written locally by
+    mistake would land there."""
     spark_home = _pyspark_dir()
     events = root / "events"
     events.mkdir(parents=True)
     workdir = root / "workdir"
     workdir.mkdir()
-    env = _run_env(landing, root, with_jars, bucket)
+    env = _run_env(landing, root, with_jars, models)
     driver = root / "driver.py"
     driver.write_text(DRIVER)
     # the resolved extension jars (make jars) travel with --jars, as on a real cluster
@@ -337,7 +300,7 @@ def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
         "--conf", f"spark.eventLog.dir={events}",
         "--conf", "spark.eventLog.compress=false",
         "--conf", "spark.eventLog.rolling.enabled=false",
-        str(driver), json.dumps([(str(ROOT / script), args) for script, args in STAGES]),
+        str(driver), json.dumps([(str(ROOT / script), args) for script, args in jobs]),
         str(root / "info.json"),
     ]
     log = root / "spark-submit.log"
@@ -345,8 +308,8 @@ def _submit(mode: str, master_args: list[str], landing: Path, root: Path,
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     return {"mode": mode, "proc": proc, "root": root, "log": log, "cmd": cmd,
-            "began": time.perf_counter(), "bucket": bucket, "workdir": workdir,
-            "paths": _paths(landing, root, bucket)}
+            "began": time.perf_counter(), "workdir": workdir,
+            "paths": _paths(landing, root, models)}
 
 
 def _wait(submitted: list[dict], deadline: float) -> None:
@@ -382,57 +345,59 @@ def _result(run: dict) -> dict:
                     f"log tail ({run['log']}):\n{_tail(run['log'], 60)}")
     print(f"[{run['mode']}] {run['seconds']:.1f}s, stages: "
           + ", ".join(f"{Path(s['script']).stem} {s['seconds']}s" for s in info["stages"]))
-    warehouse = run["paths"]["warehouse"]
-    if run["bucket"]:
-        warehouse = warehouse.replace("s3://", "s3a://")  # as Config.uri spells it
     return {**info, "seconds": run["seconds"], "root": run["root"], "paths": run["paths"],
-            "bucket": run["bucket"], "workdir": run["workdir"],
-            "warehouse": warehouse, "events": run["root"] / "events"}
+            "workdir": run["workdir"], "warehouse": run["paths"]["warehouse"],
+            "events": run["root"] / "events"}
+
+
+CLUSTER_ARGS = ["--total-executor-cores", "2", "--executor-memory", "1g"]
+
+
+def _cluster_master(cluster: dict, pyfiles: Path) -> list[str]:
+    return ["--master", cluster["url"], "--py-files", str(pyfiles), *CLUSTER_ARGS]
 
 
 @pytest.fixture(scope="module")
-def bucket(spark, landing, tmp_path_factory):
-    """An S3 server on loopback (moto, as the pipeline's object-storage tests use) with the
-    landing zone uploaded, for the cluster run; None (the cluster run then uses local disk)
-    when this session's Spark has no s3a (no hadoop-aws jar)."""
-    from conftest import s3_server
+def rerun(cluster, pyfiles, pipeline_landing, pipeline_backfill, pipeline_cfg,
+          tmp_path_factory) -> dict:
+    """``mktpipe run`` of the local backfill's last date on the cluster, RERUN_STAGES, into a
+    copy of its warehouse, scoring with its registry: the executor-side work of sentiment, the
+    daily aggregates, the graph, features, anomalies and scoring (XGBoost's predict UDF)."""
+    from conftest import PIPELINE_END
 
-    from mktpipe.session import capabilities, configure_spark
-    from mktpipe.storage import files
-
-    if not capabilities(spark).s3a:
-        print("[cluster] no s3a in this session: " + capabilities(spark).reasons["s3a"]
-              + "; the cluster run writes to local disk")
-        yield None
-        return
-    with pytest.MonkeyPatch.context() as env, \
-            s3_server(tmp_path_factory.mktemp("s3-server"), env) as uri:
-        configure_spark(spark)  # the session started before the server did
-        files.upload(str(landing / "landing"), f"{uri}/landing")
-        files.upload(str(landing / "truth"), f"{uri}/truth")
-        yield uri
+    root = tmp_path_factory.mktemp("rerun-cluster")
+    shutil.copytree(pipeline_cfg.resolve_path("warehouse"), root / "warehouse")
+    started = dt.datetime.now(dt.timezone.utc)
+    submitted = _submit("cluster", _cluster_master(cluster, pyfiles), pipeline_landing, root,
+                        [("jobs/run.py", ["--run-date", str(PIPELINE_END), "--force",
+                                          "--stages", RERUN_STAGES])],
+                        models=str(pipeline_cfg.resolve_path("models")))
+    try:
+        _wait([submitted], time.monotonic() + RUN_TIMEOUT_S)
+    finally:
+        _kill([submitted])
+    return {"cluster": _result(submitted), "local": {**pipeline_backfill, "cfg": pipeline_cfg,
+                                                     "warehouse": pipeline_cfg.uri("warehouse")},
+            "started": started, "cluster_info": cluster}
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, pyfiles, landing, bucket, tmp_path_factory) -> dict:
-    """STAGES with spark-submit in local mode (local disk, no jar) and on the cluster (every
-    path in the bucket when there is one, and then the report), concurrently."""
+def runs(cluster, pyfiles, pipeline_landing, tmp_path_factory, request) -> dict:
+    """The whole backfill on the cluster, submitted first; the local backfill (the session's
+    shared one) runs in this process meanwhile, if it has not run yet."""
     started = dt.datetime.now(dt.timezone.utc)
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    submitted = [
-        _submit("local", ["--master", "local[2]"], landing,
-                tmp_path_factory.mktemp("run-local"), with_jars=False),
-        _submit("cluster",
-                ["--master", cluster["url"], "--py-files", str(pyfiles),
-                 "--total-executor-cores", "2", "--executor-memory", "1g"],
-                landing, tmp_path_factory.mktemp("run-cluster"), bucket=bucket),
-    ]
+    submitted = _submit("cluster", _cluster_master(cluster, pyfiles), pipeline_landing,
+                        tmp_path_factory.mktemp("run-cluster"), BACKFILL)
     try:
-        _wait(submitted, deadline)
+        local = request.getfixturevalue("pipeline_backfill")
+        _wait([submitted], deadline)
     finally:
-        _kill(submitted)
-    results = {run["mode"]: _result(run) for run in submitted}
-    return {**results, "started": started, "cluster_info": cluster}
+        _kill([submitted])
+    cfg = request.getfixturevalue("pipeline_cfg")
+    return {"cluster": _result(submitted), "local": {**local, "cfg": cfg,
+                                                     "warehouse": cfg.uri("warehouse")},
+            "started": min(started, local["started"]), "cluster_info": cluster}
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -461,12 +426,15 @@ def _event_log(events_dir: Path) -> list[dict]:
     return apps
 
 
-def _manifest_stages(warehouse: str) -> list[dict]:
-    """Per-stage counts of every run manifest, timings and paths aside, in a stable order."""
+def _manifest_stages(warehouse: str, run_id: str | None = None) -> list[dict]:
+    """Per-stage counts of the run manifests (of ``run_id`` only, if given), timings and paths
+    aside, in a stable order."""
     from mktpipe.quality.manifest import load_manifests
 
     rows = []
     for manifest in load_manifests(warehouse):
+        if run_id is not None and manifest["run_id"] != run_id:
+            continue
         for stage in manifest["stages"]:
             rows.append({"command": manifest["command"], "status": manifest["status"],
                          **{k: stage.get(k) for k in (
@@ -498,7 +466,7 @@ def test_pyfiles_zip_holds_the_package(pyfiles):
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
-def test_cluster_run_ran_on_the_cluster(runs):
+def _ran_on_the_cluster(runs: dict) -> None:
     cluster = runs["cluster"]
     assert cluster["master"] == MASTER_URL
     assert ".zip" in cluster["executor_mktpipe"], (
@@ -528,21 +496,77 @@ def test_cluster_run_ran_on_the_cluster(runs):
     assert status["aliveworkers"] == 1
 
 
-def test_local_run_ran_in_local_mode(runs):
-    """The same checks tell local mode apart (so the cluster checks above mean something)."""
-    local = runs["local"]
-    assert local["master"] == "local[2]"
-    assert ".zip" not in local["executor_mktpipe"]
-    apps = _event_log(local["events"])
-    assert apps and all(a["id"].startswith("local-") for a in apps)
-    assert all(a["task_executors"] == {"driver"} for a in apps)
+def test_rerun_ran_on_the_cluster(rerun):
+    _ran_on_the_cluster(rerun)
 
 
+def test_rerun_tables_equal_the_local_run(rerun):
+    """Every table the cluster rewrote (the snapshot's graph, features, anomalies, segments;
+    the last date's sentiment and daily rows) equals the local run's, row for row, and so
+    does every other table of the copy."""
+    local_wh, cluster_wh = rerun["local"]["warehouse"], rerun["cluster"]["warehouse"]
+    tables = compare_tables(cluster_wh)
+    assert EXPECTED_TABLES <= tables and tables == compare_tables(local_wh)
+    # time-of-run columns: every value is after the local run started, in both warehouses
+    problems, summary = compare(local_wh, cluster_wh, rerun["local"]["started"], tables,
+                                versions=False)
+    print("[compare] " + "; ".join(summary))
+    assert not problems, "\n\n".join(problems)
+
+
+def test_rerun_wrote_what_the_local_run_did(rerun, spark):
+    """The cluster run's manifest: each stage ran on the cluster's storage backend and counted
+    the rows the local backfill counted for the same snapshot, into the same tables; the
+    export is the same; nothing was written to the driver's working directory."""
+    from conftest import PIPELINE_END
+
+    from mktpipe.pipeline import snapshot_for
+    from mktpipe.quality.manifest import load_manifests
+
+    cluster = _manifest_stages(rerun["cluster"]["warehouse"])
+    cluster = [r for r in cluster if r["command"] == "run"]
+    assert sorted(r["stage"] for r in cluster) == sorted(RERUN_STAGES.split(","))
+    assert all(r["status"] == "ok" for r in cluster)
+    assert {(r["backend"] or {}).get("storage") for r in cluster if r["backend"]} == {
+        _cluster_storage()}
+    snapshot = str(snapshot_for(PIPELINE_END))
+    local = {r["stage"]: r for r in _manifest_stages(rerun["local"]["warehouse"],
+                                                     rerun["local"]["manifest"].run_id)
+             if r["run_date"] == snapshot}
+    for row in cluster:
+        if row["run_date"] == snapshot:  # graph ... score: the same snapshot, the same counts
+            ref = local[row["stage"]]
+            # (the tables' versions aside: the copy's are one commit further)
+            assert (row["rows_in"], row["rows_out"], set(row["tables_written"])) == (
+                ref["rows_in"], ref["rows_out"], set(ref["tables_written"])), row["stage"]
+
+    def export(warehouse, run_id):
+        score = next(s for m in load_manifests(warehouse) for s in m["stages"]
+                     if s["stage"] == "score" and m["run_id"] == run_id)
+        path = score["details"]["export"]["paths"]["parquet"]
+        return (spark.read.parquet(path).toPandas()  # a row per scored user
+                .sort_values("user_key").reset_index(drop=True))
+
+    run_id = next(m["run_id"] for m in load_manifests(rerun["cluster"]["warehouse"])
+                  if m["command"] == "run")
+    remote = export(rerun["cluster"]["warehouse"], run_id)
+    assert len(remote) and remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
+    assert export(rerun["local"]["warehouse"], rerun["local"]["manifest"].run_id).equals(remote)
+    assert list(rerun["cluster"]["workdir"].iterdir()) == []
+
+
+@pytest.mark.slow
+def test_backfill_ran_on_the_cluster(runs):
+    _ran_on_the_cluster(runs)
+
+
+@pytest.mark.slow
 def test_every_table_equals_local_mode(runs):
     local_wh, cluster_wh = runs["local"]["warehouse"], runs["cluster"]["warehouse"]
-    tables = compare_tables(local_wh)
+    tables = compare_tables(cluster_wh)
     assert EXPECTED_TABLES <= tables, f"missing tables: {sorted(EXPECTED_TABLES - tables)}"
-    assert compare_tables(cluster_wh) == tables
+    # the local run wrote these and the trends tables (a stage the cluster run leaves out)
+    assert tables <= compare_tables(local_wh), sorted(tables - compare_tables(local_wh))
     # versions aside: the two stores may commit a no-op differently (delta-rs vs delta-spark)
     problems, summary = compare(local_wh, cluster_wh, runs["started"], tables,
                                 versions=_cluster_storage() == "delta-rs")
@@ -550,81 +574,56 @@ def test_every_table_equals_local_mode(runs):
     assert not problems, "\n\n".join(problems)
 
 
+@pytest.mark.slow
 def test_run_manifests_agree(runs):
-    local = _manifest_stages(runs["local"]["warehouse"])
+    local = _manifest_stages(runs["local"]["warehouse"], runs["local"]["manifest"].run_id)
     cluster = _manifest_stages(runs["cluster"]["warehouse"])
 
     def storage(rows):
         return {(r["backend"] or {}).get("storage") for r in rows if r["backend"]}
 
     assert storage(cluster) == {_cluster_storage()}
-    assert storage(local) == {"delta-rs"}  # no jar in its JVM
-    assert len(local) >= len(STAGES)
-    assert all(r["status"] == "ok" for r in local)
-    if runs["cluster"]["bucket"]:  # the cluster run on S3 also wrote the report
-        report = [r for r in cluster if r["stage"] == "report"]
-        assert [r["status"] for r in report] == ["ok"]
-        cluster = [r for r in cluster if r["stage"] != "report"]
+    assert storage(local) == {"delta-rs"}  # the jar-less backend
+    assert all(r["status"] == "ok" for r in local + cluster)
+    # the cluster run's stages are the local run's but trends and the report
+    assert ({r["stage"] for r in local} - {r["stage"] for r in cluster}) == {"trends", "report"}
+    local = [r for r in local if r["stage"] not in ("trends", "report")]
     for row in local + cluster:  # which engine ran aside, every count and table agrees
         row.pop("backend")
     assert cluster == local
 
 
-def test_the_cluster_run_kept_everything_in_the_bucket(runs, spark):
-    """Every path of the cluster run was in the bucket (moto on loopback, the S3 server the
-    object-storage tests use): tables (compared with local mode above), manifests and run
-    state, MLflow's model files (its store a database on the driver's disk), the export; the
-    driver's working directory stayed empty. The models and the export equal the jar-less
-    local run's."""
+@pytest.mark.slow
+def test_models_and_export_equal_the_local_run(runs, spark):
+    """The models registered by the cluster run (MLflow) score their validation data as the
+    local run's do, and the pseudonymised export is the same, row for row; the driver's
+    working directory stayed empty (nothing written outside the configured paths)."""
     from mktpipe.config import load_config
     from mktpipe.models.stage import registry_for
     from mktpipe.quality.manifest import load_manifests
-    from mktpipe.storage import files
 
     cluster, local = runs["cluster"], runs["local"]
-    if not cluster["bucket"]:
-        pytest.skip("this session has no s3a (no hadoop-aws jar; `make jars` resolves it): "
-                    "the cluster run wrote to local disk")
-    bucket = cluster["bucket"].replace("s3://", "s3a://")
-    assert cluster["warehouse"].startswith(f"{bucket}/")
-    assert list(cluster["workdir"].iterdir()) == []  # nothing written locally by mistake
-    assert files.list_files(files.join(cluster["warehouse"], "_state"), (".json",))
-
-    def registry(run, tracking_uri):
-        return registry_for(load_config("test", {
-            "paths": run["paths"], "models": {"mlflow_tracking_uri": tracking_uri}},
-            environ={}))
-
-    here, there = registry(local, None), registry(cluster, _mlflow_uri(cluster["root"]))
+    assert list(cluster["workdir"].iterdir()) == []
+    here = registry_for(local["cfg"])
+    there = registry_for(load_config("test", {"paths": cluster["paths"]}, environ={}))
     for name, metric in (("churn", "average_precision"), ("intent", "average_precision"),
                          ("clv", "rmse")):
         assert there.latest_version(name) == here.latest_version(name) == 1, name
         assert there.metrics(name, 1)["xgb"][metric] == pytest.approx(
             here.metrics(name, 1)["xgb"][metric], rel=1e-6), name
-    assert there.model_uri("churn", 1).startswith(
-        f"{bucket}/{cluster['root'].name}/models/mlartifacts/")
+    assert there.model_uri("churn", 1).startswith(cluster["paths"]["models"])
     assert there.load("churn", 1).feature_cols == here.load("churn", 1).feature_cols
 
-    def export(run):
-        score = next(s for m in load_manifests(run["warehouse"]) for s in m["stages"]
-                     if s["stage"] == "score")
+    def export(warehouse, run_id):
+        score = next(s for m in load_manifests(warehouse) for s in m["stages"]
+                     if s["stage"] == "score" and m["run_id"] == run_id)
         path = score["details"]["export"]["paths"]["parquet"]
-        return (spark.read.parquet(path).toPandas()  # USERS rows
+        return (spark.read.parquet(path).toPandas()  # a row per scored user
                 .sort_values("user_key").reset_index(drop=True))
 
-    remote = export(cluster)
-    assert remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
-    assert export(local).equals(remote)
-
-    report = next(s for m in load_manifests(cluster["warehouse"]) for s in m["stages"]
-                  if s["stage"] == "report")
-    assert report["details"]["path"].startswith(f"{bucket}/{cluster['root'].name}/reports/")
-    html = files.read_text(report["details"]["path"])
-    # the cluster run leaves the trends stage out (its cost), so those two sections say so
-    assert "<svg" in html and set(report["details"]["missing"]) == {"alerts", "forecasts"}
-    folder = files.parent(report["details"]["path"])
-    assert files.exists(files.join(folder, "executive.html"))  # the audience pages too
-    assert files.list_files(files.join(folder, "tables"), (".csv",))
+    remote = export(cluster["warehouse"], load_manifests(cluster["warehouse"])[0]["run_id"])
+    assert len(remote) and remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
+    assert export(local["warehouse"], local["manifest"].run_id).equals(remote)
 
 
 def _cluster_storage() -> str:
@@ -637,10 +636,14 @@ def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_doctor_and_maintain_without_any_extension_jar(runs, landing):
-    """On the jar-less run's warehouse: doctor says every capability uses its default, and
-    maintain compacts and vacuums every table on delta-rs (last: it rewrites files)."""
-    env = _run_env(landing, runs["local"]["root"], with_jars=False)
+def test_doctor_and_maintain_without_any_extension_jar(pipeline_backfill, pipeline_cfg,
+                                                     pipeline_landing, tmp_path_factory):
+    """In a JVM with no extension jar, on a copy of the local (delta-rs) run's warehouse:
+    doctor says every capability uses its default, and maintain compacts and vacuums every
+    table on delta-rs."""
+    root = tmp_path_factory.mktemp("jarless")
+    shutil.copytree(pipeline_cfg.resolve_path("warehouse"), root / "warehouse")
+    env = _run_env(pipeline_landing, root, with_jars=False)
     doctor = _cli(["doctor"], env)
     assert doctor.returncode == 0, doctor.stderr[-3000:]
     assert "none: every capability uses its embedded default" in doctor.stdout

@@ -55,6 +55,7 @@ def _seed(spark, warehouse):
     return store
 
 
+@pytest.mark.slow  # two more writer JVMs; the racing test below writes from two processes too
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_processes_appending_keep_every_row_once(spark, tmp_path, backend):
     _check_backend(spark, backend)

@@ -1,34 +1,27 @@
-"""Ingest a generated dirty landing zone: every injected defect is caught, with its reason."""
+"""Ingest a generated dirty landing zone: every injected defect is caught, with its reason.
+
+The landing zone and its ingest are the session's shared backfill's (tests/conftest.py:
+300 users x 30 days, 2 % of the rows dirty, ingested in one batch); the generator's truth
+(_truth/dirty.json) says how many defects of each kind it planted."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
 
 from mktpipe.catalog import BRONZE_EVENTS, BRONZE_FOLLOWS
-from mktpipe.generate import generate
-from mktpipe.ingest import landing
-from mktpipe.ingest.stage import run_ingest_dates
 from mktpipe.schemas import DUPLICATE, REASON_CODES, SOURCES
 from mktpipe.storage.delta_rs import DeltaRsStore
 
 pytestmark = pytest.mark.integration
-NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def ingested(spark, config, tmp_path_factory):
-    root = tmp_path_factory.mktemp("generated")
-    generate(out=root / "landing", users=200, days=6, seed=11,
-             start_date=dt.date(2026, 3, 1), dirty_rate=0.05)
-    cfg = config.model_copy(deep=True)
-    cfg.paths.landing = str(root / "landing")
-    store = DeltaRsStore(spark, str(root / "wh"))
-    dates = landing.landing_dates(cfg.paths.landing)
-    result = run_ingest_dates(spark, cfg, dates, store=store, now=NOW)
-    truth = json.loads((root / "landing" / "_truth" / "dirty.json").read_text())
+def ingested(spark, pipeline_backfill, pipeline_cfg, pipeline_landing):
+    result = next(s for s in pipeline_backfill["manifest"].stages if s.stage == "ingest")
+    truth = json.loads((pipeline_landing / "_truth" / "dirty.json").read_text())
+    store = DeltaRsStore(spark, str(pipeline_cfg.resolve_path("warehouse")))
     return result, truth, store
 
 

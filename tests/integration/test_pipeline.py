@@ -1,7 +1,9 @@
 """The whole pipeline on generated data: backfill, train, score, export, report; re-runs change
 nothing; a failed run resumes from the failed stage.
 
-Small horizons and windows keep it to three snapshots (10-day schedule over 30 days)."""
+The backfill is the session's shared one (tests/conftest.py: 300 users x 30 days, three
+snapshots on a 10-day schedule, written through delta-rs); tests/integration/test_cluster.py
+runs the same backfill on a standalone cluster and compares every table with it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import hmac
 
 import pandas as pd
 import pytest
+from conftest import PIPELINE_END as END
+from conftest import PIPELINE_EXPORT_KEY as KEY
+from conftest import PIPELINE_START as START
 
 from mktpipe.catalog import (
     BRONZE_EVENTS,
@@ -22,51 +27,24 @@ from mktpipe.catalog import (
     USER_FEATURES,
     USER_LABELS,
 )
-from mktpipe.config import load_config
-from mktpipe.generate import generate
 from mktpipe.model_settings import normalize_tiers
 from mktpipe.pipeline import RunState, StageFailed, run_backfill, run_pipeline, snapshot_for
 from mktpipe.storage import open_store
 
 pytestmark = pytest.mark.integration
 
-START = dt.date(2026, 8, 1)
-DAYS = 30
-END = START + dt.timedelta(days=DAYS - 1)
-KEY = "test-export-key-0123456789"
 TABLES = (BRONZE_EVENTS, BRONZE_ORDERS, USER_DAILY, GRAPH_METRICS,
           USER_FEATURES, PURCHASE_SUMMARY, USER_LABELS, CUSTOMER_SEGMENTS)
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    generate(out=root / "landing", users=300, days=DAYS, seed=5, start_date=START,
-             dirty_rate=0.02)
-    paths = {name: str(root / name) for name in
-             ("warehouse", "models", "reports", "exports", "checkpoints")}
-    paths.update(landing=str(root / "landing"), truth=str(root / "landing" / "_truth"))
-    return load_config("test", {
-        "paths": paths,
-        "spark": {"conf": {"spark.sql.warehouse.dir": str(root / "spark-warehouse")}},
-        "features": {"windows_days": [7, 30], "active_window_days": 30},
-        "labels": {"churn_horizon_days": 7, "churn_active_before_days": 14,
-                   "clv_horizon_days": 14, "purchase_horizon_days": 7},
-        "pipeline": {"snapshot_every_days": 10},
-        "models": {"training_snapshots": 3,
-                   "churn": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-                   "intent": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-                   "clv": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-                   "segmentation": {"k_min": 2, "k_max": 4}},
-    })
+def cfg(pipeline_cfg):
+    return pipeline_cfg
 
 
 @pytest.fixture(scope="module")
-def backfilled(spark, cfg):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(cfg.export.key_env, KEY)
-        manifest = run_backfill(spark, cfg, START, END)
-    return manifest
+def backfilled(pipeline_backfill):
+    return pipeline_backfill["manifest"]
 
 
 def _tier(p: float, tiers) -> str:
@@ -238,10 +216,10 @@ def test_backfill_on_object_storage_equals_the_local_run(backfilled, spark, cfg,
     report through the file door. The same backfill lands every table, model, export and the
     report in the bucket, and they read back equal to the local run's.
 
-    Slow (a second 30-day backfill, about four minutes): `make test-slow`. `make test` runs
-    the cluster test's backfill with every path in the bucket and compares it with local
-    mode (tests/integration/test_cluster.py); the report's writes through the file door to
-    S3 are in tests/unit/test_files.py."""
+    Slow (a second 30-day backfill, several minutes on S3): `make test-slow`. `make test`
+    writes, merges and reads Delta tables on S3 through both backends
+    (tests/unit/test_storage_backends.py), and the file door's S3 paths (manifests, run
+    state, reports) in tests/unit/test_files.py."""
     import warehouse_compare
 
     from mktpipe.models.stage import registry_for
@@ -258,6 +236,7 @@ def test_backfill_on_object_storage_equals_the_local_run(backfilled, spark, cfg,
     for name in ("landing", "warehouse", "models", "reports", "exports", "checkpoints"):
         setattr(remote.paths, name, f"{s3}/{name}")
     remote.paths.truth = f"{s3}/landing/_truth"
+    remote.storage.backend = "auto"  # delta-spark where its jar is: the production stack
     # MLflow's store is a database (SQLite here, a server in production); the model files
     # are run artifacts in the bucket
     store = tmp_path_factory.mktemp("s3-mlflow") / "mlflow.db"
@@ -322,37 +301,38 @@ def test_backfill_on_object_storage_equals_the_local_run(backfilled, spark, cfg,
 
 
 @pytest.mark.slow
-def test_delta_rs_backend_writes_the_same_tables(backfilled, spark, cfg, tmp_path_factory):
-    """The same backfill on storage.backend=delta-rs (no jar on the write path): every
-    bronze/silver/gold table equals the jar-backed run's, and each backend reads the other's.
+def test_delta_spark_backend_writes_the_same_tables(backfilled, spark, cfg, tmp_path_factory):
+    """The same backfill on storage.backend=delta-spark (the jar on the write path): every
+    bronze/silver/gold table equals the delta-rs run's, and each backend reads the other's.
 
-    Slow (a second 30-day backfill): `make test-slow`. `make test` compares the backends on
-    a smaller run (tests/integration/test_cluster.py: jar-less local mode vs the jar-backed
-    cluster) and cross-backend reads in tests/unit/test_storage_backends.py."""
+    Slow (a second 30-day backfill): `make test-slow`. `make test` compares the backends
+    through the cluster test (tests/integration/test_cluster.py: this backfill against the
+    same backfill on the cluster with the resolved jars) and cross-backend reads in
+    tests/unit/test_storage_backends.py."""
     import warehouse_compare
 
     from mktpipe.session import capabilities
 
     if not capabilities(spark).delta_spark:
-        pytest.skip("the first backfill already ran on delta-rs: "
-                    + capabilities(spark).reasons["delta_spark"])
+        pytest.skip("no delta-spark in this session: " + capabilities(spark).reasons[
+            "delta_spark"])
     first = open_store(spark, cfg)
-    assert first.backend == "delta-spark"
-    root = tmp_path_factory.mktemp("pipeline-delta-rs")
+    assert first.backend == "delta-rs"
+    root = tmp_path_factory.mktemp("pipeline-delta-spark")
     paths = {name: str(root / name) for name in
              ("warehouse", "models", "reports", "exports", "checkpoints")}
-    rs_cfg = cfg.model_copy(deep=True)
+    spark_cfg = cfg.model_copy(deep=True)
     for name, value in paths.items():
-        setattr(rs_cfg.paths, name, value)
-    rs_cfg.storage.backend = "delta-rs"
+        setattr(spark_cfg.paths, name, value)
+    spark_cfg.storage.backend = "delta-spark"
     started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(cfg.export.key_env, KEY)
-        manifest = run_backfill(spark, rs_cfg, START, END)
+        manifest = run_backfill(spark, spark_cfg, START, END)
     assert manifest.status == "ok"
-    second = open_store(spark, rs_cfg)
-    assert second.backend == "delta-rs"
-    left, right = cfg.resolve_path("warehouse"), rs_cfg.resolve_path("warehouse")
+    second = open_store(spark, spark_cfg)
+    assert second.backend == "delta-spark"
+    left, right = cfg.resolve_path("warehouse"), spark_cfg.resolve_path("warehouse")
     tables = warehouse_compare.tables(left)
     assert tables == warehouse_compare.tables(right)
     assert {"bronze/events", "silver/comment_sentiment", "silver/graph_metrics",
@@ -366,8 +346,8 @@ def test_delta_rs_backend_writes_the_same_tables(backfilled, spark, cfg, tmp_pat
     from mktpipe.storage.delta_spark import DeltaSparkStore
 
     for table in (BRONZE_EVENTS, CUSTOMER_SEGMENTS):
-        assert DeltaSparkStore(spark, str(right)).read(table).count() == \
-            DeltaRsStore(spark, str(left)).read(table).count()
+        assert DeltaSparkStore(spark, str(left)).read(table).count() == \
+            DeltaRsStore(spark, str(right)).read(table).count()
 
 
 def test_rerun_skips_everything_and_changes_nothing(backfilled, spark, cfg):

@@ -69,6 +69,36 @@ def test_each_backend_reads_what_the_other_wrote(spark, tmp_path, writer, reader
     assert r.read(table, version=0).count() == 31
 
 
+def test_both_backends_on_s3(spark, s3):
+    """Tables in a bucket (moto's S3 server): delta-spark through s3a and delta-rs through
+    object_store write, overwrite a partition, merge and read each other's commits, as the
+    cluster's and the jar-less runs do on object storage (the whole pipeline on S3 is
+    tests/integration/test_pipeline.py's slow object-storage test)."""
+    from mktpipe.session import configure_spark
+
+    caps = capabilities(spark)
+    if not caps.s3a:
+        pytest.skip(f"Spark cannot reach s3:// in this session: {caps.reasons['s3a']}")
+    configure_spark(spark)  # the session started before the server did
+    warehouse = s3.replace("s3://", "s3a://") + "/wh"  # as Config.uri spells it
+    stores = _stores(spark, warehouse)
+    rs, sp = stores["delta-rs"], stores["delta-spark"]
+    table = "silver.on_s3"
+    sp.write(_rows(spark, 0, 30), table, partition_by=["day"])
+    rs.write(_rows(spark, 100, 5), table)
+    sp.write(_rows(spark, 200, 4, day_index=0), table, mode="overwrite",
+             replace_where={"day": DAYS[0].isoformat()})
+    rs.merge_insert(_rows(spark, 100, 10), table, keys=["id"])
+    ids = sorted(r.id for r in sp.read(table).collect())
+    expected = sorted([i for i in range(31) if i == 30 or DAYS[i % 3] != DAYS[0]]
+                      + list(range(100, 110))  # 102 went with DAYS[0], the merge inserts it
+                      + list(range(200, 204)))
+    assert ids == expected
+    assert sorted(r.id for r in rs.read(table).collect()) == expected
+    assert rs.version(table) == sp.version(table) == 3
+    assert sp.read(table, version=0).count() == 31
+
+
 @pytest.mark.parametrize("backend", ["delta-rs", "delta-spark"])
 def test_partitioned_write_makes_one_file_per_partition(spark, tmp_path, backend):
     store = _stores(spark, str(tmp_path / "wh"))[backend]
