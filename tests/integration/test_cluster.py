@@ -447,6 +447,17 @@ def _manifest_stages(warehouse: str, run_id: str | None = None) -> list[dict]:
 # ----------------------------------------------------------------------------------- tests
 
 
+def _export(spark, warehouse: str, run_id: str):
+    """The parquet export written by run ``run_id``'s score stage, as a sorted pandas frame
+    (a row per scored user)."""
+    from mktpipe.quality.manifest import load_manifests
+
+    score = next(s for m in load_manifests(warehouse) for s in m["stages"]
+                 if s["stage"] == "score" and m["run_id"] == run_id)
+    path = score["details"]["export"]["paths"]["parquet"]
+    return spark.read.parquet(path).toPandas().sort_values("user_key").reset_index(drop=True)
+
+
 def test_cluster_overlay_loads_without_maven_packages():
     from mktpipe.config import load_config
 
@@ -540,18 +551,12 @@ def test_rerun_wrote_what_the_local_run_did(rerun, spark):
             assert (row["rows_in"], row["rows_out"], set(row["tables_written"])) == (
                 ref["rows_in"], ref["rows_out"], set(ref["tables_written"])), row["stage"]
 
-    def export(warehouse, run_id):
-        score = next(s for m in load_manifests(warehouse) for s in m["stages"]
-                     if s["stage"] == "score" and m["run_id"] == run_id)
-        path = score["details"]["export"]["paths"]["parquet"]
-        return (spark.read.parquet(path).toPandas()  # a row per scored user
-                .sort_values("user_key").reset_index(drop=True))
-
     run_id = next(m["run_id"] for m in load_manifests(rerun["cluster"]["warehouse"])
                   if m["command"] == "run")
-    remote = export(rerun["cluster"]["warehouse"], run_id)
+    remote = _export(spark, rerun["cluster"]["warehouse"], run_id)
     assert len(remote) and remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
-    assert export(rerun["local"]["warehouse"], rerun["local"]["manifest"].run_id).equals(remote)
+    local = rerun["local"]
+    assert _export(spark, local["warehouse"], local["manifest"].run_id).equals(remote)
     assert list(rerun["cluster"]["workdir"].iterdir()) == []
 
 
@@ -614,16 +619,10 @@ def test_models_and_export_equal_the_local_run(runs, spark):
     assert there.model_uri("churn", 1).startswith(cluster["paths"]["models"])
     assert there.load("churn", 1).feature_cols == here.load("churn", 1).feature_cols
 
-    def export(warehouse, run_id):
-        score = next(s for m in load_manifests(warehouse) for s in m["stages"]
-                     if s["stage"] == "score" and m["run_id"] == run_id)
-        path = score["details"]["export"]["paths"]["parquet"]
-        return (spark.read.parquet(path).toPandas()  # a row per scored user
-                .sort_values("user_key").reset_index(drop=True))
-
-    remote = export(cluster["warehouse"], load_manifests(cluster["warehouse"])[0]["run_id"])
+    run_id = load_manifests(cluster["warehouse"])[0]["run_id"]
+    remote = _export(spark, cluster["warehouse"], run_id)
     assert len(remote) and remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
-    assert export(local["warehouse"], local["manifest"].run_id).equals(remote)
+    assert _export(spark, local["warehouse"], local["manifest"].run_id).equals(remote)
 
 
 def _cluster_storage() -> str:
