@@ -205,12 +205,13 @@ def sample_report(spark, config, tmp_path_factory):
 
 # ------------------------------------------------------------------ the pipeline's backfill
 # One 30-day backfill of generated data, run once per session in this process and shared by
-# tests/integration/test_pipeline.py (the pipeline's behaviour) and test_cluster.py (which
-# runs the same backfill through spark-submit on a standalone cluster, with every path in a
-# bucket, and compares every table with this one). It writes through delta-rs, the backend a
-# JVM without the delta-spark jar uses, so that the cluster comparison also shows the jar-less
-# defaults equal the jar-backed stack. Small horizons and windows keep it to three snapshots
-# (a 10-day schedule over 30 days).
+# tests/integration/test_pipeline.py (the pipeline's behaviour), test_ingest_generated.py (its
+# ingest against the generator's planted defects) and test_cluster.py (which re-runs its last
+# date through spark-submit on a standalone cluster, into a copy of this warehouse, and
+# compares every table with this one). It writes through delta-rs, the backend a JVM without
+# the delta-spark jar uses, so that the cluster comparison also shows the jar-less default
+# equals the jar-backed stack. Small horizons and windows keep it to three snapshots (a 10-day
+# schedule over 30 days).
 PIPELINE_START = dt.date(2026, 8, 1)
 PIPELINE_DAYS = 30
 PIPELINE_END = PIPELINE_START + dt.timedelta(days=PIPELINE_DAYS - 1)

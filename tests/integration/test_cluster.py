@@ -2,30 +2,31 @@
 
 A module fixture starts a Spark standalone master + one worker on 127.0.0.1 with
 ``scripts/spark-cluster.sh`` (from the installed pyspark, state in a temporary folder) and
-stops it afterwards, whatever happens. The session's shared backfill (tests/conftest.py:
-300 users x 30 days, run in this process through delta-rs, the backend of a JVM without the
-delta-spark jar) is run again, on the same landing files with the same settings, by
-``spark-submit --master spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the
-resolved extension jars>`` (delta-spark where ``make jars`` resolved it), in an empty working
-directory. Its driver executes ``jobs/backfill.py`` exactly as ``spark-submit
-jobs/backfill.py`` would: every stage but trends and the report, which run on the driver
-alone and which the local backfill covers. It runs while this process runs the local
-backfill.
+stops it afterwards, whatever happens. The reference is the session's shared backfill
+(tests/conftest.py: 300 users x 30 days, run in this process through delta-rs, the backend of
+a JVM without the delta-spark jar). Each cluster run is one ``spark-submit --master
+spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the resolved extension jars>``
+(delta-spark where ``make jars`` resolved it) with the same settings, in an empty working
+directory, whose driver executes job scripts exactly as ``spark-submit jobs/<job>.py`` would:
 
-Then every Delta table the cluster wrote is compared row for row with the local run's, run ids
-and time-of-run columns aside, as are the run manifests' counts, the registered models'
-metrics and the pseudonymised export; and the cluster run is shown to have really run on the
-cluster: its event log records the standalone master and tasks on a worker's executor, the
-master lists the application as finished, and executors imported mktpipe from the zip. So one
-comparison shows that the cluster equals local mode and that the jar-backed stack
-(delta-spark) equals the jar-less default (delta-rs). ``mktpipe doctor`` and ``mktpipe
-maintain`` then run in a JVM with no extension jar at all, against a copy of the local run's
-warehouse.
+* ``make test``: ``jobs/run.py`` for the backfill's last date (RERUN_STAGES: every stage whose
+  work runs on executors but ingest and train) into a copy of the reference warehouse,
+  scoring with the reference's registry. Every table of the copy must equal the reference,
+  as must the manifest's counts and the pseudonymised export.
+* ``make test-slow``: ``jobs/backfill.py`` over every landing date into its own warehouse
+  (every stage but trends and the report, which run on the driver alone), while this process
+  runs the reference; then every table, the manifests' counts, the models' metrics and the
+  export are compared.
 
-What this module no longer does, for ``make test``'s time (measured in README "Tests"): a
-second, jar-less ``spark-submit --master local[2]`` run (the shared local backfill is the
-reference instead), and every path in an S3 bucket (moto's server made the cluster's ingest
-six times slower). The same backfill with every path in a bucket is
+Either way the event log must record the standalone master and tasks on a worker's executor,
+the master must list the application as finished, and executors must have imported mktpipe
+from the zip. ``mktpipe doctor`` and ``mktpipe maintain`` then run in a JVM with no extension
+jar at all, against a copy of the reference warehouse.
+
+Left out for ``make test``'s time (measured in README "Tests"): a second, jar-less
+``spark-submit --master local[2]`` backfill (the shared reference replaces it), and every path
+in an S3 bucket (moto's server made the cluster's ingest six times slower). The backfill with
+every path in a bucket is
 tests/integration/test_pipeline.py::test_backfill_on_object_storage_equals_the_local_run
 (`make test-slow`); ``make test`` writes and merges Delta tables on S3 through both backends
 in tests/unit/test_storage_backends.py, and the file door's S3 paths in test_files.py.
@@ -353,6 +354,12 @@ def _result(run: dict) -> dict:
 CLUSTER_ARGS = ["--total-executor-cores", "2", "--executor-memory", "1g"]
 
 
+def _reference(backfill: dict, cfg) -> dict:
+    """The shared local backfill as the runs' reference: its manifest, start, config and
+    warehouse URI."""
+    return {**backfill, "cfg": cfg, "warehouse": cfg.uri("warehouse")}
+
+
 def _cluster_master(cluster: dict, pyfiles: Path) -> list[str]:
     return ["--master", cluster["url"], "--py-files", str(pyfiles), *CLUSTER_ARGS]
 
@@ -376,8 +383,7 @@ def rerun(cluster, pyfiles, pipeline_landing, pipeline_backfill, pipeline_cfg,
         _wait([submitted], time.monotonic() + RUN_TIMEOUT_S)
     finally:
         _kill([submitted])
-    return {"cluster": _result(submitted), "local": {**pipeline_backfill, "cfg": pipeline_cfg,
-                                                     "warehouse": pipeline_cfg.uri("warehouse")},
+    return {"cluster": _result(submitted), "local": _reference(pipeline_backfill, pipeline_cfg),
             "started": started, "cluster_info": cluster}
 
 
@@ -394,9 +400,8 @@ def runs(cluster, pyfiles, pipeline_landing, tmp_path_factory, request) -> dict:
         _wait([submitted], deadline)
     finally:
         _kill([submitted])
-    cfg = request.getfixturevalue("pipeline_cfg")
-    return {"cluster": _result(submitted), "local": {**local, "cfg": cfg,
-                                                     "warehouse": cfg.uri("warehouse")},
+    return {"cluster": _result(submitted),
+            "local": _reference(local, request.getfixturevalue("pipeline_cfg")),
             "started": min(started, local["started"]), "cluster_info": cluster}
 
 
