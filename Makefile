@@ -12,7 +12,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 JARS_DIR ?= jars
 
 .PHONY: help setup jars run test test-fast lint bench clean doctor maintain cluster-up \
-	cluster-down cluster-status dist test-cluster test-slow browser mlflow-ui dashboard i18n
+	cluster-down cluster-status dist test-cluster test-slow browser blas mlflow-ui dashboard i18n
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -c requirements.lock -e ".[full,dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP) jars  ## create the virtualenv, install pinned dependencies, resolve the jars
+setup: $(STAMP) jars blas  ## create the virtualenv, install pinned dependencies, resolve the jars
 
 jars:  ## resolve the pinned Spark extension jars (jvm/pom.xml) with Maven into ./jars, where reachable
 	@scripts/resolve-jars.sh $(JARS_DIR)
@@ -40,14 +40,13 @@ dashboard: setup  ## the interactive dashboard of the latest snapshot, served on
 	MKTPIPE_EXPORT_KEY="$${MKTPIPE_EXPORT_KEY:-$$(cat .secrets/export_key 2>/dev/null)}" $(MKTPIPE) dashboard --snapshot-date latest --serve
 
 browser:  ## headless Chromium for the report's browser test (Debian package; the test skips without it)
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
-	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); echo "installing chromium (Debian package) for the report's browser test"; \
-	    { $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
-	      { $$SUDO apt-get update -q >/dev/null 2>&1 && \
-	        $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
-	      echo "could not install chromium: the report's browser test will skip"; \
-	  else echo "chromium is not installed and apt-get is not usable here: the report's browser test will skip"; fi; }
+	@command -v chromium >/dev/null 2>&1 || scripts/apt-install.sh "the report's browser test" \
+	  "the report's browser test will skip" chromium
+
+blas:  ## OpenBLAS as libblas.so.3 for MLlib (Debian package; without it MLlib uses its Java BLAS)
+	@PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libblas\.so\.3 ' || \
+	  scripts/apt-install.sh "MLlib's native BLAS" \
+	  "MLlib uses its Java BLAS and LAPACK (README: Native BLAS)" libopenblas0-pthread
 
 test: setup browser  ## the whole test suite (unit + integration), as CI runs it
 	$(PY) -m pytest

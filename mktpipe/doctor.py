@@ -11,6 +11,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+from mktpipe import blas
 from mktpipe.config import Config
 from mktpipe.session import detect_capabilities, jar_inventory, jars_dir, spark_line
 
@@ -59,6 +60,7 @@ def backends(config: Config) -> list[tuple[str, str, str]]:
         rows.append(("sentiment", "lexicon model (VADER) in a pandas UDF",
                      caps.reasons["spark_nlp"]))
     rows.append(("XGBoost / MLlib", "xgboost.spark + pyspark.ml", "pure Python packages"))
+    rows.append(("MLlib BLAS", *blas.describe()))
     if caps.s3a:
         rows.append(("object storage", "s3:// through s3a (Spark), pyarrow and delta-rs",
                      caps.reasons["s3a"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from mktpipe import blas
 from mktpipe.config import Config, object_store_env, s3_endpoint, s3_region
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,7 @@ def get_spark(config: Config) -> SparkSession:
         log.info("running under spark-submit; master comes from spark-submit")
     else:
         builder = builder.master(config.spark.master)
+        blas.prepare_environment()  # read once by the JVM about to start (mktpipe.blas)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
