@@ -14,6 +14,14 @@ the environment before the JVM starts (:func:`prepare_environment`, called by ``
   matrix products (bench/blas.py). When that happens and the CPU's flags show AVX-512 or
   AVX2, mktpipe names the matching kernels (SkylakeX, Haswell). A value already set wins.
 
+Without a native LAPACK, MLlib's eigen-decompositions (a Gaussian mixture's covariances) run
+on F2J's Java translation, whose machine constants are computed on first use into unguarded
+static fields: two tasks making their first call at once can read half-written constants and
+spin for ever in ``Dlascl`` (SPARK-59618; seen here once in four ``bench/blas.py`` runs).
+:func:`warm_lapack`, called by ``get_spark``, computes them once before any task runs. That
+covers a local session, whose driver JVM runs the tasks; a cluster's executors need the native
+LAPACK (``make blas`` on each node) or Spark's fix.
+
 Everything here looks at the machine the driver runs on; a cluster's executors load their
 own machine's library.
 """
@@ -109,3 +117,14 @@ def describe() -> tuple[str, str]:
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "1 (set by mktpipe sessions)")
     return (f"native: {found.openblas} ({found.library}), {kernels} kernels",
             f"{why}; OPENBLAS_NUM_THREADS={threads}")
+
+
+def warm_lapack(spark) -> str:
+    """Compute F2J LAPACK's machine constants once in this session's driver JVM, before tasks
+    can race to do it (see the module docstring); returns the LAPACK implementation MLlib uses
+    there (``F2jLAPACK`` for the Java one, ``JNILAPACK`` for the native library)."""
+    jvm = spark._jvm
+    used = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
+    if used == "F2jLAPACK":
+        jvm.org.netlib.lapack.Dlamch.dlamch("E")  # the first call fills every constant
+    return used

@@ -311,13 +311,15 @@ def get_spark(config: Config) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    lapack = blas.warm_lapack(spark)  # before any task can race F2J's first call
     configure_spark(spark)  # a session already running gets the environment's S3 settings
     log.info(
-        "spark %s master=%s shuffle_partitions=%s capabilities=%s",
+        "spark %s master=%s shuffle_partitions=%s capabilities=%s lapack=%s",
         spark.version,
         config.spark.master,
         config.spark.shuffle_partitions,
         {k: v for k, v in caps.to_dict().items() if k != "reasons"},
+        lapack,
     )
     return spark
 

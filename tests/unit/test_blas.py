@@ -77,3 +77,16 @@ def test_the_session_jvm_uses_the_native_blas_when_the_machine_has_one(spark):
     dense = spark._jvm.org.apache.spark.ml.linalg.DenseMatrix
     product = dense.eye(2).multiply(dense.eye(2))
     assert [product.apply(i, j) for i in range(2) for j in range(2)] == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_lapack_is_named_and_f2j_constants_are_computed_once(spark):
+    """get_spark warms F2J LAPACK's machine constants in the driver JVM (SPARK-59618: two
+    tasks making the first call at once can spin for ever in Dlascl); the name says which
+    LAPACK MLlib uses there, native where libblas/liblapack load."""
+    used = blas.warm_lapack(spark)
+    native = blas.probe().library is not None
+    assert used == ("JNILAPACK" if native else "F2jLAPACK")
+    # the constants F2J computes on its first call: machine epsilon and the safe minimum
+    dlamch = spark._jvm.org.netlib.lapack.Dlamch.dlamch
+    assert dlamch("E") == 2.0 ** -53
+    assert dlamch("S") == 2.0 ** -1022
