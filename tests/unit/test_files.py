@@ -124,6 +124,7 @@ _DOOR_NAMES = {"files", "storage_files", "door", "artifacts"}
 ALLOWED = {
     "mktpipe/config.py": "reads the YAML configuration it is given (local files)",
     "mktpipe/session.py": "finds the extension jars on local disk before the JVM starts",
+    "mktpipe/blas.py": "reads this machine's CPU flags (/proc/cpuinfo) before the JVM starts",
     "mktpipe/report/stage.py": "reads its template and stylesheet from the installed package",
     "mktpipe/dashboard/page.py": "reads its template from the installed package",
     "mktpipe/i18n.py": "reads its message catalogs from the installed package",
