@@ -84,6 +84,7 @@ def prepare_environment(environ=os.environ) -> dict[str, str]:
     chosen = {}
     if "OPENBLAS_NUM_THREADS" not in environ:
         chosen["OPENBLAS_NUM_THREADS"] = "1"
+        environ.update(chosen)  # before probe() loads the library into this process too
     if "OPENBLAS_CORETYPE" not in environ:
         found = probe()
         better = cpu_kernels()
