@@ -17,15 +17,16 @@ S3 adds latency per request on top.
     MKTPIPE__SPARK__JARS_DIR=$PWD/jars .venv/bin/python bench/object_storage.py
     .venv/bin/python bench/object_storage.py --users 1000 --days 30 --order local,s3,s3,local
 
-The configuration is the integration test's small one (7/30-day windows, 7 and 14-day label
-horizons, a snapshot every 10 days, small XGBoost models), so 30 days give three snapshots
-and a trained model.
+The configuration is the integration tests' small one, read from tests/conftest.py (7/30-day
+windows, 7 and 14-day label horizons, a snapshot every 10 days, small XGBoost models), so 30
+days give three snapshots and a trained model.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import socket
 import subprocess
@@ -36,17 +37,19 @@ from collections import defaultdict
 from pathlib import Path
 
 BUCKET = "mktpipe-bench"
-OVERRIDES = {
-    "features": {"windows_days": [7, 30], "active_window_days": 30},
-    "labels": {"churn_horizon_days": 7, "churn_active_before_days": 14,
-               "clv_horizon_days": 14, "purchase_horizon_days": 7},
-    "pipeline": {"snapshot_every_days": 10},
-    "models": {"training_snapshots": 3,
-               "churn": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-               "intent": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-               "clv": {"xgb_params": {"n_estimators": 40, "max_depth": 3}},
-               "segmentation": {"k_min": 2, "k_max": 4}},
-}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def suite_settings() -> dict:
+    """The integration tests' small settings (``PIPELINE_SETTINGS`` in tests/conftest.py, the
+    one copy), read from that file so the bench and the tests cannot drift apart."""
+    spec = importlib.util.spec_from_file_location("mktpipe_test_conftest",
+                                                  REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PIPELINE_SETTINGS
+
+
 PATH_KEYS = ("warehouse", "models", "reports", "exports", "checkpoints")
 
 
@@ -116,7 +119,7 @@ def run(args, order: list[str], root: Path) -> int:
     upload_s = time.perf_counter() - began
     size = sum(p.stat().st_size for p in local_landing.rglob("*") if p.is_file())
 
-    base = load_config("local", OVERRIDES)
+    base = load_config("local", suite_settings())
     spark = get_spark(base)
     if not capabilities(spark).s3a:
         print("Spark cannot reach s3:// here: " + capabilities(spark).reasons["s3a"])

@@ -216,7 +216,8 @@ PIPELINE_START = dt.date(2026, 8, 1)
 PIPELINE_DAYS = 30
 PIPELINE_END = PIPELINE_START + dt.timedelta(days=PIPELINE_DAYS - 1)
 PIPELINE_EXPORT_KEY = "test-export-key-0123456789"
-# on top of conf/test.yaml; test_cluster hands them to spark-submit as MKTPIPE__* variables
+# on top of conf/test.yaml; test_cluster hands them to spark-submit as MKTPIPE__* variables,
+# and bench/object_storage.py reads them from here (one copy)
 PIPELINE_SETTINGS: dict = {
     "features": {"windows_days": [7, 30], "active_window_days": 30},
     "labels": {"churn_horizon_days": 7, "churn_active_before_days": 14,
