@@ -78,6 +78,12 @@ def cpu_kernels(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     return next((kernels for flag, kernels in KERNELS_BY_FLAG if flag in flags), None)
 
 
+def forced_kernels(found: Blas) -> str | None:
+    """The kernels to name in OPENBLAS_CORETYPE: the CPU's best, where OpenBLAS fell back to
+    Prescott on a CPU whose flags support better ones; else None (leave OpenBLAS's choice)."""
+    return cpu_kernels() if found.kernels == FALLBACK_KERNELS else None
+
+
 def prepare_environment(environ=os.environ) -> dict[str, str]:
     """Set the OpenBLAS variables for a JVM this process is about to start (values already
     in ``environ`` win); returns what was set."""
@@ -86,9 +92,8 @@ def prepare_environment(environ=os.environ) -> dict[str, str]:
         chosen["OPENBLAS_NUM_THREADS"] = "1"
         environ.update(chosen)  # before probe() loads the library into this process too
     if "OPENBLAS_CORETYPE" not in environ:
-        found = probe()
-        better = cpu_kernels()
-        if found.kernels == FALLBACK_KERNELS and better:
+        better = forced_kernels(probe())
+        if better:
             chosen["OPENBLAS_CORETYPE"] = better
             log.info("OpenBLAS did not recognise this CPU and chose its %s kernels; the CPU "
                      "supports %s: using those (set OPENBLAS_CORETYPE to choose)",
@@ -106,10 +111,10 @@ def describe() -> tuple[str, str]:
                 "(Debian package libopenblas0-pthread)")
     if found.openblas is None:
         return f"native: {found.library}", "a BLAS other than OpenBLAS (kernels not reported)"
-    kernels, better = found.kernels, cpu_kernels()
+    kernels, better = found.kernels, forced_kernels(found)
     if os.environ.get("OPENBLAS_CORETYPE"):
         why = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set"
-    elif kernels == FALLBACK_KERNELS and better:
+    elif better:
         why = (f"OpenBLAS does not recognise this CPU (it picks {kernels}); mktpipe sessions "
                f"set OPENBLAS_CORETYPE={better}, which the CPU supports")
         kernels = better
