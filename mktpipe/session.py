@@ -52,6 +52,8 @@ PACKAGE_PREFIXES = {
     "s3a": "org.apache.hadoop:hadoop-aws",
 }
 _CONF_PREFIX = "spark.mktpipe.capability."
+# files a local master lists in the driver before it starts a listing job (Spark: 32)
+LOCAL_LISTING_THRESHOLD = 1024
 _VERSIONED = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.+-]*)\.jar$")
 
 
@@ -259,6 +261,13 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
+    if config.spark.master.startswith("local"):
+        # a read of more than 32 files (the delta-rs store reads a table as its file list)
+        # lists them in a Spark job; on a local master that job runs on the same cores as a
+        # driver loop would, and costs about 1 s of job overhead for a 120-file table against
+        # 0.1-0.2 s (bench/features.py). A cluster keeps Spark's default.
+        conf["spark.sql.sources.parallelPartitionDiscovery.threshold"] = str(
+            LOCAL_LISTING_THRESHOLD)
     if config.spark.packages:
         conf["spark.jars.packages"] = ",".join(config.spark.packages)
     jars = [j for j in config.spark.conf.get("spark.jars", "").split(",") if j] + extra_jars

@@ -302,3 +302,26 @@ def test_daily_run_replaces_only_its_days_and_reads_only_their_partitions(spark,
     assert after[("u1", day[1])].likes == 1 and after[("u1", day[1])][C.RUN_ID] == "daily-D"
     assert after[("u2", d)].views == 1
     assert len(after) == 5
+
+
+def test_content_features_merge_the_daily_maps_of_the_active_window(spark):
+    """Counts add up across days; the top category breaks a tie by the smaller name; a day
+    before the active window and a user with empty maps count for nothing."""
+    from mktpipe.features.engagement import content_features
+
+    schema = ("user_id string, activity_date date, views_by_category map<string,bigint>, "
+              "views_by_creator map<string,bigint>")
+    day = lambda n: SNAP - dt.timedelta(days=n)  # noqa: E731
+    daily = spark.createDataFrame([
+        ("u1", day(1), {"music": 2, "beauty": 1}, {"c1": 3}),
+        ("u1", day(5), {"beauty": 1}, {"c1": 1, "c2": 2}),
+        ("u1", day(120), {"sport": 50}, {"c9": 50}),  # outside the 90-day window
+        ("u2", day(2), {}, {}),
+    ], schema)
+    got = {r.user_id: r for r in content_features(daily, SNAP, 90).collect()}
+    assert set(got) == {"u1", "u2"}
+    assert got["u1"].top_category == "beauty"  # beauty 2, music 2: the smaller name
+    assert got["u1"].category_entropy == pytest.approx(math.log(2))
+    assert got["u1"].creator_loyalty == pytest.approx(4 / 6)
+    assert (got["u2"].top_category, got["u2"].category_entropy, got["u2"].creator_loyalty) == (
+        None, None, None)

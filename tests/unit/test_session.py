@@ -111,3 +111,12 @@ def test_a_relative_jars_dir_is_found_from_another_working_directory(tmp_path, m
     assert session.jars_dir(_config(jars_dir="nowhere")) == elsewhere / "nowhere"
     assert session.jars_dir(_config(jars_dir=str(checkout / "jars"))) == checkout / "jars"
     assert session.jars_dir(_config(jars_dir=None)) is None
+
+
+def test_a_local_master_lists_files_in_the_driver_a_cluster_keeps_sparks_default(tmp_path):
+    caps, extra = detect_capabilities(_config(jars_dir=str(tmp_path)))
+    key = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    assert build_conf(_config(master="local[2]"), caps, extra)[key] == "1024"
+    assert key not in build_conf(_config(master="spark://head:7077"), caps, extra)
+    own = _config(master="local[2]", conf={key: "64"})
+    assert build_conf(own, caps, extra)[key] == "64"
