@@ -115,9 +115,11 @@ def with_timing(df: DataFrame, snapshot: dt.date) -> DataFrame:
         ratio(F.col("_weekend"), total).alias(C.WEEKEND_SHARE),
         *[ratio(F.col(f"_part_{name}"), total).alias(C.daypart_share(name))
           for name, _, _ in C.DAYPARTS],
-        # clamp: floating error can put a one-weekday user a hair outside [0, 1]
-        F.least(F.greatest(1.0 - entropy(weekdays, total) / math.log(7), F.lit(0.0)),
-                F.lit(1.0)).alias(C.WEEKDAY_CONCENTRATION),
+        # clamp: floating error can put a one-weekday user a hair outside [0, 1]; null
+        # without events (an order-only user), as the shares (greatest() skips a null)
+        F.when(total > 0, F.least(F.greatest(1.0 - entropy(weekdays, total) / math.log(7),
+                                             F.lit(0.0)), F.lit(1.0))
+               ).alias(C.WEEKDAY_CONCENTRATION),
     ]
     return df.select("*", *timing)
 

@@ -325,3 +325,18 @@ def test_content_features_merge_the_daily_maps_of_the_active_window(spark):
     assert got["u1"].creator_loyalty == pytest.approx(4 / 6)
     assert (got["u2"].top_category, got["u2"].category_entropy, got["u2"].creator_loyalty) == (
         None, None, None)
+
+
+def test_timing_features_of_a_user_with_orders_but_no_events_are_null(spark):
+    """An order-only user has no events to share out: shares and weekday concentration are
+    null (not a made-up 0), days since last active is still known."""
+    from mktpipe.features.engagement import with_timing
+
+    counts = ["_events", "_weekend", *(f"_part_{n}" for n, _, _ in C.DAYPARTS),
+              *(f"_wd_{d}" for d in range(1, 8))]
+    df = spark.createDataFrame([("u9", SNAP - dt.timedelta(days=3), *[0] * len(counts))],
+                               ["user_id", "_last_active", *counts])
+    row = with_timing(df, SNAP).first()
+    assert row[C.DAYS_SINCE_LAST_ACTIVE] == 3
+    assert row[C.WEEKEND_SHARE] is None and row[C.WEEKDAY_CONCENTRATION] is None
+    assert all(row[C.daypart_share(n)] is None for n, _, _ in C.DAYPARTS)
