@@ -103,9 +103,9 @@ def peer_sql(files: dict[str, list[str]], snapshot: dt.date,
     wd_entropy = " + ".join(
         f"CASE WHEN wd_{k} > 0 THEN -(wd_{k} / n_events) * ln(wd_{k} / n_events) ELSE 0 END"
         for k in range(7))
-    counts = [c for c in C.feature_columns(list(windows))
-              if any(c == C.window_col(m, w) for m in C.WINDOW_METRICS for w in windows)
-              and not c.startswith("active_days")]
+    # the windowed counts and sums, in table order (active days come from ``act``)
+    counts = [C.window_col(m, w) for w in windows for m in C.WINDOW_METRICS
+              if m != C.ACTIVE_DAYS]
     nulls = [f"CAST(NULL AS {t.upper().replace('LONG', 'BIGINT')}) AS {c}"
              for c, t in null_features.items()]
     return f"""
