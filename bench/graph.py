@@ -9,10 +9,11 @@ at a million edges). Then, each engine once:
   time per engine, the time ratio spark/igraph, and the largest difference between the two;
 * eigenvector centrality (the same pairs, undirected): spark vs local (scipy's ARPACK on the
   driver, in igraph's column), time ratio and largest difference;
-* betweenness and closeness (the same pairs, directed, unweighted): spark from ``--path-sources``
-  sampled sources vs igraph's exact betweenness and closeness on the driver: time of each,
-  Spearman rank correlation of the estimate with the exact values, and the overlap of their
-  top 100 vertices;
+* betweenness and closeness (the same pairs, directed, unweighted) from ``--path-sources``
+  sampled sources, per engine (spark: the DataFrame search; igraph: on the driver): time of
+  each, their ratio and largest difference; then igraph's exact betweenness and closeness:
+  its time, the Spearman rank correlation of the estimate with the exact values, and the
+  overlap of their top 100 vertices;
 * Louvain (the same pairs, undirected): time, modularity (computed in Spark), the ratios
   spark/igraph of time and modularity, and NMI against the planted partition.
 
@@ -143,13 +144,22 @@ def bench_eigenvector(edges_df, engines) -> dict:
     return row
 
 
-def bench_paths(edges_df, k: int) -> dict:
-    """Sampled betweenness / closeness in Spark against igraph's exact values."""
+def bench_paths(edges_df, k: int, engines) -> dict:
+    """Sampled betweenness / closeness from ``k`` sources, per engine (the same sources and
+    values: the largest difference is printed), against igraph's exact values."""
     import igraph as ig
     from scipy.stats import spearmanr
 
-    est, seconds = _timed(lambda: path_centralities(edges_df, k=k).toPandas())
-    est = est.set_index("id").sort_index()
+    out = {}
+    for engine in engines:
+        values, seconds = _timed(
+            lambda e=engine: path_centralities(edges_df, k=k, engine=e).toPandas())
+        out[engine] = (values.set_index("id").sort_index(), seconds)
+    row = {"paths_k": k, **{f"paths_{e}_s": s for e, (_, s) in out.items()}}
+    if {"spark", "igraph"} <= set(out):
+        row["paths_time_ratio"] = out["spark"][1] / out["igraph"][1]
+        row["paths_max_diff"] = float((out["spark"][0] - out["igraph"][0]).abs().max().max())
+    est = next(iter(out.values()))[0]
     started = time.perf_counter()
     pairs = edges_df.select("src", "dst").toPandas()
     ids = np.union1d(pairs.src.to_numpy(), pairs.dst.to_numpy())
@@ -164,18 +174,18 @@ def bench_paths(edges_df, k: int) -> dict:
         reach = np.isfinite(dist) & (dist > 0)
         r = reach.sum()
         exact_c[v] = (r / (n - 1)) * (r / dist[reach].sum()) if r else 0.0
-    igraph_s = time.perf_counter() - started
+    row["paths_igraph_exact_s"] = time.perf_counter() - started
     got_b = est.loc[ids, "betweenness_centrality"].to_numpy()
     got_c = est.loc[ids, "closeness_centrality"].to_numpy()
 
     def top_overlap(a, b, m=100):
         return len(set(np.argsort(-a)[:m]) & set(np.argsort(-b)[:m])) / m
 
-    return {"paths_k": k, "paths_spark_s": seconds, "paths_igraph_exact_s": igraph_s,
-            "betweenness_spearman": spearmanr(got_b, exact_b).statistic,
-            "betweenness_top100": top_overlap(got_b, exact_b),
-            "closeness_spearman": spearmanr(got_c, exact_c).statistic,
-            "closeness_top100": top_overlap(got_c, exact_c)}
+    row.update({"betweenness_spearman": spearmanr(got_b, exact_b).statistic,
+                "betweenness_top100": top_overlap(got_b, exact_b),
+                "closeness_spearman": spearmanr(got_c, exact_c).statistic,
+                "closeness_top100": top_overlap(got_c, exact_c)})
+    return row
 
 
 def bench_louvain(edges_df, planted: np.ndarray, engines, seed: int, prefix="lv") -> dict:
@@ -240,7 +250,7 @@ def main(argv=None) -> None:
         if "eigenvector" not in skip:
             row.update(bench_eigenvector(edges_df, engines))
         if "paths" not in skip:
-            row.update(bench_paths(edges_df, args.path_sources))
+            row.update(bench_paths(edges_df, args.path_sources, engines))
         if "louvain" not in skip:
             row.update(bench_louvain(edges_df, planted, engines, args.seed))
         edges_df.unpersist()

@@ -158,6 +158,7 @@ class GraphConfig(_Section):
     # (null: every vertex, exact; costs a BFS level per hop of the graph's diameter)
     path_centralities: bool = True
     path_sources: int | None = Field(64, ge=1)
+    path_engine: Literal["auto", "spark", "igraph"] = "auto"  # auto: igraph when it fits
     igraph_max_edges: int = Field(2_000_000, ge=0)
     damping: float = Field(0.85, gt=0.0, lt=1.0)
     tol: float = Field(1e-9, gt=0.0)

@@ -14,8 +14,8 @@ Public API (see each function's docstring for conventions)::
     modularity(edges, communities, src="src", dst="dst", weight=None, resolution=1.0) -> float
     eigenvector_centrality(edges, src="src", dst="dst", weight=None, tol=1e-6, max_iter=100,
                            engine="auto") -> DataFrame[id, eigenvector_centrality]
-    path_centralities(edges, src="src", dst="dst", k=None, seed=42, max_depth=64)
-        -> DataFrame[id, betweenness_centrality, closeness_centrality]
+    path_centralities(edges, src="src", dst="dst", k=None, seed=42, max_depth=64,
+                      engine="auto") -> DataFrame[id, betweenness_centrality, closeness_centrality]
 """
 
 from mktpipe.graph.components import connected_components

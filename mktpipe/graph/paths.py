@@ -22,21 +22,35 @@ Normalisation and scaling follow networkx (``normalized=True``): betweenness is 
 distance from the sampled sources (Eppstein-Wang): ``(r_k / m) * (r_k / sum_k d)`` where
 ``m`` is the number of sampled sources other than ``u``. With ``k >= n`` both equal networkx's
 exact values (tests compare them).
+
+Engines (``engine``), with equal results to float rounding:
+
+* ``spark``: the DataFrame search above, distributed.
+* ``igraph``: the graph comes to the driver as three arrays (``_local.to_local``); igraph's
+  Brandes (``Graph.betweenness(sources=...)``) gives the dependencies from the same sampled
+  sources and one breadth-first search per source the distances. Only the ``k`` sampled ids
+  (and their vertex indices) are collected besides the arrays.
+* ``auto``: igraph when the graph fits the driver (``_local.choose``: at most
+  ``igraph_max_edges`` edges and within the driver's memory share), else spark.
 """
 
 from __future__ import annotations
 
 import logging
 
+import igraph as ig
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mktpipe.graph import _local
 from mktpipe.graph._edges import DST, ID, SRC, checkpoint_now, prepare_edges
 
 log = logging.getLogger(__name__)
 
 BETWEENNESS = "betweenness_centrality"
 CLOSENESS = "closeness_centrality"
+ENGINES = ("auto", "spark", "igraph")
 _S, _V = "_source", "_vertex"
 
 
@@ -49,15 +63,88 @@ def sample_sources(vertices: DataFrame, k: int, seed: int = 42) -> DataFrame:
 
 def path_centralities(edges: DataFrame, src: str = SRC, dst: str = DST, k: int | None = None,
                       seed: int = 42, max_depth: int = 64,
-                      checkpoint_dir: str | None = None) -> DataFrame:
+                      checkpoint_dir: str | None = None, engine: str = "auto",
+                      igraph_max_edges: int = _local.DEFAULT_MAX_EDGES) -> DataFrame:
     """``DataFrame[id, betweenness_centrality, closeness_centrality]`` for every vertex of
     ``edges`` (rows with a null ``dst`` declare isolated vertices), from ``k`` seeded sources
     (None: every vertex, exact). ``max_depth`` bounds the search (a longer shortest path raises
-    ValueError rather than silently truncating)."""
+    ValueError rather than silently truncating). ``engine``: see the module docstring."""
     if k is not None and k < 1:
         raise ValueError(f"path centralities: k must be >= 1 or None, got {k}")
+    if engine not in ENGINES:
+        raise ValueError(f"path centralities engine must be one of {ENGINES}, got {engine!r}")
     directed, vertex_ids = prepare_edges(edges, src, dst, None, "path centralities")
     vertices = vertex_ids.cache()
+    try:
+        chosen = _local.choose(directed, vertices, engine, igraph_max_edges)
+        log.info("path centralities engine=%s (asked %s)", chosen, engine)
+        if chosen == "igraph":
+            local = _local.to_local(directed, vertices)
+            return path_frame(local, k, seed, max_depth)
+        return _path_centralities_spark(directed, vertices, k, seed, max_depth, checkpoint_dir)
+    finally:
+        vertices.unpersist()
+
+
+def path_frame(local: _local.LocalGraph, k: int | None, seed: int,
+               max_depth: int = 64) -> DataFrame:
+    """:func:`path_centralities` of a driver-side graph (the igraph engine): the same sampled
+    sources as the spark engine (:func:`sample_sources` over ``local.index``), their vertex
+    indices collected (at most ``k`` rows), the values joined back to the ids in Spark."""
+    if k is None or k >= local.n:
+        sources = None
+    else:
+        chosen = sample_sources(local.index.select(ID), k, seed)
+        sources = np.array(sorted(r[0] for r in local.index.join(
+            chosen.select(F.col(_S).alias(ID)), ID).select(_local.VID).collect()),
+            dtype=np.int64)  # k rows
+    betweenness, closeness = path_values(local, sources, max_depth)
+    return (local.values(betweenness, BETWEENNESS)
+            .join(local.values(closeness, CLOSENESS), ID)
+            .select(ID, BETWEENNESS, CLOSENESS))
+
+
+def path_values(local: _local.LocalGraph, sources: np.ndarray | None,
+                max_depth: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(betweenness, closeness) by vertex index from the ``sources`` vertex indices (None:
+    every vertex), scaled as the spark engine scales them (module docstring). Edge weights,
+    self-loops and parallel edges do not change shortest paths, so the search graph is the
+    simple directed graph of ``local``'s edges."""
+    n = local.n
+    keep = local.src != local.dst
+    arcs = np.unique(np.column_stack([local.src[keep], local.dst[keep]]), axis=0)
+    graph = ig.Graph(n=n, edges=arcs, directed=True)
+    order = np.arange(n, dtype=np.int64) if sources is None else sources
+    k = len(order)
+    dependency = np.asarray(graph.betweenness(
+        directed=True, sources=None if sources is None else order.tolist()), dtype=np.float64)
+    reach = np.zeros(n, dtype=np.float64)
+    total = np.zeros(n, dtype=np.float64)
+    for s in order.tolist():  # one BFS per source: the distances from it
+        visited, starts, _ = graph.bfs(s, mode="out")
+        depth = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        if len(starts) - 2 > max_depth:
+            raise ValueError(f"path centralities: a shortest path is longer than max_depth "
+                             f"{max_depth}; raise it")
+        reached = np.asarray(visited[1:], dtype=np.int64)  # the source itself is depth 0
+        reach[reached] += 1.0
+        total[reached] += depth[1:]
+    is_source = np.zeros(n, dtype=np.float64)
+    is_source[order] = 1.0
+    others = k - is_source
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closeness = np.where((reach > 0) & (others > 0),
+                             (reach / others) * (reach / np.where(total > 0, total, 1.0)), 0.0)
+    scale = (n / k) / ((n - 1) * (n - 2)) if n > 2 else 0.0
+    log.info("path centralities on the driver: %d vertices, %d arcs, %d sources (%s)", n,
+             len(arcs), k, "exact" if k >= n else "sampled")
+    return dependency * scale, closeness
+
+
+def _path_centralities_spark(directed: DataFrame, vertices: DataFrame, k: int | None,
+                             seed: int, max_depth: int,
+                             checkpoint_dir: str | None) -> DataFrame:
+    """The spark engine (module docstring)."""
     n = vertices.count()
     arcs = directed.where(F.col(SRC) != F.col(DST)).select(SRC, DST).cache()  # distinct
     n_sources = n if k is None else min(k, n)
@@ -68,7 +155,7 @@ def path_centralities(edges: DataFrame, src: str = SRC, dst: str = DST, k: int |
         result = _combine(vertices, sources, deltas, n, n_sources)
         result = checkpoint_now(result, checkpoint_dir)
     finally:
-        for frame in (vertices, arcs, sources):
+        for frame in (arcs, sources):
             frame.unpersist()
     log.info("path centralities: %d vertices, %d sources (%s), %d BFS levels", n, n_sources,
              "exact" if n_sources >= n else "sampled", len(levels) - 1)

@@ -292,11 +292,13 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
     checkpoints = config.uri("checkpoints")
     real = edges.filter(F.col(DST).isNotNull())
     # one trip to the driver for all five when the graph is small (see graph/suite.py)
-    scored = score_on_driver(
-        edges, WEIGHT, g.damping, g.resolution, g.seed, g.igraph_max_edges,
-        {"pagerank": g.pagerank_engine, "louvain": g.louvain_engine,
-         "components": g.components_engine, "lpa": g.lpa_engine,
-         "eigenvector": g.eigenvector_engine})
+    engines = {"pagerank": g.pagerank_engine, "louvain": g.louvain_engine,
+               "components": g.components_engine, "lpa": g.lpa_engine,
+               "eigenvector": g.eigenvector_engine}
+    if g.path_centralities:
+        engines["paths"] = g.path_engine
+    scored = score_on_driver(edges, WEIGHT, g.damping, g.resolution, g.seed,
+                             g.igraph_max_edges, engines, path_sources=g.path_sources)
     result.details["engine"] = "driver (igraph, scipy)" if scored else "per algorithm"
     ranks = (scored.pagerank if scored else pagerank(
         edges, weight=WEIGHT, damping=g.damping, tol=g.tol, max_iter=g.max_iter,
@@ -310,9 +312,12 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
     eigen = (scored.eigenvector if scored else eigenvector_centrality(
         edges, weight=WEIGHT, max_iter=g.max_iter, engine=g.eigenvector_engine,
         checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
-    if g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources
+    if scored and scored.paths is not None:
+        paths = scored.paths
+    elif g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources
         paths = path_centralities(edges, k=g.path_sources, seed=g.seed,
-                                  checkpoint_dir=checkpoints)
+                                  checkpoint_dir=checkpoints, engine=g.path_engine,
+                                  igraph_max_edges=g.igraph_max_edges)
     else:
         paths = edges.sparkSession.createDataFrame(
             [], f"id {eigen.schema['id'].dataType.simpleString()}, "
@@ -357,5 +362,6 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         edges=real.count(), planted_nmi=planted_nmi(spark, assignment, config.uri("truth")),
         **structure,
     )
-    for frame in (ranks, assignment, components, lpa, eigen, *([scored.base] if scored else [])):
+    for frame in (ranks, assignment, components, lpa, eigen, paths,
+                  *([scored.base] if scored else [])):
         frame.unpersist()

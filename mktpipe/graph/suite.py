@@ -1,7 +1,7 @@
 """Every driver-side score of one graph from one trip to the driver.
 
 The graph stage scores each snapshot with PageRank, Louvain, connected components, label
-propagation and eigenvector centrality. On a graph small enough for the driver each of them,
+propagation, eigenvector centrality and (sampled) betweenness and closeness. On a graph small enough for the driver each of them,
 called on its own, validates the edges, counts them, numbers the vertices (a checkpoint),
 brings the edges over through Arrow and sends its result back: five times the same fixed
 cost, which on a snapshot of a few thousand edges is most of the stage's time.
@@ -42,6 +42,7 @@ from mktpipe.graph.label_propagation import lpa_membership
 from mktpipe.graph.louvain import louvain_membership
 from mktpipe.graph.modularity import modularity_local
 from mktpipe.graph.pagerank import pagerank_values
+from mktpipe.graph.paths import path_frame
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class DriverScores(NamedTuple):
     base: DataFrame
     louvain_modularity: float
     lpa_modularity: float
+    paths: DataFrame | None = None  # [id, betweenness_centrality, closeness_centrality]
 
 
 def applies(engines: dict[str, str]) -> bool:
@@ -72,11 +74,18 @@ def applies(engines: dict[str, str]) -> bool:
 
 
 def score_on_driver(edges: DataFrame, weight: str | None, damping: float, resolution: float,
-                    seed: int | None, max_edges: int, engines: dict[str, str]
-                    ) -> DriverScores | None:
+                    seed: int | None, max_edges: int, engines: dict[str, str],
+                    path_sources: int | None = None) -> DriverScores | None:
     """The five scores of ``edges[src, dst, weight]`` (a null ``dst`` declares a vertex) on the
     driver, or None when an engine asks for Spark or, with any ``auto``, the graph does not fit
-    the driver (``_local.choose``); the caller then runs each algorithm on its own."""
+    the driver (``_local.choose``); the caller then runs each algorithm on its own.
+
+    With a ``"paths"`` engine of ``auto`` or ``igraph`` in ``engines``, ``paths`` holds
+    betweenness and closeness from ``path_sources`` seeded sources too
+    (:func:`~mktpipe.graph.paths.path_frame`: the same sources and values as
+    ``path_centralities``)."""
+    path_engine = engines.get("paths")
+    engines = {name: engine for name, engine in engines.items() if name != "paths"}
     if not applies(engines):
         return None
     directed, vertices = prepare_edges(edges, weight=weight)
@@ -114,8 +123,10 @@ def score_on_driver(edges: DataFrame, weight: str | None, damping: float, resolu
     def partition(column: str, name: str) -> DataFrame:
         return name_by_smallest_member(base.select(ID, F.col(column).alias("node")), name)
 
+    paths = (path_frame(local, path_sources, 42 if seed is None else seed)
+             if path_engine in ("auto", "igraph") else None)
     return DriverScores(
-        pagerank=base.select(ID, PAGERANK), louvain=partition(_LOUVAIN, COMMUNITY),
+        paths=paths, pagerank=base.select(ID, PAGERANK), louvain=partition(_LOUVAIN, COMMUNITY),
         components=partition(_COMPONENT, COMPONENT), lpa=partition(_LPA, COMMUNITY),
         eigenvector=base.select(ID, EIGENVECTOR), base=base,
         louvain_modularity=q(communities, resolution), lpa_modularity=q(lpa, 1.0))

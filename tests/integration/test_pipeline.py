@@ -206,6 +206,11 @@ def test_report_written(backfilled, cfg):
     report = next(s for s in backfilled.stages if s.stage == "report")
     html = __import__("pathlib").Path(report.details["path"]).read_text(encoding="utf-8")
     assert "<svg" in html or "data:image/png;base64" in html
+    # every centrality the graph stage writes is ranked (path centralities are on by default)
+    table = html[html.index('data-table="top-by-centrality"'):]
+    table = table[:table.index("</table>")]
+    for header in ("PageRank", "eigenvector", "betweenness", "closeness", "incoming links"):
+        assert f">{header}<" in table, header
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 from pyspark.sql import functions as F
 
-from mktpipe.graph import _local, louvain, pagerank
+from mktpipe.graph import _local, louvain, pagerank, path_centralities
 
 
 def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
@@ -88,9 +88,9 @@ def test_one_trip_to_the_driver_scores_like_each_engine_and_networkx(spark):
     rows += [("v1", "v0", 2.0), ("v1", "v0", 0.5), ("v5", "v5", 1.5), ("v9", "v10", 0.0),
              ("p", "q", 1.0), ("lonely", None, None)]
     edges = spark.createDataFrame(rows, "src string, dst string, weight double")
-    engines = dict.fromkeys(("pagerank", "louvain", "components", "lpa", "eigenvector"),
-                            "auto")
-    got = score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines)
+    engines = dict.fromkeys(("pagerank", "louvain", "components", "lpa", "eigenvector",
+                             "paths"), "auto")
+    got = score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines, path_sources=9)
     assert got is not None
     try:
         def as_dict(df, column):
@@ -108,6 +108,16 @@ def test_one_trip_to_the_driver_scores_like_each_engine_and_networkx(spark):
             assert eig[v] == pytest.approx(want[v], abs=1e-9)
         assert as_dict(got.components, "component") == as_dict(
             connected_components(edges, engine="igraph"), "component")
+        # betweenness and closeness from the same 9 seeded sources as the DataFrame search
+        # (the spark engine is checked against networkx in test_paths.py)
+        paths = {r["id"]: r for r in got.paths.collect()}
+        want = {r["id"]: r for r in
+                path_centralities(edges, k=9, seed=7, engine="spark").collect()}
+        assert paths.keys() == want.keys()
+        for v in want:
+            for column in ("betweenness_centrality", "closeness_centrality"):
+                assert paths[v][column] == pytest.approx(want[v][column], abs=1e-12), v
+        assert max(r["betweenness_centrality"] for r in want.values()) > 0
         # the heuristics: partitions whose modularity (driver-side) equals Spark's exact one
         # and networkx's, as good as the per-algorithm engines' partitions
         oracle = nx.Graph()
@@ -131,6 +141,10 @@ def test_one_trip_to_the_driver_scores_like_each_engine_and_networkx(spark):
         assert got.louvain_modularity >= modularity(edges, alone, weight="weight") - 0.02
     finally:
         got.base.unpersist()
+    engines["paths"] = "spark"  # the others still on the driver; paths left to the caller
+    spared = score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines, path_sources=9)
+    assert spared is not None and spared.paths is None
+    spared.base.unpersist()
     engines["louvain"] = "spark"
     assert score_on_driver(edges, "weight", 0.85, 1.0, 7, 1000, engines) is None
     engines["louvain"] = "auto"

@@ -1,5 +1,6 @@
-"""Betweenness and closeness on Spark DataFrames against networkx: exact with every vertex a
-source, and networkx's own sampling scale with k sources."""
+"""Betweenness and closeness, both engines (DataFrames, igraph on the driver) against
+networkx: exact with every vertex a source, and networkx's own sampling scale with k
+sources."""
 
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ def _frame(spark, g: nx.DiGraph):
     return spark.createDataFrame(rows, "src long, dst long")
 
 
-def test_exact_betweenness_and_closeness_equal_networkx(spark):
+ENGINES = pytest.mark.parametrize("engine", ["spark", "igraph"])
+
+
+@ENGINES
+def test_exact_betweenness_and_closeness_equal_networkx(spark, engine):
     g = _graph()
-    got = {r["id"]: r for r in path_centralities(_frame(spark, g)).collect()}
+    got = {r["id"]: r for r in path_centralities(_frame(spark, g), engine=engine).collect()}
     assert set(got) == set(g.nodes)
     betweenness = nx.betweenness_centrality(g, normalized=True)
     closeness = nx.closeness_centrality(g)
@@ -40,7 +45,8 @@ def test_exact_betweenness_and_closeness_equal_networkx(spark):
     assert max(betweenness.values()) > 0.05  # the bridges carry real traffic
 
 
-def test_sampled_sources_scale_like_networkx(spark):
+@ENGINES
+def test_sampled_sources_scale_like_networkx(spark, engine):
     """With k sources the estimate is networkx's betweenness_centrality(G, k) formula for the
     same sources: dependencies from those sources only, times n / k."""
     g = _graph()
@@ -49,7 +55,7 @@ def test_sampled_sources_scale_like_networkx(spark):
     vertices = spark.createDataFrame([(int(v),) for v in g.nodes], "id long")
     chosen = [r[0] for r in sample_sources(vertices, k, seed=9).collect()]
     assert len(chosen) == k == len(set(chosen))
-    got = {r["id"]: r for r in path_centralities(frame, k=k, seed=9).collect()}
+    got = {r["id"]: r for r in path_centralities(frame, k=k, seed=9, engine=engine).collect()}
     n = g.number_of_nodes()
     expected = dict.fromkeys(g.nodes, 0.0)
     for s in chosen:  # Brandes from each chosen source, by networkx's own helpers
@@ -73,10 +79,14 @@ def test_sampled_sources_scale_like_networkx(spark):
         assert got[v][CLOSENESS] == pytest.approx(want, abs=1e-12), v
 
 
-def test_bad_arguments(spark):
+@ENGINES
+def test_bad_arguments(spark, engine):
     frame = spark.createDataFrame([(1, 2)], "src long, dst long")
     with pytest.raises(ValueError, match="k must be"):
-        path_centralities(frame, k=0)
+        path_centralities(frame, k=0, engine=engine)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        path_centralities(frame, engine="networkx")
     chain = spark.createDataFrame([(i, i + 1) for i in range(6)], "src long, dst long")
     with pytest.raises(ValueError, match="longer than max_depth 3"):
-        path_centralities(chain, max_depth=3)
+        path_centralities(chain, max_depth=3, engine=engine)
+    assert path_centralities(chain, max_depth=6, engine=engine).count() == 7
