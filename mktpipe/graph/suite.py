@@ -1,10 +1,11 @@
 """Every driver-side score of one graph from one trip to the driver.
 
 The graph stage scores each snapshot with PageRank, Louvain, connected components, label
-propagation, eigenvector centrality and (sampled) betweenness and closeness. On a graph small enough for the driver each of them,
-called on its own, validates the edges, counts them, numbers the vertices (a checkpoint),
-brings the edges over through Arrow and sends its result back: five times the same fixed
-cost, which on a snapshot of a few thousand edges is most of the stage's time.
+propagation, eigenvector centrality and (sampled) betweenness and closeness. On a graph small
+enough for the driver each of them, called on its own, validates the edges, counts them,
+numbers the vertices (a checkpoint), brings the edges over through Arrow and sends its result
+back: each time the same fixed cost, which on a snapshot of a few thousand edges is most of
+the stage's time.
 :func:`score_on_driver` pays it once: one validation, one size check, one
 :func:`~mktpipe.graph._local.to_local` of the directed graph, the undirected variants derived
 on the driver (as :func:`~mktpipe.graph._edges.undirected_edges` does in Spark), the same

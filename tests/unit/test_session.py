@@ -120,3 +120,15 @@ def test_a_local_master_lists_files_in_the_driver_a_cluster_keeps_sparks_default
     assert key not in build_conf(_config(master="spark://head:7077"), caps, extra)
     own = _config(master="local[2]", conf={key: "64"})
     assert build_conf(own, caps, extra)[key] == "64"
+
+
+def test_the_jvm_compiles_sparks_huge_generated_methods(spark, tmp_path):
+    """Spark's generated code for wide projections exceeds HotSpot's 8,000-byte JIT limit;
+    the session's JVM is told to compile such methods anyway (session.JVM_OPTIONS), and a
+    user's own options replace the defaults."""
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert "-XX:-DontCompileHugeMethods" in list(runtime.getInputArguments())
+    caps, extra = detect_capabilities(_config(jars_dir=str(tmp_path)))
+    key = "spark.executor.extraJavaOptions"
+    assert "-XX:-DontCompileHugeMethods" in build_conf(_config(), caps, extra)[key]
+    assert build_conf(_config(conf={key: "-Xss4m"}), caps, extra)[key] == "-Xss4m"
