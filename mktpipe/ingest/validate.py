@@ -166,10 +166,9 @@ def json_types_suspect(source: str) -> Column:
     One regular expression and one substring test over the raw text, with no parse: a field
     name followed by a value whose first character its kind rules out, or a backslash
     anywhere (an escaped key such as ``"\\u0061mount"`` names a field the text does not
-    spell). It can say true for a fine line
-    (a nested object that reuses a field name, a comment with an escaped quote), never false
-    for a bad one, so the exact per-field check (``schema_of_variant``) runs only where it
-    says true."""
+    spell). It can say true for a fine line (a nested object that reuses a field name, a
+    comment with an escaped quote), never false for a bad one, so the exact per-field check
+    (``schema_of_variant``) runs only where it says true."""
     groups: dict[str, list[str]] = {}
     for name, kind in S.RAW_FIELDS[source]:
         groups.setdefault(_BAD_START[kind], []).append(name)
