@@ -95,6 +95,11 @@ class AutoFeatureSettings:
     validation: str = "time"  # time (the latest training snapshot) | holdout
     train_ratio: float = 0.75  # holdout (and time with one snapshot): the share fitted on
     forest_trees: int = 30  # the importance forest
+    # the search runs on a seeded uniform sample of the training rows (both parts of its
+    # split, in the class ratio) of about max_rows, never fewer than min_positives positives
+    # expected; null: every row. The fit that follows uses every row.
+    max_rows: int | None = 100_000
+    min_positives: int = 2_000
 
     def __post_init__(self) -> None:
         _check(self.top_k >= 2, f"auto_features.top_k must be >= 2, got {self.top_k}")
@@ -108,6 +113,9 @@ class AutoFeatureSettings:
                f"auto_features.validation must be 'time' or 'holdout', got {self.validation!r}")
         _check(0.0 < self.train_ratio < 1.0, "auto_features.train_ratio must lie in (0, 1)")
         _check(self.forest_trees >= 1, "auto_features.forest_trees must be >= 1")
+        _check(self.max_rows is None or self.max_rows >= 1_000,
+               f"auto_features.max_rows must be null or >= 1000, got {self.max_rows}")
+        _check(self.min_positives >= 1, "auto_features.min_positives must be >= 1")
 
 
 def _auto_features(value: Any) -> AutoFeatureSettings:

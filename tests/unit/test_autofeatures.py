@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml.feature import Interaction, PolynomialExpansion, VectorAssembler
 from pyspark.ml.functions import vector_to_array
@@ -137,6 +138,53 @@ def test_terms_are_rejected_when_they_do_not_clear_the_gain(frames):
     assert "not an improvement" in report["reason"]
     assert not [s for s in model.pipeline_model.stages
                 if "fe_mul" in str(s.extractParamMap())]
+
+
+def test_label_correlations_equal_pandas_on_the_rows_each_column_has(spark):
+    rng = np.random.default_rng(5)
+    n = 300
+    y = rng.integers(0, 2, size=n).astype(float)
+    frame = {"y": y, "fee": np.full(n, 5.0), "empty": np.full(n, np.nan)}
+    for i in range(40):  # more aggregates than one row of codegen'd fields holds
+        x = rng.normal(size=n) + (i % 3) * y
+        x[rng.random(n) < 0.2] = np.nan
+        frame[f"x{i}"] = x
+    pdf = pd.DataFrame(frame)
+    df = spark.createDataFrame([tuple(None if np.isnan(v) else float(v) for v in row)
+                                for row in pdf.itertuples(index=False)],
+                               ", ".join(f"{c} double" for c in pdf.columns))
+    columns = [c for c in pdf.columns if c != "y"]
+    got = autofeatures._label_correlations(df, "y", columns)
+    assert got["fee"] == 0.0 and got["empty"] == 0.0  # constant, no value: 0
+    for c in columns[2:]:
+        assert got[c] == pytest.approx(abs(pdf[c].corr(pdf["y"])), abs=1e-12), c
+
+
+def test_the_sample_fraction_bounds_rows_but_keeps_enough_positives():
+    bounded = AutoFeatureSettings(max_rows=100_000, min_positives=2_000)
+    assert autofeatures.sample_fraction(80_000, 800, bounded) == 1.0  # small: every row
+    assert autofeatures.sample_fraction(400_000, 100_000, bounded) == pytest.approx(0.25)
+    # 2.5 % positives: 0.25 would expect 2,500 >= 2,000 positives
+    assert autofeatures.sample_fraction(400_000, 10_000, bounded) == pytest.approx(0.25)
+    # 1 % positives: 0.25 would leave 1,000; the floor asks for half of the rows
+    assert autofeatures.sample_fraction(400_000, 4_000, bounded) == pytest.approx(0.5)
+    assert autofeatures.sample_fraction(400_000, 1_000, bounded) == 1.0  # too few: all
+    unbounded = AutoFeatureSettings(max_rows=None)
+    assert autofeatures.sample_fraction(10**9, 10, unbounded) == 1.0
+    with pytest.raises(ValueError, match="max_rows"):
+        AutoFeatureSettings(max_rows=10)
+
+
+def test_the_search_on_a_sample_still_finds_the_term(frames):
+    train, valid = frames
+    positives = train.filter("churned = 1").count()
+    model = churn.fit(train, "churned", validation_df=valid, config={
+        **FAST, "auto_features": {"enabled": True, "max_rows": 1_000, "min_positives": 100}})
+    report = model.metrics["auto_features"]
+    assert report["sample"] == {"rows": 1_200, "positives": positives,
+                                "fraction": round(1_000 / 1_200, 6)}
+    assert report["decision"] == "kept" and "fe_mul__x1__x2" in report["kept"], report
+    assert model.metrics["lr"]["average_precision"] > 0.85  # the fit used every row
 
 
 def test_settings():
