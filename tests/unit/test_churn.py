@@ -16,7 +16,11 @@ from mktpipe.models import churn
 from mktpipe.models.artifacts import json_safe
 from mktpipe.models.classifier import tier_table
 from mktpipe.models.evaluation import classification_metrics
-from mktpipe.models.preprocess import infer_feature_columns, split_train_validation
+from mktpipe.models.preprocess import (
+    infer_feature_columns,
+    profile_features,
+    split_train_validation,
+)
 
 SCHEMA = T.StructType([
     T.StructField("user_id", T.LongType()), T.StructField("snapshot_date", T.DateType()),
@@ -63,6 +67,22 @@ def test_feature_inference_skips_ids_label_and_bookkeeping(data):
     cols = infer_feature_columns(data[0], exclude=("churned", "snapshot_date"))
     assert cols == ["watch_30d", "sessions_30d", "days_since_active", "noise", "plan",
                     "is_creator"]
+
+
+def test_profile_sorts_columns_by_their_nulls_and_distinct_values(spark):
+    rows = [(1.0, None, None, "a", f"id{i}", True) if i % 2 else
+            (float("nan"), 2, None, None, f"id{i}", False) for i in range(40)]
+    df = spark.createDataFrame(rows, "x double, y int, gone double, plan string, code string, "
+                                     "flag boolean")
+    spec = profile_features(df, ["x", "y", "gone", "plan", "code", "flag"], max_categories=10)
+    assert spec.numeric == ("x", "y", "flag")  # flag: numeric 0/1
+    assert spec.indicators == ("x", "y")  # NaN counts as missing; flag has none
+    assert spec.categorical == ("plan",)  # null plan is a value of its own later
+    assert spec.dropped["gone"] == "all values null"
+    assert spec.dropped["code"].endswith("distinct values > max_categories=10")  # HLL: ~40
+    assert set(spec.dropped) == {"gone", "code"}
+    with pytest.raises(ValueError, match="no rows"):
+        profile_features(df.limit(0), ["x", "plan"])
 
 
 def test_fit_validates_on_latest_snapshot_and_metrics_shape(model):
