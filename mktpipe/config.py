@@ -174,6 +174,8 @@ class ModelsConfig(_Section):
     # most recent labelled snapshots a training set uses; the latest of them validates
     training_snapshots: int = Field(4, ge=1)
     tune: bool = False  # run each model's bounded grid (the `tuning` key of its section)
+    # models fitted at once by the train stage (threads sharing the Spark session); 1: in turn
+    parallel_fits: int = Field(2, ge=1, le=8)
     promotion_tolerance: float = Field(0.01, ge=0.0)  # absolute, in the primary metric's unit
     exclude_anomalous: bool = True  # users flagged by the anomaly detector stay out of training
     anomaly_lookback_days: int = Field(60, ge=7)  # daily series the detector scores

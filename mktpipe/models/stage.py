@@ -23,6 +23,9 @@ Segmentation compares k-means, bisecting k-means and Gaussian mixtures over the 
 (``models.segmentation``; silhouette, Calinski-Harabasz, Davies-Bouldin) on the latest snapshot
 before D; the comparison table goes to the registry with the chosen model.
 
+The fits run ``models.parallel_fits`` at a time (threads sharing the Spark session: the
+classifiers' many small iterative jobs leave cores idle that another fit's jobs use; 1 = one
+after another); they are registered one at a time, in the order above, once each finishes.
 Every model goes to the registry (``paths.models``) with metrics, params, features and lineage
 (snapshots, source table versions, run id); promotion to ``latest`` follows
 ``models.promotion_tolerance``. A model that cannot be trained (no labelled snapshot, one
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -266,8 +270,11 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
     needed = sorted({s for chosen in plans.values() for s in chosen})
     labels = (store.read(USER_LABELS).filter(F.col(C.SNAPSHOT_DATE).isin(needed)).cache()
               if needed else None)  # shared by the targets
+    fits: dict[str, Future] = {}
+    pool = ThreadPoolExecutor(max_workers=config.models.parallel_fits,
+                              thread_name_prefix="mktpipe-train")
     try:
-        for target in targets(config):
+        for target in targets(config):  # every fit starts; results are registered in order
             chosen = plans[target.name]
             if not chosen and target.name in not_final:
                 skipped[target.name] = (
@@ -282,15 +289,19 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 log.warning("train %s: %s skipped: %s", snapshot_date, target.name,
                             skipped[target.name])
                 continue
-            data = training_set(store, target, chosen, exclude, labels).cache()
+            fits[target.name] = pool.submit(_fit_on, store, target, chosen, exclude, labels,
+                                            config)
+        segments = pool.submit(_fit_segments, store, config, snapshots, exclude)
+        for target in targets(config):
+            if target.name not in fits:
+                continue
+            chosen = plans[target.name]
+            data, n, model = fits.pop(target.name).result()
             try:
-                n = data.count()
                 rows += n
-                try:
-                    model = _fit_target(target, data, config)
-                except ValueError as exc:  # one class only, too few rows: say so, go on
-                    skipped[target.name] = str(exc)
-                    log.warning("train %s: %s skipped: %s", snapshot_date, target.name, exc)
+                if isinstance(model, ValueError):  # one class only, too few rows: say so
+                    skipped[target.name] = str(model)
+                    log.warning("train %s: %s skipped: %s", snapshot_date, target.name, model)
                     continue
                 metrics = dict(model.metrics)
                 if target.name == "clv":
@@ -318,12 +329,16 @@ def run_train(ctx: StageContext, snapshot_date: dt.date,
                 skipped[PROBABILISTIC_CLV] = prob
             else:
                 trained[PROBABILISTIC_CLV] = prob
-        seg = _train_segments(store, config, snapshots, exclude, registry, lineage_base)
+        seg = _register_segments(segments.result(), registry, lineage_base)
         if isinstance(seg, str):
             skipped["segments"] = seg
         else:
             trained["segments"] = seg
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failed fit: the others stop first
+        for fit in fits.values():  # not registered (the stage is failing): free their sets
+            if fit.done() and not fit.cancelled() and fit.exception() is None:
+                fit.result()[0].unpersist()
         for cached in (exclude, labels):
             if cached is not None:
                 cached.unpersist()
@@ -348,9 +363,26 @@ def _summary(reg, metrics: dict, primary: str, n: int) -> dict:
             "mlflow_run_id": reg.run_id, "rows": n, primary: metric_value(metrics, primary)}
 
 
-def _train_segments(store: TableStore, config: Config, snapshots: list[dt.date],
-                    exclude: DataFrame | None, registry: Registry, lineage_base: dict):
-    """Fit the behavioural segmentation on the latest snapshot; a reason string if none."""
+def _fit_on(store: TableStore, target: Target, chosen: list[dt.date],
+            exclude: DataFrame | None, labels: DataFrame | None, config: Config):
+    """(the cached training set, its rows, the fitted model or the ValueError that says why
+    none): one target's fit, run in the stage's pool. The caller unpersists the set."""
+    data = training_set(store, target, chosen, exclude, labels).cache()
+    try:
+        n = data.count()
+        try:
+            return data, n, _fit_target(target, data, config)
+        except ValueError as exc:  # one class only, too few rows
+            return data, n, exc
+    except BaseException:
+        data.unpersist()
+        raise
+
+
+def _fit_segments(store: TableStore, config: Config, snapshots: list[dt.date],
+                  exclude: DataFrame | None):
+    """(the segmentation model fitted on the latest snapshot, its rows, that snapshot), or a
+    reason string when there is none."""
     if not snapshots:
         return "no feature snapshot to cluster"
     latest = snapshots[-1]
@@ -366,6 +398,13 @@ def _train_segments(store: TableStore, config: Config, snapshots: list[dt.date],
         return str(exc)
     finally:
         data.unpersist()
+    return model, n, latest
+
+
+def _register_segments(fitted, registry: Registry, lineage_base: dict):
+    if isinstance(fitted, str):
+        return fitted
+    model, n, latest = fitted
     reg = registry.register("segments", model, primary_metric="silhouette",
                             higher_is_better=True, tolerance=1.0,  # unsupervised: always promote
                             lineage={**lineage_base, "training_snapshots": [str(latest)],
