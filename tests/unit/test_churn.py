@@ -294,7 +294,7 @@ def test_calibration_is_chosen_out_of_fold_and_helps_on_a_later_snapshot(data):
     valid = platt.predict(data[0].filter(F.col("snapshot_date") == dt.date(2026, 10, 1)))
     frame = valid.select("churned", "churn_probability_lr").toPandas()  # 600 rows
     p = frame.churn_probability_lr.clip(1e-6, 1 - 1e-6)
-    reference = SkLR(penalty=None, max_iter=1000).fit(np.log(p / (1 - p)).to_numpy()[:, None],
+    reference = SkLR(C=np.inf, max_iter=1000).fit(np.log(p / (1 - p)).to_numpy()[:, None],
                                                frame.churned)
     statement = stage.getStatement()
     assert "churn_probability_uncalibrated" in statement
