@@ -71,6 +71,8 @@ def measure(spark, config, root: Path, label: str, landing_dir: Path) -> dict:
         "ingest_s": ingest_s, "copy_s": copy_s, "copy_rows": copied, "backend": store.backend,
         "per_source": {s: result.details[s].get("elapsed_s") for s in SOURCES
                        if s in result.details},
+        "phases": {s: result.details[s].get("phase_s", {}) for s in SOURCES
+                   if s in result.details},
     }
 
 
@@ -120,6 +122,9 @@ def main(argv=None) -> int:
     for r in results:
         parts = ", ".join(f"{k} {v:.0f}s" for k, v in r["per_source"].items() if v)
         print(f"  {r['label']}: {parts}")
+        for source, phases in r["phases"].items():
+            if phases:
+                print(f"    {source:<9}" + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
     if len(results) >= 2:
         a, b = results[0], results[-1]
         growth = (b["ingest_s"] / a["ingest_s"]) / (b["rows"] / a["rows"])

@@ -38,19 +38,30 @@ from mktpipe import schemas as S
 
 
 class Table(str):
-    """A table's ``layer.name`` with its partition columns and keys."""
+    """A table's ``layer.name`` with its partition columns, keys and statistics columns.
+
+    ``stats_columns``: the columns whose min/max/null counts each data file's log entry
+    records (Delta's ``delta.dataSkippingStatsColumns``, set when the table is created);
+    ``()``: none, the row count only (``delta.dataSkippingNumIndexedCols`` 0); None: Delta's
+    default, the first 32 columns. A large table read by partition names only the columns a
+    reader filters on besides its partition columns: on delta-spark the writer computes the
+    statistics from every row, about a quarter of bronze.events' write time with all its
+    columns (bench/ingest.py)."""
 
     partition_by: tuple[str, ...]
     keys: tuple[str, ...]
+    stats_columns: tuple[str, ...] | None
 
     def __new__(cls, name: str, partition_by: tuple[str, ...] = (),
-                keys: tuple[str, ...] = ()) -> Table:
+                keys: tuple[str, ...] = (), stats_columns: tuple[str, ...] | None = None
+                ) -> Table:
         layer, _, short = name.partition(".")
         if not layer or not short or "." in short:
             raise ValueError(f"a table name is 'layer.name', got {name!r}")
         table = super().__new__(cls, name)
         table.partition_by = tuple(partition_by)
         table.keys = tuple(keys)
+        table.stats_columns = tuple(stats_columns) if stats_columns is not None else None
         return table
 
     @property
@@ -62,16 +73,27 @@ class Table(str):
         """``partition_by`` as the store's ``write`` takes it (None: not partitioned)."""
         return list(self.partition_by) or None
 
+    @property
+    def table_properties(self) -> dict[str, str]:
+        """Delta table properties the table is created with (both stores set them)."""
+        if self.stats_columns is None:
+            return {}
+        if not self.stats_columns:
+            return {"delta.dataSkippingNumIndexedCols": "0"}
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
+
     def __reduce__(self):  # pickles (Spark ships closures) as the same Table
-        return (Table, (str(self), self.partition_by, self.keys))
+        return (Table, (str(self), self.partition_by, self.keys, self.stats_columns))
 
 
 # --- bronze: typed landing data (mktpipe.ingest) -------------------------------------------
-# large sources partitioned by their event day, small ones not partitioned
+# large sources partitioned by their event day, small ones not partitioned; the large ones
+# keep file statistics for their event time only (ids are random: min/max skip nothing)
 _BRONZE_PARTITIONS = {"events": (S.EVENT_DATE,), "comments": (S.COMMENT_DATE,)}
+_BRONZE_STATS = {"events": (S.TS,), "comments": (S.TS,)}
 BRONZE: dict[str, Table] = {
     source: Table(f"bronze.{source}", _BRONZE_PARTITIONS.get(source, ()),
-                  S.NATURAL_KEYS[source])
+                  S.NATURAL_KEYS[source], _BRONZE_STATS.get(source))
     for source in S.SOURCES
 }
 BRONZE_USERS = BRONZE["users"]
@@ -90,7 +112,8 @@ LEGACY_QUARANTINE = Table("bronze.quarantine", (), S.QUARANTINE_KEYS)
 
 # --- silver: cleaned, aggregated, derived per day or per snapshot --------------------------
 COMMENT_SENTIMENT = Table("silver.comment_sentiment", (S.COMMENT_DATE,), (S.COMMENT_ID,))
-USER_DAILY = Table("silver.user_daily", (S.ACTIVITY_DATE,), (S.USER_ID, S.ACTIVITY_DATE))
+# read by activity_date only (a window of days): no column statistics worth their cost
+USER_DAILY = Table("silver.user_daily", (S.ACTIVITY_DATE,), (S.USER_ID, S.ACTIVITY_DATE), ())
 GRAPH_METRICS = Table("silver.graph_metrics", (S.SNAPSHOT_DATE,),
                       (S.USER_ID, S.SNAPSHOT_DATE))
 USER_ANOMALIES = Table("silver.user_anomalies", (S.SNAPSHOT_DATE,),

@@ -236,6 +236,12 @@ class TableStore(ABC):
         return partitions
 
     @staticmethod
+    def creation_properties(table: str) -> dict[str, str]:
+        """The Delta table properties ``table`` is created with (``catalog.Table``'s; none
+        for a plain name)."""
+        return dict(getattr(table, "table_properties", None) or {})
+
+    @staticmethod
     def _check_replace_where(table: str, replace_where: ReplaceWhere | None,
                              partitions: Sequence[str]) -> None:
         """replace_where may only name partition columns (both backends alike)."""

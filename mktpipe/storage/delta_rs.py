@@ -353,6 +353,7 @@ class DeltaRsStore(TableStore):
             schema = Schema.from_json(_nullable(df.schema).json())
             create_table_with_add_actions(
                 root, schema, adds, mode="error", partition_by=partitions or None,
+                configuration=self.creation_properties(table) or None,
                 storage_options=self.storage_options, commit_properties=props,
             )
             return DeltaTable(root, storage_options=self.storage_options).version()

@@ -186,6 +186,9 @@ class DeltaSparkStore(TableStore):
             writer = writer.option("mergeSchema", "true")
         if partitions and not exists:
             writer = writer.partitionBy(*partitions)
+        if not exists:  # a writer option named delta.* becomes a property of the new table
+            for key, value in self.creation_properties(table).items():
+                writer = writer.option(key, value)
         if replace_where:
             writer = writer.option("replaceWhere", replace_where_sql(replace_where))
         try:

@@ -31,6 +31,11 @@ def test_a_table_survives_pickling_with_its_layout():  # Spark ships closures by
     assert type(back) is Table
     assert (back, back.partition_by, back.keys) == ("bronze.events", (S.EVENT_DATE,),
                                                     (S.EVENT_ID,))
+    assert back.stats_columns == (S.TS,)
+    assert back.table_properties == {"delta.dataSkippingStatsColumns": S.TS}
+    assert USER_DAILY.stats_columns == ()  # the row count only
+    assert USER_DAILY.table_properties == {"delta.dataSkippingNumIndexedCols": "0"}
+    assert Table("silver.x").table_properties == {}  # Delta's defaults
 
 
 @pytest.mark.parametrize("bad", ["user_daily", "silver.", ".x", "a.b.c"])
@@ -49,6 +54,7 @@ def test_bronze_layout_matches_the_bronze_schemas():
     for source, table in BRONZE.items():
         fields = set(S.BRONZE_SCHEMAS[source].fieldNames())
         assert set(table.keys) <= fields and set(table.partition_by) <= fields, source
+        assert set(table.stats_columns or ()) <= fields - set(table.partition_by), source
         assert table.keys == S.NATURAL_KEYS[source]
     for table in catalog.QUARANTINE.values():
         assert set(table.keys) <= set(S.QUARANTINE_SCHEMA.fieldNames())

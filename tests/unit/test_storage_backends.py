@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
@@ -194,3 +195,39 @@ def test_find_commit_reads_each_version_from_its_log_file(spark, tmp_path):
         assert found is not None and found[0] == version
     assert find_commit(root, lambda info: info.get("mktpipe.commit") == "no such tag") is None
     assert find_commit(root, lambda info: True, limit=1)[0] == 2
+
+
+@pytest.mark.parametrize("backend", ["delta-rs", "delta-spark"])
+def test_a_table_keeps_statistics_for_its_stats_columns(spark, tmp_path, backend):
+    """A ``catalog.Table`` with ``stats_columns`` is created with Delta's
+    ``delta.dataSkippingStatsColumns``; delta-spark then records min/max/null counts for
+    those columns only (delta-rs copies every column's from the Parquet footers, at no
+    cost), and a filter on them still skips files."""
+    from mktpipe.catalog import Table
+
+    store = (DeltaRsStore(spark, str(tmp_path / "wh")) if backend == "delta-rs"
+             else _delta_spark(spark, str(tmp_path / "wh")))
+    table = Table("silver.with_stats", ("day",), ("id",), stats_columns=("id",))
+    store.write(_rows(spark, 0, 30), table, partition_by=["day"])
+    store.write(_rows(spark, 100, 5, day_index=1), table)  # an append keeps the property
+    log = DeltaTable(store.path(table))
+    assert log.metadata().configuration == {"delta.dataSkippingStatsColumns": "id"}
+    adds = pa.table(log.get_add_actions(flatten=True)).to_pylist()
+    assert len(adds) >= 4 and all(a["num_records"] > 0 for a in adds)
+    assert all(a["min.id"] is not None for a in adds)
+    if backend == "delta-spark":
+        assert not any(key.startswith(("min.name", "max.name")) for key in adds[0])
+        skipped = store.read(table).filter(F.col("id") >= 100)
+        assert skipped.count() == 5
+        assert len(skipped.inputFiles()) == 1  # the appended file only
+    plain = "silver.plain"  # a plain name: Delta's defaults
+    store.write(_rows(spark, 0, 3), plain)
+    assert DeltaTable(store.path(plain)).metadata().configuration == {}
+    counted = Table("silver.counted", stats_columns=())  # the row count only
+    store.write(_rows(spark, 0, 3), counted)
+    log = DeltaTable(store.path(counted))
+    assert log.metadata().configuration == {"delta.dataSkippingNumIndexedCols": "0"}
+    adds = pa.table(log.get_add_actions(flatten=True)).to_pylist()
+    assert sum(a["num_records"] for a in adds) == 4
+    if backend == "delta-spark":
+        assert not any(key.startswith("min.") for a in adds for key in a)
