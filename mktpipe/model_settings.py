@@ -142,12 +142,16 @@ class ClassifierSettings:
         "max_depth": 4, "n_estimators": 150, "learning_rate": 0.1, "subsample": 0.9})
     lr_params: Mapping[str, Any] = field(default_factory=lambda: {
         "regParam": 0.01, "elasticNetParam": 0.0, "maxIter": 100})
+    # 50 trees and 100 iterations: at 100k users (137,616 training rows) churn's served model
+    # scored the same validation average precision as with 100 trees and 200 iterations
+    # (0.5925 vs 0.5921; the forest 0.5727 vs 0.5746, the MLP 0.5583 vs 0.5558) and the
+    # churn fit took 199 s instead of 312 s
     rf_params: Mapping[str, Any] = field(default_factory=lambda: {
-        "numTrees": 100, "maxDepth": 8, "subsamplingRate": 0.8})
+        "numTrees": 50, "maxDepth": 8, "subsamplingRate": 0.8})
     # hidden_layers: sizes between the input and the 2-unit output; the rest are
     # MultilayerPerceptronClassifier params
     mlp_params: Mapping[str, Any] = field(default_factory=lambda: {
-        "hidden_layers": [16, 8], "maxIter": 200, "stepSize": 0.03})
+        "hidden_layers": [16, 8], "maxIter": 100, "stepSize": 0.03})
     # ensemble: serve the mean of the models' probabilities; best: serve the mean only when it
     # beats its best member on validation average precision, else that member
     select: str = "ensemble"
