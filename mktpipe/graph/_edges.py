@@ -35,6 +35,11 @@ PAGERANK = "pagerank"
 COMMUNITY = "community"
 COMPONENT = "component"
 
+# Up to this many vertices the spark engines broadcast per-vertex tables (ranks, community
+# totals: a few tens of bytes a vertex, ~100 MB at the limit) to the edges each round, so the
+# edges never leave their partition; above it the edges are shuffled each round instead.
+BROADCAST_MAX_NODES = 2_000_000
+
 
 def require_columns(df: DataFrame, columns: list[str], name: str) -> None:
     """Raise a ValueError naming the columns of ``df`` that are missing and those present."""

@@ -37,7 +37,15 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from mktpipe.graph import _local
-from mktpipe.graph._edges import COMMUNITY, DST, ID, SRC, WEIGHT, materialise
+from mktpipe.graph._edges import (
+    BROADCAST_MAX_NODES,
+    COMMUNITY,
+    DST,
+    ID,
+    SRC,
+    WEIGHT,
+    materialise,
+)
 from mktpipe.graph._louvain_frames import (
     MIN_DELTA_Q,
     aggregate,
@@ -49,10 +57,6 @@ from mktpipe.graph._louvain_frames import (
 log = logging.getLogger(__name__)
 
 P_MIN = 1.0 / 64  # below this moving fraction a level is considered converged
-# Up to this many vertices, each round's per-node tables are broadcast to the edges (a few tens
-# of bytes a node: ~100 MB at the limit) and the edges never leave their partition; above it
-# the edges are shuffled each round.
-BROADCAST_MAX_NODES = 2_000_000
 
 
 def louvain_spark(

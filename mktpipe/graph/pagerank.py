@@ -8,7 +8,8 @@ uniform; stop at the first iteration whose L1 change is below ``N * tol``. Value
 Engines:
 
 - ``spark``: DataFrame power iteration, distributed; each step is one checkpointed job that
-  also observes the convergence metrics (L1 change, dangling mass).
+  also observes the convergence metrics (L1 change, dangling mass); up to
+  ``BROADCAST_MAX_NODES`` vertices the ranks are broadcast and a step is one stage.
 - ``igraph``: the edges come to the driver and igraph's PRPACK solves it (exact, fast); for
   graphs up to ``igraph_max_edges`` edges.
 - ``graphframes``: GraphFrames' ``pageRank`` when its jar is on the session; unweighted only.
@@ -28,6 +29,7 @@ from pyspark.sql.types import DoubleType, StructField, StructType
 
 from mktpipe.graph import _local
 from mktpipe.graph._edges import (
+    BROADCAST_MAX_NODES,
     DST,
     ID,
     PAGERANK,
@@ -154,18 +156,33 @@ def _pagerank_spark(
     checkpoint_dir: str | None,
 ) -> DataFrame:
     """Power iteration on DataFrames: each step is checkpointed (one job, cutting the lineage),
-    and that job also observes the step's L1 change and the next dangling mass."""
-    rows = _transition_rows(directed, vertices).cache()  # read by every iteration
+    and that job also observes the step's L1 change and the next dangling mass.
+
+    The transition rows are cached partitioned by ``dst``. Up to ``BROADCAST_MAX_NODES``
+    vertices each step broadcasts the ranks (8 bytes of id and 8 of rank a vertex) to the rows,
+    so the rows never leave their partition and the sum by ``dst`` needs no shuffle: one stage
+    a step. Above it the rows are cached by ``src`` instead and each step joins the ranks
+    there, then shuffles the products to their ``dst``.
+    """
+    rows = _transition_rows(directed, vertices, DST).cache()  # read by every iteration
     n, dangling = rows.agg(
         F.sum(F.col("is_self").cast("long")), F.sum(F.col("dangling").cast("long"))
     ).first()
+    broadcast = n <= BROADCAST_MAX_NODES
+    if not broadcast:
+        by_src = rows.repartition(rows.rdd.getNumPartitions(), SRC).cache()
+        by_src.count()
+        rows.unpersist()
+        rows = by_src
     ranks = rows.where(F.col("is_self")).select(
         F.col(SRC).alias(ID), F.lit(1.0 / n).alias(PAGERANK)
     )
     dangling_mass = dangling / n
     for iteration in range(1, max_iter + 1):
         observed = Observation()
-        step = _power_step(rows, ranks, damping, dangling_mass, n).observe(
+        step = _power_step(
+            rows, F.broadcast(ranks) if broadcast else ranks, damping, dangling_mass, n
+        ).observe(
             observed,
             F.sum(F.abs(F.col("delta"))).alias("err"),
             F.coalesce(F.sum(F.when(F.col("dangling"), F.col(PAGERANK))), F.lit(0.0)).alias("dm"),
@@ -186,8 +203,9 @@ def _pagerank_spark(
     return ranks
 
 
-def _transition_rows(directed: DataFrame, vertices: DataFrame) -> DataFrame:
-    """Rows ``[src, dst, p, is_self, dangling]`` that one join with the ranks turns into a step.
+def _transition_rows(directed: DataFrame, vertices: DataFrame, by: str = SRC) -> DataFrame:
+    """Rows ``[src, dst, p, is_self, dangling]`` that one join with the ranks turns into a step,
+    hash-partitioned by column ``by``.
 
     One row per edge with positive weight, ``p`` = weight / out-weight of ``src``; plus one
     "self" row per vertex (``src = dst = id``, ``p = 0``) that carries the vertex's previous
@@ -208,9 +226,9 @@ def _transition_rows(directed: DataFrame, vertices: DataFrame) -> DataFrame:
         F.lit(True).alias("is_self"),
         (F.coalesce(F.col("out_w"), F.lit(0.0)) <= 0).alias("dangling"),
     )
-    # partitioned by src, like the ranks after each step's aggregation, so the join need not
-    # shuffle the (large) edge side
-    return edges.unionByName(selves).repartition(parts, SRC)
+    # partitioned as each step needs them: by dst when the ranks are broadcast (the sum by dst
+    # then stays in its partition), by src when they are joined (only the ranks shuffle)
+    return edges.unionByName(selves).repartition(parts, by)
 
 
 def _power_step(

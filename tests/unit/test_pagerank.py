@@ -8,6 +8,7 @@ second component and an isolated vertex declared by a null dst.
 from __future__ import annotations
 
 import random
+import sys
 
 import networkx as nx
 import pytest
@@ -101,6 +102,14 @@ def test_spark_engine_matches_networkx(edges, expected):
     assert result[60] == pytest.approx(result[70], abs=1e-12)
     assert result[61] == pytest.approx(result[70], abs=1e-12)
     assert result[70] == pytest.approx(expected[70], abs=1e-9)
+
+
+def test_spark_engine_above_the_broadcast_limit_matches_networkx(edges, expected, monkeypatch):
+    # a graph with more vertices than BROADCAST_MAX_NODES: the ranks are joined and the
+    # products shuffled to their dst instead of the ranks being broadcast
+    monkeypatch.setattr(sys.modules["mktpipe.graph.pagerank"], "BROADCAST_MAX_NODES", 5)
+
+    _assert_close(_as_dict(pagerank(edges, weight="w", engine="spark")), expected)
 
 
 def test_spark_engine_string_ids_unweighted_reliable_checkpoint(spark, config):
