@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from mktpipe import blas
 from mktpipe.config import Config, object_store_env, s3_endpoint, s3_region
@@ -358,3 +358,21 @@ def capabilities(spark: SparkSession) -> Capabilities:
         s3a=flag("s3a"),
         reasons=reasons,
     )
+
+
+def from_pandas(spark: SparkSession, frame, schema=None) -> DataFrame:
+    """A pandas frame made on the driver (per-vertex scores, say) as a Spark DataFrame whose
+    plan holds an RDD of the rows rather than the rows themselves.
+
+    ``createDataFrame`` of a pandas frame goes through Arrow to a local relation, which keeps
+    every row in the logical plan: each later query over it, or over a cache of anything built
+    from it, copies and compares those rows while it is planned (about 0.2 s a query at 100k
+    rows of a few columns, 1-2 s at a million: bench/graph.py's spark engines paid that before
+    their input was read from Parquet). Re-based on the relation's RDD, in the JVM (no
+    round trip through Python), the plan stays small and the rows stay recomputable from the
+    driver's copy, unlike a local checkpoint's. The optimiser no longer knows the size, so a
+    join with it is planned as a shuffle join unless adaptive execution sees it small.
+    """
+    df = spark.createDataFrame(frame, schema=schema)
+    return DataFrame(spark._jsparkSession.createDataFrame(df._jdf.rdd(), df._jdf.schema()), spark)
+

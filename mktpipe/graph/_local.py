@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from mktpipe.graph._edges import DST, ID, SRC, WEIGHT, checkpoint_now, name_by_smallest_member
+from mktpipe.session import from_pandas
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class LocalGraph(NamedTuple):
     def _by_index(self, column: str, values, dtype) -> DataFrame:
         """``[_vid, column]``: one value per vertex index, as a Spark frame."""
         kind = LongType() if dtype is np.int64 else DoubleType()
-        return self.index.sparkSession.createDataFrame(
+        return from_pandas(
+            self.index.sparkSession,
             pd.DataFrame({VID: np.arange(self.n, dtype=np.int64),
                           column: np.asarray(values, dtype=dtype)}),
             schema=StructType([StructField(VID, LongType(), False),

@@ -44,6 +44,7 @@ from mktpipe.graph.louvain import louvain_membership
 from mktpipe.graph.modularity import modularity_local
 from mktpipe.graph.pagerank import pagerank_values
 from mktpipe.graph.paths import path_frame
+from mktpipe.session import from_pandas
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def score_on_driver(edges: DataFrame, weight: str | None, damping: float, resolu
                          StructField(EIGENVECTOR, DoubleType(), False),
                          *[StructField(c, LongType(), False)
                            for c in (_LOUVAIN, _COMPONENT, _LPA)]])
-    base = (local.index.join(edges.sparkSession.createDataFrame(values, schema=schema),
+    base = (local.index.join(from_pandas(edges.sparkSession, values, schema),
                              on=_local.VID, how="inner")
             .drop(_local.VID).persist())
     log.info("graph scored on the driver: %d vertices, %d edges", local.n, len(local.src))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mktpipe.config import load_config
-from mktpipe.session import build_conf, capabilities, detect_capabilities
+from mktpipe.session import build_conf, capabilities, detect_capabilities, from_pandas
 
 
 def _config(**spark):
@@ -132,3 +132,20 @@ def test_the_jvm_compiles_sparks_huge_generated_methods(spark, tmp_path):
     key = "spark.executor.extraJavaOptions"
     assert "-XX:-DontCompileHugeMethods" in build_conf(_config(), caps, extra)[key]
     assert build_conf(_config(conf={key: "-Xss4m"}), caps, extra)[key] == "-Xss4m"
+
+
+def test_from_pandas_keeps_the_rows_out_of_the_plan(spark):
+    import pandas as pd
+
+    frame = pd.DataFrame({"vid": [2, 0, 1], "score": [0.5, 0.25, 0.125]})
+
+    df = from_pandas(spark, frame, "vid long, score double")
+
+    # the plan holds an RDD (recomputable from the driver's copy), not a local relation whose
+    # rows every later query would copy and compare while planning
+    plan = df._jdf.queryExecution().analyzed().toString()
+    assert "LocalRelation" not in plan and "LogicalRDD" in plan
+    assert df.schema.simpleString() == "struct<vid:bigint,score:double>"
+    assert sorted(map(tuple, df.collect())) == [(0, 0.25), (1, 0.125), (2, 0.5)]
+    # and it joins like any frame
+    assert df.join(df.select("vid"), "vid").count() == 3
