@@ -32,31 +32,36 @@ def level0_graph(
 ) -> tuple[DataFrame, DataFrame]:
     """The first level's ``(adj, nodes)`` from ``undirected[src, dst, weight]`` (one row per
     pair, ``src <= dst``) and ``vertices[id]``; zero-weight edges are dropped (they change no
-    gain), vertices without edges get ``k = 0``."""
-    loops = undirected.where(F.col(SRC) == F.col(DST)).select(
-        F.col(SRC).alias("node"), F.col(WEIGHT).alias("loop")
-    )
+    gain), vertices without edges get ``k = 0``.
+
+    One pass over the input: each pair in both directions and each self-loop once (as a row
+    ``u = v``) are checkpointed together, partitioned by ``u``; the degrees and loop weights
+    are then summed per ``u`` inside those partitions, without reading the input again.
+    """
     pairs = undirected.where((F.col(SRC) != F.col(DST)) & (F.col(WEIGHT) > 0))
-    adj = pairs.select(
-        F.col(SRC).alias("u"), F.col(DST).alias("v"), F.col(WEIGHT).alias("w")
-    ).unionByName(
-        pairs.select(F.col(DST).alias("u"), F.col(SRC).alias("v"), F.col(WEIGHT).alias("w"))
+    loops = undirected.where(F.col(SRC) == F.col(DST))
+    rows = checkpoint_by(
+        pairs.select(F.col(SRC).alias("u"), F.col(DST).alias("v"), F.col(WEIGHT).alias("w"))
+        .unionByName(pairs.select(F.col(DST).alias("u"), F.col(SRC).alias("v"),
+                                  F.col(WEIGHT).alias("w")))
+        .unionByName(loops.select(F.col(SRC).alias("u"), F.col(DST).alias("v"),
+                                  F.col(WEIGHT).alias("w"))),
+        "u", checkpoint_dir,
     )
-    degree = adj.groupBy(F.col("u").alias("node")).agg(F.sum("w").alias("k_adj"))
+    is_loop = F.col("u") == F.col("v")
+    per_node = rows.groupBy(F.col("u").alias("node")).agg(
+        F.sum(F.when(~is_loop, F.col("w"))).alias("k_adj"),
+        F.sum(F.when(is_loop, F.col("w"))).alias("loop"),
+    )
     loop = F.coalesce(F.col("loop"), F.lit(0.0))
-    nodes = (
-        vertices.select(F.col(ID).alias("node"))
-        .join(degree, on="node", how="left")
-        .join(loops, on="node", how="left")
-        .select(
-            "node", (F.coalesce(F.col("k_adj"), F.lit(0.0)) + 2 * loop).alias("k"),
-            loop.alias("loop"),
-        )
+    nodes = vertices.select(F.col(ID).alias("node")).join(per_node, on="node", how="left").select(
+        "node", (F.coalesce(F.col("k_adj"), F.lit(0.0)) + 2 * loop).alias("k"),
+        loop.alias("loop"),
     )
-    # checkpointed: adj is read by every round (partitioned by u, so best_moves sums and picks
-    # per u without moving the edges), nodes twice. Their size estimates come from the input,
-    # once: no compounding, so no need for materialise's fresh estimate
-    return checkpoint_by(adj, "u", checkpoint_dir), checkpoint_now(nodes, checkpoint_dir)
+    # adj is read by every round (partitioned by u, so best_moves sums and picks per u without
+    # moving the edges; the filter keeps that), nodes twice. Their size estimates come from the
+    # input, once: no compounding, so no need for materialise's fresh estimate
+    return rows.where(~is_loop), checkpoint_now(nodes, checkpoint_dir)
 
 
 def _maybe_broadcast(df: DataFrame, broadcast: bool) -> DataFrame:
