@@ -76,7 +76,10 @@ def child(sizes: list[int]) -> dict:
         "gmm": lambda df: segmentation.fit(df, [f"num_{i:02d}" for i in range(10)], config={
             "algorithms": ("gmm",), "k_min": 3, "k_max": 5}),
     }
-    warm = synthetic_features(spark, 2000, seed=1).cache()
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory(prefix="mktpipe-bench-blas-")
+    warm = synthetic_features(spark, 2000, scratch.name, seed=1).cache()
     for fit in fits.values():
         fit(warm)
     warm.unpersist()
@@ -93,7 +96,7 @@ def child(sizes: list[int]) -> dict:
     out = {"blas": blas, "coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
            "seconds": {"gemm": min(gemm)}, "quality": {}}
     for size in sizes:
-        table = synthetic_features(spark, size).cache()
+        table = synthetic_features(spark, size, scratch.name).cache()
         table.count()
         for name, fit in fits.items():
             start = time.perf_counter()
@@ -105,6 +108,7 @@ def child(sizes: list[int]) -> dict:
                 else f"AP={m['ensemble']['average_precision']:.4f}")
         table.unpersist()
     spark.stop()
+    scratch.cleanup()
     return out
 
 

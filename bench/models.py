@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -41,8 +43,11 @@ N_NUMERIC, N_BOOL, N_CAT = 28, 6, 6
 BEHAVIOUR = [f"num_{i:02d}" for i in range(10)]
 
 
-def synthetic_features(spark: SparkSession, rows: int, seed: int = 7) -> DataFrame:
-    """``rows`` users x 40 features over two snapshots, with churned, bought_7d, spend_90d."""
+def synthetic_features(spark: SparkSession, rows: int, folder: str, seed: int = 7) -> DataFrame:
+    """``rows`` users x 40 features over two snapshots, with churned, bought_7d, spend_90d,
+    written to Parquet in ``folder`` and read from there, as the train stage reads
+    gold.user_features (a DataFrame made from pandas keeps its rows in the plan, which every
+    query over it copies and compares while planning: a cost the models do not have)."""
     rng = np.random.default_rng(seed)
     data: dict[str, np.ndarray] = {"user_id": np.arange(rows, dtype=np.int64)}
     data["snapshot_date"] = np.where(np.arange(rows) < rows * 0.75, dt.date(2026, 9, 1),
@@ -64,7 +69,9 @@ def synthetic_features(spark: SparkSession, rows: int, seed: int = 7) -> DataFra
     data["bought_7d"] = (rng.random(rows) < 1 / (1 + np.exp(-logit_buy))).astype(np.int32)
     data["spend_90d"] = np.maximum(0.0, 20 * np.log1p(x["num_04"]) + 10 * x["num_07"]
                                    + rng.normal(0, 10, rows))
-    return spark.createDataFrame(pd.DataFrame(data))
+    path = os.path.join(folder, f"features-{rows}-{seed}.parquet")
+    pd.DataFrame(data).to_parquet(path, index=False)
+    return spark.read.parquet(path)
 
 
 def _timed(fn):
@@ -134,7 +141,8 @@ def main() -> None:
     fitters = _fitters(args.xgb_workers)
     names = args.only.split(",") if args.only else [n for n in fitters
                                                     if not n.startswith("search_")]
-    warm = synthetic_features(spark, 2000, seed=1).cache()
+    scratch = tempfile.TemporaryDirectory(prefix="mktpipe-bench-models-")
+    warm = synthetic_features(spark, 2000, scratch.name, seed=1).cache()
     # warm-up: code paths, Python workers, barrier tasks (a search warms up with one XGBoost)
     for name in dict.fromkeys("xgb" if n.startswith("search_") else n for n in names):
         fitters[name](_features_only(warm, name))
@@ -142,7 +150,7 @@ def main() -> None:
 
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        table = synthetic_features(spark, size).cache()
+        table = synthetic_features(spark, size, scratch.name).cache()
         table.count()
         copies = max(1, args.score_rows // size)
         scoring = table.crossJoin(spark.range(copies).withColumnRenamed("id", "_copy")) \
@@ -165,6 +173,7 @@ def main() -> None:
     for name, size, seconds, rate, primary in results:
         print(f"{name:13s} {size:>8,d} {seconds:8.1f} {rate:13,.0f}  {primary}")
     spark.stop()
+    scratch.cleanup()
 
 
 def _primary(model, name: str) -> str:
