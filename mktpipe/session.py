@@ -375,4 +375,3 @@ def from_pandas(spark: SparkSession, frame, schema=None) -> DataFrame:
     """
     df = spark.createDataFrame(frame, schema=schema)
     return DataFrame(spark._jsparkSession.createDataFrame(df._jdf.rdd(), df._jdf.schema()), spark)
-
