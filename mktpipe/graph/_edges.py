@@ -116,6 +116,20 @@ def prepare_edges(
     ``src`` or ``dst``). Runs one small aggregation job to validate; raises ValueError for an
     empty input, missing columns, null source ids, null/NaN or negative weights.
     """
+    return collapse(edge_rows(edges, src, dst, weight, name))
+
+
+def edge_rows(
+    edges: DataFrame,
+    src: str = SRC,
+    dst: str = DST,
+    weight: str | None = None,
+    name: str = "edges",
+) -> DataFrame:
+    """The validated input rows as ``[src, dst, weight: double]``, duplicates and
+    vertex-declaration rows (null ``dst``) still there: for an engine that sums per edge anyway
+    and need not pay for collapsing duplicates first. Same checks and errors as
+    ``prepare_edges`` (one small aggregation job)."""
     require_columns(edges, [src, dst] + ([weight] if weight else []), name)
     _check_types(edges, src, dst, weight, name)
     weight_col = F.col(weight).cast(DoubleType()) if weight else F.lit(1.0)
@@ -123,6 +137,11 @@ def prepare_edges(
         F.col(src).alias(SRC), F.col(dst).alias(DST), weight_col.alias(WEIGHT)
     )
     _validate_rows(raw, name)
+    return raw
+
+
+def collapse(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``edge_rows`` -> ``prepare_edges``' ``(directed_edges, vertices)``."""
     directed = (
         raw.where(F.col(DST).isNotNull())
         .groupBy(SRC, DST)

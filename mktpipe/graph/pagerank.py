@@ -36,8 +36,9 @@ from mktpipe.graph._edges import (
     SRC,
     WEIGHT,
     checkpoint_now,
+    collapse,
+    edge_rows,
     id_type,
-    prepare_edges,
 )
 from mktpipe.session import capabilities
 
@@ -78,14 +79,15 @@ def pagerank(
         raise ValueError(f"pagerank damping must be in [0, 1), got {damping}")
     if max_iter < 1 or tol <= 0:
         raise ValueError(f"pagerank needs max_iter >= 1 and tol > 0, got {max_iter}, {tol}")
-    directed, vertices = prepare_edges(edges, src, dst, weight)
+    raw = edge_rows(edges, src, dst, weight)
+    directed, vertices = collapse(raw)
     chosen = _choose_engine(edges, directed, vertices, engine, weight, igraph_max_edges)
     log.info("pagerank engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":
         return _pagerank_igraph(directed, vertices, damping)
     if chosen == "graphframes":
         return _pagerank_graphframes(directed, vertices, damping, tol, max_iter)
-    return _pagerank_spark(directed, vertices, damping, tol, max_iter, checkpoint_dir)
+    return _pagerank_spark(raw, vertices, damping, tol, max_iter, checkpoint_dir)
 
 
 def _choose_engine(
@@ -148,7 +150,7 @@ def _pagerank_graphframes(
 
 
 def _pagerank_spark(
-    directed: DataFrame,
+    raw: DataFrame,
     vertices: DataFrame,
     damping: float,
     tol: float,
@@ -158,15 +160,18 @@ def _pagerank_spark(
     """Power iteration on DataFrames: each step is checkpointed (one job, cutting the lineage),
     and that job also observes the step's L1 change and the next dangling mass.
 
+    ``raw`` is ``edge_rows``' output: duplicates need no collapsing here, since a step sums
+    over a vertex's in-edges anyway and the out-weight sums over the rows too.
+
     The transition rows are cached partitioned by ``dst``. Up to ``BROADCAST_MAX_NODES``
-    vertices each step broadcasts the ranks (8 bytes of id and 8 of rank a vertex) to the rows,
-    so the rows never leave their partition and the sum by ``dst`` needs no shuffle: one stage
-    a step. Above it the rows are cached by ``src`` instead and each step joins the ranks
-    there, then shuffles the products to their ``dst``.
+    vertices each step broadcasts the ranks (id, rank and rank per unit of out-weight: 24 bytes
+    a vertex) to the rows, so the rows never leave their partition and the sum by ``dst`` needs
+    no shuffle: one stage a step. Above it the rows are cached by ``src`` instead and each step
+    joins the ranks there, then shuffles the products to their ``dst``.
     """
-    rows = _transition_rows(directed, vertices, DST).cache()  # read by every iteration
+    rows = _transition_rows(raw, vertices, DST).cache()  # read by every iteration
     n, dangling = rows.agg(
-        F.sum(F.col("is_self").cast("long")), F.sum(F.col("dangling").cast("long"))
+        F.sum(F.col("is_self").cast("long")), F.sum((F.col("out_w") <= 0).cast("long"))
     ).first()
     broadcast = n <= BROADCAST_MAX_NODES
     if not broadcast:
@@ -174,9 +179,9 @@ def _pagerank_spark(
         by_src.count()
         rows.unpersist()
         rows = by_src
-    ranks = rows.where(F.col("is_self")).select(
-        F.col(SRC).alias(ID), F.lit(1.0 / n).alias(PAGERANK)
-    )
+    ranks = _with_share(rows.where(F.col("is_self")).select(
+        F.col(SRC).alias(ID), F.lit(1.0 / n).alias(PAGERANK), "out_w"
+    ))
     dangling_mass = dangling / n
     for iteration in range(1, max_iter + 1):
         observed = Observation()
@@ -185,10 +190,10 @@ def _pagerank_spark(
         ).observe(
             observed,
             F.sum(F.abs(F.col("delta"))).alias("err"),
-            F.coalesce(F.sum(F.when(F.col("dangling"), F.col(PAGERANK))), F.lit(0.0)).alias("dm"),
+            F.coalesce(F.sum(F.when(F.col("out_w") <= 0, F.col(PAGERANK))),
+                       F.lit(0.0)).alias("dm"),
         )
-        step = checkpoint_now(step, checkpoint_dir)
-        ranks = step.select(ID, PAGERANK)
+        ranks = _with_share(checkpoint_now(step, checkpoint_dir))
         err, dangling_mass = observed.get["err"], observed.get["dm"]
         if err < n * tol:
             log.info("pagerank spark converged after %d iterations (L1 change %.3g)",
@@ -200,31 +205,38 @@ def _pagerank_spark(
             max_iter, err, n * tol,
         )
     rows.unpersist()
-    return ranks
+    return ranks.select(ID, PAGERANK)
 
 
-def _transition_rows(directed: DataFrame, vertices: DataFrame, by: str = SRC) -> DataFrame:
-    """Rows ``[src, dst, p, is_self, dangling]`` that one join with the ranks turns into a step,
+def _with_share(ranks: DataFrame) -> DataFrame:
+    """``[id, pagerank, out_w, ...]`` -> ``[id, pagerank, share]``: ``share`` is what each unit
+    of the vertex's out-weight carries (0 for a dangling vertex, whose mass is spread apart)."""
+    share = F.when(F.col("out_w") > 0, F.col(PAGERANK) / F.col("out_w")).otherwise(F.lit(0.0))
+    return ranks.select(ID, PAGERANK, share.alias("share"))
+
+
+def _transition_rows(raw: DataFrame, vertices: DataFrame, by: str = SRC) -> DataFrame:
+    """Rows ``[src, dst, w, is_self, out_w]`` that one join with the ranks turns into a step,
     hash-partitioned by column ``by``.
 
-    One row per edge with positive weight, ``p`` = weight / out-weight of ``src``; plus one
-    "self" row per vertex (``src = dst = id``, ``p = 0``) that carries the vertex's previous
-    rank and its dangling flag (no positive out-weight) through the same join, so each step
-    reads the previous ranks once and the plan grows linearly, not exponentially.
+    One row per input edge row with positive weight ``w`` (duplicates need not be summed: the
+    step sums over the in-edges anyway); plus one "self" row per vertex (``src = dst = id``,
+    ``w = 0``) that carries the vertex's previous rank and its out-weight ``out_w`` (0 when
+    dangling) through the same join, so each step reads the previous ranks once and the plan
+    grows linearly, not exponentially. The edges are not joined with the out-weights: the
+    ranks carry rank / out-weight (``_with_share``), so the build shuffles the edges once.
     """
-    parts = int(directed.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    out_weight = directed.groupBy(SRC).agg(F.sum(WEIGHT).alias("out_w"))
-    edges = (
-        directed.join(out_weight, on=SRC, how="inner")
-        .where(F.col(WEIGHT) > 0)
-        .select(SRC, DST, (F.col(WEIGHT) / F.col("out_w")).alias("p"),
-                F.lit(False).alias("is_self"), F.lit(False).alias("dangling"))
+    parts = int(raw.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    is_edge = F.col(DST).isNotNull()
+    out_weight = raw.where(is_edge).groupBy(F.col(SRC).alias(ID)).agg(
+        F.sum(WEIGHT).alias("out_w"))
+    edges = raw.where(is_edge & (F.col(WEIGHT) > 0)).select(
+        SRC, DST, F.col(WEIGHT).alias("w"), F.lit(False).alias("is_self"),
+        F.lit(None).cast(DoubleType()).alias("out_w"),
     )
-    out_weight_of_id = out_weight.select(F.col(SRC).alias(ID), "out_w")
-    selves = vertices.join(out_weight_of_id, on=ID, how="left").select(
-        F.col(ID).alias(SRC), F.col(ID).alias(DST), F.lit(0.0).alias("p"),
-        F.lit(True).alias("is_self"),
-        (F.coalesce(F.col("out_w"), F.lit(0.0)) <= 0).alias("dangling"),
+    selves = vertices.join(out_weight, on=ID, how="left").select(
+        F.col(ID).alias(SRC), F.col(ID).alias(DST), F.lit(0.0).alias("w"),
+        F.lit(True).alias("is_self"), F.coalesce(F.col("out_w"), F.lit(0.0)).alias("out_w"),
     )
     # partitioned as each step needs them: by dst when the ranks are broadcast (the sum by dst
     # then stays in its partition), by src when they are joined (only the ranks shuffle)
@@ -236,19 +248,19 @@ def _power_step(
 ) -> DataFrame:
     """One networkx power step: ``x' = d (x P + dangling_mass / N) + (1 - d) / N``.
 
-    Inputs: ``_transition_rows`` and ranks ``[id, pagerank]``. Output
-    ``[id, dangling, pagerank, delta]``, ``delta`` being the change of each vertex's rank.
+    Inputs: ``_transition_rows`` and ranks ``[id, pagerank, share]``. Output
+    ``[id, out_w, pagerank, delta]``, ``delta`` being the change of each vertex's rank.
     """
     base = damping * dangling_mass / n + (1.0 - damping) / n
     new_rank = F.lit(base) + F.lit(damping) * F.col("inflow")
     return (
-        rows.join(ranks.select(F.col(ID).alias(SRC), F.col(PAGERANK).alias("x")), on=SRC,
-                  how="inner")
+        rows.join(ranks.select(F.col(ID).alias(SRC), F.col(PAGERANK).alias("x"), "share"),
+                  on=SRC, how="inner")
         .groupBy(F.col(DST).alias(ID))
         .agg(
-            F.sum(F.col("p") * F.col("x")).alias("inflow"),
+            F.sum(F.col("w") * F.col("share")).alias("inflow"),
             F.sum(F.when(F.col("is_self"), F.col("x"))).alias("old"),
-            F.max("dangling").alias("dangling"),
+            F.max("out_w").alias("out_w"),
         )
-        .select(ID, "dangling", new_rank.alias(PAGERANK), (new_rank - F.col("old")).alias("delta"))
+        .select(ID, "out_w", new_rank.alias(PAGERANK), (new_rank - F.col("old")).alias("delta"))
     )
