@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 EPS = 1e-6
 SEPARABLE_REG = 1e-3  # the penalty a logistic fit falls back to when unpenalised diverges
+# Newton (IRLS) steps of a logistic fit, R's glm default: a fit that has an optimum converges in
+# well under that (quadratically near it); one still moving after 25 steps is walking towards
+# infinity on separable data, and each further step is one more Spark job for nothing
+IRLS_MAX_ITER = 25
 FOLD = "_cal_fold"
 
 
@@ -85,30 +89,49 @@ def fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,
                  reg_param: float = 0.0) -> LogisticBlend:
     """A logistic regression of ``label_col`` on the logits of ``inputs``: Platt scaling with
     one input (unpenalised, as Platt's method), a stacked ensemble with several (give a small
-    ``reg_param``: the members' logits are correlated)."""
+    ``reg_param``: the members' logits are correlated).
+
+    A fit that has not converged after ``IRLS_MAX_ITER`` Newton steps (separable rows: every
+    positive above every negative) is refitted with ``SEPARABLE_REG``, and that fit is kept
+    after as many steps whether it has converged or not: its optimum is far out, the sigmoid
+    is already steep and finite, and it keeps the scores' order."""
     vec = "_cal_features"
     data = VectorAssembler(inputCols=[f"_logit_{i}" for i in range(len(inputs))],
                            outputCol=vec).transform(
         df.select(F.col(label_col).cast("double").alias("_cal_label"),
                   *[logit(c).alias(f"_logit_{i}") for i, c in enumerate(inputs)]))
+    # each Newton step is a pass over the rows: computing the logits once, not once a step,
+    # makes a step several times cheaper (the rows are a validation snapshot: small)
+    data.persist()
+    try:
+        return _fit_blend(data, vec, inputs, reg_param)
+    finally:
+        data.unpersist()
+
+
+def _fit_blend(data: DataFrame, vec: str, inputs: Sequence[str],
+               reg_param: float) -> LogisticBlend:
     blend = LogisticBlend(tuple(inputs), math.nan, (math.nan,) * len(inputs))
     for penalty in (reg_param, max(reg_param, SEPARABLE_REG)):
         try:
             fitted = GeneralizedLinearRegression(
                 featuresCol=vec, labelCol="_cal_label", family="binomial", link="logit",
-                regParam=penalty, maxIter=100, tol=1e-8).fit(data)
+                regParam=penalty, maxIter=IRLS_MAX_ITER, tol=1e-8).fit(data)
         except (Py4JJavaError, IllegalArgumentException) as exc:  # a singular Newton step
             log.warning("logistic fit on %s with regParam %g failed: %s", list(inputs), penalty,
                         str(exc).splitlines()[0])
             continue
         blend = LogisticBlend(tuple(inputs), float(fitted.intercept),
                               tuple(float(x) for x in fitted.coefficients))
-        if blend.finite():
+        converged = fitted.summary.numIterations < IRLS_MAX_ITER
+        if blend.finite() and (converged or penalty >= SEPARABLE_REG):
             return blend
         # perfectly separable (e.g. a handful of positives, all scored above every negative):
-        # the unpenalised optimum is at infinity; a small penalty keeps it finite
-        log.warning("logistic fit on %s: non-finite coefficients without a penalty; refitting "
-                    "with regParam %g", list(inputs), SEPARABLE_REG)
+        # the unpenalised optimum is at infinity, where the coefficients head; a small
+        # penalty keeps them finite
+        log.warning("logistic fit on %s: %s without a penalty; refitting with regParam %g",
+                    list(inputs), "no convergence" if blend.finite() else "non-finite coefficients",
+                    SEPARABLE_REG)
     raise ValueError(f"logistic fit on {list(inputs)}: coefficients are not finite even with "
                      f"regParam {SEPARABLE_REG}: {blend.to_dict()}")
 

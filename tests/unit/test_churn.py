@@ -305,14 +305,37 @@ def test_calibration_is_chosen_out_of_fold_and_helps_on_a_later_snapshot(data):
     assert np.allclose(got.churn_probability, expected, atol=1e-4)
 
 
-def test_platt_on_separable_scores_stays_finite(spark):
+def test_platt_fit_equals_scikit_learns_unpenalised_logistic_regression(spark):
+    """Platt scaling is an unpenalised logistic regression on the score's logit: the same
+    intercept and slope as scikit-learn's (lbfgs, no penalty) on the same logits."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mktpipe.models.calibration import EPS, fit_logistic
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 1.0, 400)
+    p[:3] = [0.0, 1.0, 1e-9]  # clipped to [EPS, 1 - EPS] before the logit
+    y = (rng.uniform(0.0, 1.0, 400) < 0.2 + 0.6 * p ** 2).astype(float)
+    df = spark.createDataFrame(pd.DataFrame({"p": p, "y": y}))
+    blend = fit_logistic(df, ["p"], "y")
+    q = np.clip(p, EPS, 1 - EPS)
+    ref = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(
+        np.log(q / (1 - q)).reshape(-1, 1), y)
+    assert blend.intercept == pytest.approx(ref.intercept_[0], abs=1e-5)
+    assert blend.coefficients[0] == pytest.approx(ref.coef_[0][0], abs=1e-5)
+
+
+def test_platt_on_separable_scores_stays_finite(spark, caplog):
     """A fold where every positive scores above every negative has its unpenalised logistic
-    optimum at infinity: the fit falls back to a small penalty (finite SQL), never 'inf'."""
+    optimum at infinity: the unpenalised fit does not converge within its Newton steps and the
+    fit falls back to a small penalty (finite SQL), never 'inf'."""
     from mktpipe.models.calibration import fit_logistic
 
     rows = [(0.01 * i, 0.0) for i in range(1, 40)] + [(0.9, 1.0), (0.95, 1.0)]
     df = spark.createDataFrame(rows, "p double, y double")
-    blend = fit_logistic(df, ["p"], "y")
+    with caplog.at_level("WARNING", logger="mktpipe.models.calibration"):
+        blend = fit_logistic(df, ["p"], "y")
+    assert "refitting with regParam" in caplog.text
     assert blend.finite() and "inf" not in blend.sql() and blend.coefficients[0] > 0
     got = df.select(blend.column().alias("q"), "y").collect()
     assert min(r.q for r in got if r.y == 1) > max(r.q for r in got if r.y == 0)
