@@ -21,15 +21,6 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
-def pytest_collection_modifyitems(config, items):
-    """The tests that read the cluster run's results (fixture ``rerun``,
-    tests/integration/test_cluster.py) go last: the run is submitted early, by
-    ``test_rerun_is_submitted_and_under_way``, and works beside the rest of the suite."""
-    late = [item for item in items if "rerun" in getattr(item, "fixturenames", ())]
-    if late:
-        items[:] = [item for item in items if item not in late] + late
-
-
 @pytest.fixture(scope="session")
 def tmp_root():
     root = Path(tempfile.mkdtemp(prefix="mktpipe-tests-"))

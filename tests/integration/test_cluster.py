@@ -1,8 +1,8 @@
 """The pipeline through spark-submit on a real standalone cluster equals the local run.
 
-A session fixture starts a Spark standalone master + one worker on 127.0.0.1 with
+A module fixture starts a Spark standalone master + one worker on 127.0.0.1 with
 ``scripts/spark-cluster.sh`` (from the installed pyspark, state in a temporary folder) and
-stops it at the end of the session, whatever happens. The reference is the session's shared backfill
+stops it afterwards, whatever happens. The reference is the session's shared backfill
 (tests/conftest.py: 300 users x 30 days, run in this process through delta-rs, the backend of
 a JVM without the delta-spark jar). Each cluster run is one ``spark-submit --master
 spark://127.0.0.1:7077 --py-files <zip of mktpipe> --jars <the resolved extension jars>``
@@ -13,8 +13,7 @@ directory, whose driver executes job scripts exactly as ``spark-submit jobs/<job
   runs Python on the executors or ships driver-made frames to them) into a copy of the
   reference warehouse,
   scoring with the reference's registry. Every table of the copy must equal the reference,
-  as must the manifest's counts and the pseudonymised export. The run is submitted early and
-  works beside the rest of the suite; the tests that read its results run last.
+  as must the manifest's counts and the pseudonymised export.
 * ``make test-slow``: ``jobs/backfill.py`` over every landing date into its own warehouse
   (every stage but trends and the report, which run on the driver alone), while this process
   runs the reference; then every table, the manifests' counts, the models' metrics and the
@@ -44,7 +43,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import zipfile
@@ -74,7 +72,10 @@ BACKFILL_STAGES = "[ingest, sentiment, daily, graph, features, anomalies, labels
 # (module docstring): sentiment (its pandas UDF), graph (igraph's results enter Spark from the
 # driver), anomalies (the learned detectors' mapInPandas) and score (XGBoost's predict UDF).
 # daily and features are DataFrame queries alone: on a cluster they run as locally, and
-# `make test-slow`'s whole cluster backfill runs them there (about 30 s of this test's 150 s)
+# `make test-slow`'s whole cluster backfill runs them there (about 24 s of this run's 158 s).
+# Running this run beside the rest of the suite (submitted early, its results read last) was
+# measured and dropped: the cold driver and executor JIT-compile on the same 2 cores, and the
+# tests beside them slowed by as much as the overlap saved (pytest 1,734 -> 1,722 s in all)
 RERUN_STAGES = "sentiment,graph,anomalies,score"
 # tables that must exist after BACKFILL (so that an empty run cannot pass the comparison)
 EXPECTED_TABLES = {"bronze/events", "bronze/users", "quarantine/events", "silver/user_daily",
@@ -165,10 +166,9 @@ def _alive(pid: int, group: bool = False) -> bool:
 # ---------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A standalone master + worker on 127.0.0.1:7077, stopped (always) at the end of the
-    session (the default run's results are read by the session's last tests)."""
+    """A standalone master + worker on 127.0.0.1:7077, stopped (always) after the module."""
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         pytest.skip("no Java on PATH (nor JAVA_HOME): cannot start a Spark cluster")
     if not os.access(_pyspark_dir() / "bin" / "spark-class", os.X_OK):
@@ -227,7 +227,7 @@ def cluster(tmp_path_factory):
         assert not survivors, f"cluster processes {survivors} survived `down`"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pyfiles(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist") / "mktpipe-pyfiles.zip"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_pyfiles.py"),
@@ -361,61 +361,38 @@ def _result(run: dict) -> dict:
 CLUSTER_ARGS = ["--total-executor-cores", "2", "--executor-memory", "1g"]
 
 
-def _reference(backfill: dict, cfg, warehouse: str | None = None) -> dict:
+def _reference(backfill: dict, cfg) -> dict:
     """The shared local backfill as the runs' reference: its manifest, start, config and
-    warehouse URI (or ``warehouse``, a frozen copy of it)."""
-    return {**backfill, "cfg": cfg, "warehouse": warehouse or cfg.uri("warehouse")}
+    warehouse URI."""
+    return {**backfill, "cfg": cfg, "warehouse": cfg.uri("warehouse")}
 
 
 def _cluster_master(cluster: dict, pyfiles: Path) -> list[str]:
     return ["--master", cluster["url"], "--py-files", str(pyfiles), *CLUSTER_ARGS]
 
 
-@pytest.fixture(scope="session")
-def rerun_submitted(cluster, pyfiles, pipeline_landing, pipeline_backfill, pipeline_cfg,
-                    tmp_path_factory, spark):
+@pytest.fixture(scope="module")
+def rerun(cluster, pyfiles, pipeline_landing, pipeline_backfill, pipeline_cfg,
+          tmp_path_factory) -> dict:
     """``mktpipe run`` of the local backfill's last date on the cluster, RERUN_STAGES, into a
     copy of its warehouse, scoring with its registry: the executor-side Python of sentiment,
-    the graph's driver-made frames, the anomaly detectors and scoring (XGBoost's predict UDF).
-
-    Submitted, not awaited: the run (about two minutes, mostly a cold driver's and executor's
-    per-job latency, not CPU) goes on beside the rest of the suite, and the tests that read its
-    results run last (tests/conftest.py orders them). What they compare with is frozen now: a
-    copy of the local warehouse and the local export, which later tests may rewrite."""
+    the graph's driver-made frames, the anomaly detectors and scoring (XGBoost's predict
+    UDF)."""
     from conftest import PIPELINE_END
 
     root = tmp_path_factory.mktemp("rerun-cluster")
-    warehouse = pipeline_cfg.resolve_path("warehouse")
-    shutil.copytree(warehouse, root / "warehouse")
-    shutil.copytree(warehouse, root / "reference")
-    local = _reference(pipeline_backfill, pipeline_cfg, str(root / "reference"))
-    local["export"] = _export(spark, local["warehouse"], local["manifest"].run_id)
+    shutil.copytree(pipeline_cfg.resolve_path("warehouse"), root / "warehouse")
     started = dt.datetime.now(dt.timezone.utc)
     submitted = _submit("cluster", _cluster_master(cluster, pyfiles), pipeline_landing, root,
                         [("jobs/run.py", ["--run-date", str(PIPELINE_END), "--force",
                                           "--stages", RERUN_STAGES])],
                         models=str(pipeline_cfg.resolve_path("models")))
-
-    def clock() -> None:  # when it ended, whoever looks later
-        submitted["proc"].wait()
-        submitted["seconds"] = time.perf_counter() - submitted["began"]
-
-    threading.Thread(target=clock, daemon=True).start()
     try:
-        yield {"run": submitted, "local": local, "started": started, "cluster_info": cluster,
-               "deadline": time.monotonic() + RUN_TIMEOUT_S}
+        _wait([submitted], time.monotonic() + RUN_TIMEOUT_S)
     finally:
         _kill([submitted])
-
-
-@pytest.fixture(scope="session")
-def rerun(rerun_submitted) -> dict:
-    """The submitted run, awaited (killed at its deadline), and its results."""
-    submitted = rerun_submitted["run"]
-    _wait([submitted], rerun_submitted["deadline"])
-    return {"cluster": _result(submitted), "local": rerun_submitted["local"],
-            "started": rerun_submitted["started"],
-            "cluster_info": rerun_submitted["cluster_info"]}
+    return {"cluster": _result(submitted), "local": _reference(pipeline_backfill, pipeline_cfg),
+            "started": started, "cluster_info": cluster}
 
 
 @pytest.fixture(scope="module")
@@ -543,15 +520,6 @@ def _ran_on_the_cluster(runs: dict) -> None:
     assert status["aliveworkers"] == 1
 
 
-def test_rerun_is_submitted_and_under_way(rerun_submitted):
-    """The default run starts here and runs beside the rest of the suite; a run that fails
-    at once is reported here, with its log, rather than at the end."""
-    time.sleep(5)
-    run = rerun_submitted["run"]
-    code = run["proc"].poll()
-    assert code in (None, 0), f"spark-submit exited {code}:\n{_tail(run['log'], 60)}"
-
-
 def test_rerun_ran_on_the_cluster(rerun):
     _ran_on_the_cluster(rerun)
 
@@ -600,7 +568,8 @@ def test_rerun_wrote_what_the_local_run_did(rerun, spark):
                   if m["command"] == "run")
     remote = _export(spark, rerun["cluster"]["warehouse"], run_id)
     assert len(remote) and remote["user_key"].str.fullmatch("[0-9a-f]{64}").all()
-    assert rerun["local"]["export"].equals(remote)
+    local = rerun["local"]
+    assert _export(spark, local["warehouse"], local["manifest"].run_id).equals(remote)
     assert list(rerun["cluster"]["workdir"].iterdir()) == []
 
 
