@@ -112,7 +112,8 @@ def fit_logistic(df: DataFrame, inputs: Sequence[str], label_col: str,
 def _fit_blend(data: DataFrame, vec: str, inputs: Sequence[str],
                reg_param: float) -> LogisticBlend:
     blend = LogisticBlend(tuple(inputs), math.nan, (math.nan,) * len(inputs))
-    for penalty in (reg_param, max(reg_param, SEPARABLE_REG)):
+    # the fallback penalty once: a caller's reg_param at or above it is fitted once, not twice
+    for penalty in dict.fromkeys((reg_param, max(reg_param, SEPARABLE_REG))):
         try:
             fitted = GeneralizedLinearRegression(
                 featuresCol=vec, labelCol="_cal_label", family="binomial", link="logit",
