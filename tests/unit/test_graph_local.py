@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 from pyspark.sql import functions as F
 
-from mktpipe.graph import _local, louvain, pagerank, path_centralities
+from mktpipe.graph import _local, label_propagation, louvain, pagerank, path_centralities
 
 
 def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
@@ -24,6 +24,69 @@ def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
     # read again (a new job): the checkpoint keeps every id on its index
     assert {r["id"]: r["_vid"] for r in index.collect()} == first
     assert index.schema["id"].nullable is False
+
+
+@pytest.fixture
+def partitioning(spark):
+    """``partitioning(n)``: run the next queries with ``n`` shuffle partitions and AQE off (so
+    that they are not coalesced into one); the session's settings come back afterwards."""
+    keys = ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled")
+    saved = {k: spark.conf.get(k) for k in keys}
+
+    def use(n: int) -> None:
+        spark.conf.set(keys[0], str(n))
+        spark.conf.set(keys[1], "false")
+
+    yield use
+    for key, value in saved.items():
+        spark.conf.set(key, value)
+
+
+def test_dense_index_is_the_id_order_whatever_the_partitioning(spark, partitioning):
+    vertices = spark.createDataFrame([(f"u{i:03d}",) for i in (5, 999, 17, 3, 250, 40, 8)],
+                                     "id string").repartition(3)
+    for n in (1, 2, 5):
+        partitioning(n)
+        index, count = _local.dense_index(vertices)
+        got = {r["id"]: r["_vid"] for r in index.collect()}
+        assert got == {v: i for i, v in enumerate(sorted(got))} and count == 7, n
+
+
+def test_edge_order_sorts_by_source_target_then_weight():
+    import numpy as np
+
+    src, dst = np.array([2, 0, 1, 0, 0]), np.array([1, 2, 0, 2, 1])
+    weight = np.array([1.0, 3.0, 1.0, 2.0, 5.0])
+    order = _local.edge_order(src, dst, weight, 3)
+    assert list(zip(src[order], dst[order], weight[order])) == [
+        (0, 1, 5.0), (0, 2, 2.0), (0, 2, 3.0), (1, 0, 1.0), (2, 1, 1.0)]
+    distinct = _local.edge_order(src[:3], dst[:3], weight[:3], 3)  # no pair twice
+    assert list(src[:3][distinct]) == [0, 1, 2]
+
+
+def test_seeded_communities_do_not_depend_on_the_partitioning(spark, partitioning, tmp_path):
+    """igraph's Louvain and label propagation follow vertex and edge order; the same graph and
+    seed must give the same communities with any number of shuffle partitions (a local run
+    and a cluster's). Before the index and the edge list had fixed orders, 2, 3 and 8
+    partitions gave three different Louvain partitions of this graph (and its index test
+    above failed too)."""
+    graph = nx.LFR_benchmark_graph(1000, 3, 1.5, 0.4, average_degree=20, max_degree=50,
+                                   min_community=20, max_community=100, seed=42)
+    graph.remove_edges_from(list(nx.selfloop_edges(graph)))
+    path = str(tmp_path / "edges.parquet")
+    spark.createDataFrame([(u, v, 1.0) for u, v in graph.edges()],
+                          "src long, dst long, weight double").write.parquet(path)
+    edges = spark.read.parquet(path)  # from files, as the stage reads its tables
+    results = []
+    for n in (2, 8):
+        partitioning(n)
+        louvain_ = {r["id"]: r["community"] for r in
+                    louvain(edges, weight="weight", engine="igraph", seed=1).collect()}
+        lpa = {r["id"]: r["community"] for r in
+               label_propagation(edges, weight="weight", engine="igraph", seed=1).collect()}
+        results.append((louvain_, lpa))
+    assert len(results[0][0]) == 1000 and len(set(results[0][0].values())) > 5
+    assert results[1] == results[0]
 
 
 def test_local_graph_round_trip_maps_results_back_to_ids(spark):
