@@ -4,6 +4,7 @@ arrays only on the driver, and ``auto`` choosing it by edges, vertices and drive
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -53,8 +54,6 @@ def test_dense_index_is_the_id_order_whatever_the_partitioning(spark, partitioni
 
 
 def test_edge_order_sorts_by_source_target_then_weight():
-    import numpy as np
-
     src, dst = np.array([2, 0, 1, 0, 0]), np.array([1, 2, 0, 2, 1])
     weight = np.array([1.0, 3.0, 1.0, 2.0, 5.0])
     order = _local.edge_order(src, dst, weight, 3)
