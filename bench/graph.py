@@ -23,6 +23,7 @@ Then NMI against the planted partition on networkx LFR graphs (``--lfr-sizes``, 
     .venv/bin/python bench/graph.py                                # 100k edges, LFR n=1000
     .venv/bin/python bench/graph.py --sizes 100000,1000000 --lfr-sizes 1000,5000
     .venv/bin/python bench/graph.py --sizes 20000 --skip pagerank --engines spark
+    .venv/bin/python bench/graph.py --lfr-sizes 5000 --block-nodes 1250   # Louvain, 4 blocks
 
 Times include bringing the result to the driver (n rows), and for igraph bringing the edges
 there too: what a caller pays. The first timed call also pays the JVM's warm-up, so a small
@@ -50,6 +51,7 @@ from mktpipe.graph import (
     pagerank,
     path_centralities,
 )
+from mktpipe.graph._louvain_blocks import BLOCK_NODES
 from mktpipe.graph.metrics import nmi
 from mktpipe.session import get_spark
 
@@ -200,11 +202,14 @@ def bench_paths(edges_df, k: int, engines) -> dict:
     return row
 
 
-def bench_louvain(edges_df, planted: np.ndarray, engines, seed: int, prefix="lv") -> dict:
+def bench_louvain(edges_df, planted: np.ndarray, engines, seed: int, prefix="lv",
+                  block_nodes: int = BLOCK_NODES) -> dict:
     row = {}
     for engine in engines:
+        blocks = {"block_nodes": block_nodes} if engine == "spark" else {}
         result, seconds = _timed(
-            lambda e=engine: louvain(edges_df, weight="weight", engine=e, seed=seed).toPandas()
+            lambda e=engine, b=blocks: louvain(edges_df, weight="weight", engine=e, seed=seed,
+                                               **b).toPandas()
         )
         spark = edges_df.sparkSession
         q = modularity(edges_df, spark.createDataFrame(result), weight="weight")
@@ -235,6 +240,9 @@ def main(argv=None) -> None:
     parser.add_argument("--path-sources", type=int, default=64,
                         help="sampled sources for betweenness and closeness")
     parser.add_argument("--mixing", type=float, default=0.2)
+    parser.add_argument("--block-nodes", type=int, default=BLOCK_NODES,
+                        help="spark Louvain: vertices per block of its first level (0: "
+                             "synchronous rounds instead)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", default="local", help="config overlay for the session")
     args = parser.parse_args(argv)
@@ -265,7 +273,8 @@ def main(argv=None) -> None:
         if "paths" not in skip:
             row.update(bench_paths(edges_df, args.path_sources, engines))
         if "louvain" not in skip:
-            row.update(bench_louvain(edges_df, planted, engines, args.seed))
+            row.update(bench_louvain(edges_df, planted, engines, args.seed,
+                                     block_nodes=args.block_nodes))
         edges_df.unpersist()
         rows.append(row)
         print(_table(rows[-1:]), flush=True)
@@ -275,7 +284,8 @@ def main(argv=None) -> None:
             edges_df = file_backed(spark, edges, scratch.name, f"lfr-{n}-{mu}")
             row = {"graph": f"lfr n={n} mu={mu} ({len(edges):,} edges)", "vertices": n,
                    "load_avg_1m": os.getloadavg()[0]}
-            row.update(bench_louvain(edges_df, planted, engines, args.seed))
+            row.update(bench_louvain(edges_df, planted, engines, args.seed,
+                                     block_nodes=args.block_nodes))
             rows.append(row)
             print(_table(rows[-1:]), flush=True)
     print("\nsummary\n" + _table(rows))

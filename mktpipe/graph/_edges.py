@@ -147,12 +147,30 @@ def collapse(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
         .groupBy(SRC, DST)
         .agg(F.sum(WEIGHT).alias(WEIGHT))
     )
-    vertices = (
+    return directed, _vertex_ids(raw)
+
+
+def _vertex_ids(raw: DataFrame) -> DataFrame:
+    return (
         raw.select(F.col(SRC).alias(ID))
         .union(raw.where(F.col(DST).isNotNull()).select(F.col(DST).alias(ID)))
         .distinct()
     )
-    return directed, vertices
+
+
+def prepare_undirected(
+    edges: DataFrame,
+    src: str = SRC,
+    dst: str = DST,
+    weight: str | None = None,
+    name: str = "edges",
+) -> tuple[DataFrame, DataFrame]:
+    """``(undirected_edges(directed), vertices)`` for ``prepare_edges``' ``directed`` and
+    ``vertices``, the pairs summed in one aggregation of the input rows rather than two (the
+    sum over both directions of the sums per direction is the sum per pair). Same checks and
+    errors as ``prepare_edges``."""
+    raw = edge_rows(edges, src, dst, weight, name)
+    return undirected_edges(raw.where(F.col(DST).isNotNull())), _vertex_ids(raw)
 
 
 def undirected_edges(directed: DataFrame) -> DataFrame:

@@ -73,7 +73,8 @@ def best_moves(
     broadcast: bool = False,
 ) -> DataFrame:
     """Each node's best community. Output ``[node, k, loop, community, best, proposes,
-    cur_k_in, cur_tot, moved]``.
+    cur_k_in, cur_tot, moved, delta]`` (``delta``: the modularity a proposing node would add
+    by moving alone, else 0).
 
     Gain of moving ``u`` (degree ``k_u``) into community ``c``, relative to ``u`` alone, scaled
     by ``m``: ``k_in(u, c) - resolution * k_u * tot(c without u) / 2m``, where ``k_in`` is the
@@ -121,11 +122,14 @@ def best_moves(
     # a node without neighbours (no row in per_node) stays, as does one with no better move
     proposes = F.coalesce(improves & (F.col("best.c") != F.col(COMMUNITY)) & ~singleton_swap,
                           F.lit(False))
+    # the modularity a proposer would add by moving alone
+    delta = F.when(proposes, (F.col("best_gain") - cur_gain) * F.lit(2.0 / two_m)).otherwise(
+        F.lit(0.0))
     return nodes.join(per_node, nodes["node"] == per_node["u"], how="left").select(
         "node", "k", "loop", COMMUNITY,
         F.coalesce(F.col("best.c"), F.col(COMMUNITY)).alias("best"),
         proposes.alias("proposes"), cur_k_in.alias("cur_k_in"), F.col("tot").alias("cur_tot"),
-        "moved",
+        "moved", delta.alias("delta"),
     )
 
 
@@ -151,17 +155,14 @@ def aggregate(
                                            F.col(COMMUNITY).alias("cv")), broadcast),
               on="v", how="inner")
     )
-    new_adj = (
-        labelled.where(F.col("cu") != F.col("cv"))
-        .groupBy(F.col("cu").alias("u"), F.col("cv").alias("v"))
-        .agg(F.sum("w").alias("w"))
-    )
-    # each inside edge appears in both directions in adj: halve
-    inside = (
-        labelled.where(F.col("cu") == F.col("cv"))
-        .groupBy(F.col("cu").alias("node"))
-        .agg((F.sum("w") / 2.0).alias("inside"))
-    )
+    # one pass over the edges: each pair of communities summed, a community with itself too;
+    # each inside edge appears in both directions in adj, so its sum is halved
+    summed = checkpoint_by(
+        labelled.groupBy(F.col("cu").alias("u"), F.col("cv").alias("v")).agg(
+            F.sum("w").alias("w")),
+        "u", checkpoint_dir)
+    inside = summed.where(F.col("u") == F.col("v")).select(
+        F.col("u").alias("node"), (F.col("w") / 2.0).alias("inside"))
     new_nodes = (
         state.groupBy(F.col(COMMUNITY).alias("node"))
         .agg(F.sum("k").alias("k"), F.sum("loop").alias("loop"))
@@ -169,5 +170,6 @@ def aggregate(
         .select("node", "k",
                 (F.col("loop") + F.coalesce(F.col("inside"), F.lit(0.0))).alias("loop"))
     )
-    # new_adj is read by every round of the next level; new_nodes only by its first scoring
-    return checkpoint_by(new_adj, "u", checkpoint_dir), new_nodes
+    # the edges are read by every round of the next level (the filter keeps the partitioning);
+    # new_nodes only by its first scoring
+    return summed.where(F.col("u") != F.col("v")), new_nodes

@@ -17,7 +17,12 @@ can undo itself (two singletons swap) or overshoot, so three guards apply:
    mover;
 3. the round is kept only if the exact modularity went up; otherwise it is undone and ``p``
    halves. Modularity therefore never decreases. A level ends when no node proposes, or ``p``
-   falls below ``P_MIN``, or after ``max_rounds``.
+   falls below ``P_MIN``, or a round adds (or its proposers promise) less than
+   ``ROUND_MIN_GAIN``, or after ``max_rounds``.
+
+The first level (where most moves happen) runs differently by default: sequential Louvain in
+blocks of vertices, one job for the level (``_louvain_blocks``); the rounds above then serve
+the levels above it that are too large for the driver, and the final refinement pass.
 
 A round is one Spark job (cache, then checkpoint from the cache to cut the lineage): it scores
 the candidate partition and, through an ``Observation``, returns its exact modularity and how
@@ -46,6 +51,7 @@ from mktpipe.graph._edges import (
     WEIGHT,
     materialise,
 )
+from mktpipe.graph._louvain_blocks import BLOCK_NODES, block_count, block_level
 from mktpipe.graph._louvain_frames import (
     MIN_DELTA_Q,
     aggregate,
@@ -61,7 +67,10 @@ P_MIN = 1.0 / 64  # below this moving fraction a level is considered converged
 # a level's rounds moves a few hundred nodes each for gains of 1e-5..1e-3, at the cost of a
 # whole round over the edges; the next level (or igraph on the graph of communities) and the
 # final refinement pass move those nodes at a fraction of the cost. The "threshold" heuristic
-# of Lu, Halappanavar & Kalyanaraman (2015), who end early phases at a coarser gain.
+# of Lu, Halappanavar & Kalyanaraman (2015), who end early phases at a coarser gain. Nor is a
+# round run when the proposers' single-move gains (which the scoring job observes) add up to
+# less: it would most likely be such a last round (a refinement pass that finds a handful of
+# nodes to move then costs one job, not two).
 ROUND_MIN_GAIN = 1e-3
 
 
@@ -75,21 +84,35 @@ def louvain_spark(
     min_gain: float = 1e-7,
     checkpoint_dir: str | None = None,
     local_max_edges: int = 0,
+    block_nodes: int = BLOCK_NODES,
 ) -> DataFrame:
     """Louvain communities of an undirected graph ``undirected[src, dst, weight]`` (one row per
     pair) over ``vertices[id]``. Output ``[id, node]``: each vertex and the label of its final
     community (a member's id). Stops when a level gains less than ``min_gain`` modularity, then
     refines: one more local-moving pass over the original vertices, starting from the final
-    partition, lets vertices that an early merge put on the wrong side move."""
+    partition, lets vertices that an early merge put on the wrong side move.
+
+    ``block_nodes`` > 0: the first level runs in blocks of at most that many vertices
+    (``_louvain_blocks``); 0: in synchronous rounds like the others."""
     seed = random.randrange(2**31) if seed is None else seed
     adj, nodes = level0_graph(undirected, vertices, checkpoint_dir)
-    total = nodes.agg(F.sum("k"), F.count(F.lit(1))).first()
+    total = nodes.agg(F.sum("k"), F.count(F.lit(1)), F.sum(F.col("k") * F.col("k")),
+                      F.sum("loop")).first()
     two_m, broadcast = total[0] or 0.0, total[1] <= BROADCAST_MAX_NODES
-    membership = vertices.select(F.col(ID), F.col(ID).alias("node"))
+    # from the checkpointed nodes (every vertex), not the input: the refinement pass reads it
+    membership = nodes.select(F.col("node").alias(ID), "node")
     if two_m <= 0:
         return membership
-    level_graph = (adj, nodes)
-    for level in range(max_levels):
+    level_graph, first = (adj, nodes), 0
+    if block_nodes > 0:
+        singletons_q = _singletons_quality(total[3], total[2], two_m, resolution)
+        blocked = _block_first_level(adj, nodes, total[1], two_m, resolution, seed,
+                                     block_nodes, checkpoint_dir, broadcast, singletons_q)
+        if blocked:
+            state, level_graph = blocked
+            membership, first = relabel(membership, state), 1
+    level = first
+    for level in range(first, max_levels):
         coarse = _coarse_graph(level_graph) if level and local_max_edges > 0 else None
         if coarse and _local.choose(*coarse, "auto", local_max_edges) == "igraph":
             # the graph of communities is small: its remaining levels on the driver
@@ -121,6 +144,36 @@ def louvain_spark(
         log.info("louvain spark refinement: modularity %.6f -> %.6f", start_q, end_q)
         membership = state.select(F.col("node").alias(ID), F.col(COMMUNITY).alias("node"))
     return membership
+
+
+def _singletons_quality(loops: float, k_squared: float, two_m: float,
+                        resolution: float) -> float:
+    """Modularity of a level's graph with every node alone: its self-loops only."""
+    return 2.0 * (loops or 0.0) / two_m - resolution * (k_squared or 0.0) / two_m**2
+
+
+def _block_first_level(
+    adj: DataFrame, nodes: DataFrame, n_nodes: int, two_m: float, resolution: float, seed: int,
+    block_nodes: int, checkpoint_dir: str | None, broadcast: bool, start_q: float,
+) -> tuple[DataFrame, tuple[DataFrame, DataFrame]] | None:
+    """The first level in blocks (``_louvain_blocks``), kept only if it raises the modularity:
+    ``(state, next level's graph)`` or None."""
+    blocks = block_count(n_nodes, adj.count() // 2, block_nodes)
+    log.debug("louvain spark level 0: %d blocks", blocks)
+    found = block_level(adj, resolution, seed, blocks)
+    state = materialise(
+        nodes.join(found, on="node", how="left").select(
+            "node", "k", "loop", F.coalesce(F.col(COMMUNITY), F.col("node")).alias(COMMUNITY)),
+        checkpoint_dir)
+    next_adj, next_nodes = aggregate(adj, state, checkpoint_dir, broadcast)
+    next_nodes = materialise(next_nodes, checkpoint_dir)
+    sums = next_nodes.agg(F.sum(F.col("k") * F.col("k")), F.sum("loop")).first()
+    end_q = _singletons_quality(sums[1], sums[0], two_m, resolution)
+    log.info("louvain spark level 0 in %d blocks: modularity %.6f -> %.6f", blocks, start_q,
+             end_q)
+    if end_q <= start_q + MIN_DELTA_Q:
+        return None
+    return state, (next_adj, next_nodes)
 
 
 def _coarse_graph(level_graph: tuple[DataFrame, DataFrame]) -> tuple[DataFrame, DataFrame]:
@@ -171,10 +224,10 @@ def _local_moving(
     the modularity at the start and at the end.
     """
     state, scores = _score(adj, partition, two_m, resolution, checkpoint_dir, broadcast)
-    quality, proposing = scores["q"], scores["proposing"]
+    quality, proposing, promise = scores["q"], scores["proposing"], scores["promise"]
     start_quality, fraction = quality, 1.0
     for round_ in range(max_rounds):
-        if not proposing:
+        if not proposing or promise < ROUND_MIN_GAIN:
             break
         draw = _uniform(F.col("node"), *seed_level, round_)
         # at least one expected mover, so a small fraction does not waste rounds on nobody
@@ -196,6 +249,7 @@ def _local_moving(
         if scores["q"] > quality + MIN_DELTA_Q:
             gain = scores["q"] - quality
             state, quality, proposing = candidate, scores["q"], scores["proposing"]
+            promise = scores["promise"]
             if gain < ROUND_MIN_GAIN:
                 break
         else:
@@ -235,10 +289,12 @@ def _score(
             F.sum("loop").alias("loops"),
             F.sum(F.col("proposes").cast("long")).alias("proposing"),
             F.sum(F.col("moved").cast("long")).alias("moved"),
+            F.sum("delta").alias("delta"),
         ).select("node", "k", "loop", COMMUNITY, "best", "proposes"),
         checkpoint_dir,
     )
     m = observed.get
     # internal counts each inside edge from both ends; sum_u k_u * tot(c(u)) = sum_c tot_c^2
     quality = (m["internal"] + 2.0 * m["loops"]) / two_m - resolution * m["tot_sq"] / two_m**2
-    return state, {"q": quality, "proposing": m["proposing"], "moved": m["moved"]}
+    return state, {"q": quality, "proposing": m["proposing"], "moved": m["moved"],
+                   "promise": m["delta"] or 0.0}

@@ -32,9 +32,8 @@ from mktpipe.graph._edges import (
     ID,
     SRC,
     checkpoint_now,
-    prepare_edges,
+    prepare_undirected,
     require_columns,
-    undirected_edges,
 )
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ def connected_components(
     if max_rounds < 1:
         raise ValueError(f"connected_components max_rounds must be >= 1, got {max_rounds}")
     declared, name = _with_vertices(edges, src, dst, vertices)
-    directed, all_vertices = prepare_edges(declared, src, dst, name=name)
-    undirected = undirected_edges(directed).where(F.col(SRC) != F.col(DST))
+    undirected, all_vertices = prepare_undirected(declared, src, dst, name=name)
+    undirected = undirected.where(F.col(SRC) != F.col(DST))
     chosen = _local.choose(undirected, all_vertices, engine, igraph_max_edges)
     log.info("connected_components engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":

@@ -43,8 +43,7 @@ from mktpipe.graph._edges import (
     SRC,
     WEIGHT,
     checkpoint_now,
-    prepare_edges,
-    undirected_edges,
+    prepare_undirected,
 )
 
 log = logging.getLogger(__name__)
@@ -80,8 +79,7 @@ def eigenvector_centrality(
     if max_iter < 1 or tol <= 0:
         raise ValueError(f"eigenvector_centrality needs max_iter >= 1 and tol > 0, got "
                          f"{max_iter}, {tol}")
-    directed, vertices = prepare_edges(edges, src, dst, weight)
-    undirected = undirected_edges(directed)
+    undirected, vertices = prepare_undirected(edges, src, dst, weight)
     chosen = engine
     if engine == "auto":  # the driver-side size check the igraph engines use
         fits = _local.choose(undirected, vertices, "auto", igraph_max_edges) == "igraph"

@@ -54,8 +54,7 @@ from mktpipe.graph._edges import (
     id_type,
     materialise,
     name_by_smallest_member,
-    prepare_edges,
-    undirected_edges,
+    prepare_undirected,
 )
 
 log = logging.getLogger(__name__)
@@ -91,9 +90,9 @@ def label_propagation(
         raise ValueError(f"label_propagation engine must be one of {ENGINES}, got {engine!r}")
     if max_iter < 1:
         raise ValueError(f"label_propagation max_iter must be >= 1, got {max_iter}")
-    directed, vertices = prepare_edges(edges, src, dst, weight)
+    undirected, vertices = prepare_undirected(edges, src, dst, weight)
     # self-loops and zero weights cast no vote; what is left is the graph LPA sees
-    voting = undirected_edges(directed).where((F.col(SRC) != F.col(DST)) & (F.col(WEIGHT) > 0))
+    voting = undirected.where((F.col(SRC) != F.col(DST)) & (F.col(WEIGHT) > 0))
     chosen = _local.choose(voting, vertices, engine, igraph_max_edges)
     log.info("label_propagation engine=%s (asked %s)", chosen, engine)
     if chosen == "igraph":

@@ -10,8 +10,9 @@ Conventions shared by every engine and by ``modularity``:
 - ``community`` is the **smallest member id** of the community, of the same type as ``id``: stable
   across engines and runs, readable, and no global numbering job is needed.
 
-Engines: ``spark`` (distributed Louvain on DataFrames, see ``_louvain_spark``), ``igraph``
-(the edges come to the driver: ``community_multilevel``, or ``community_leiden`` with
+Engines: ``spark`` (distributed Louvain on DataFrames, see ``_louvain_spark``; its first level
+runs as sequential Louvain in blocks of vertices on the executors, see ``_louvain_blocks``),
+``igraph`` (the edges come to the driver: ``community_multilevel``, or ``community_leiden`` with
 ``method="leiden"``, which guarantees connected communities), ``auto`` (igraph when the graph
 has at most ``igraph_max_edges`` undirected edges and fits a quarter of the driver's heap, see
 ``_local``; else spark).
@@ -33,9 +34,9 @@ from mktpipe.graph._edges import (
     SRC,
     WEIGHT,
     name_by_smallest_member,
-    prepare_edges,
-    undirected_edges,
+    prepare_undirected,
 )
+from mktpipe.graph._louvain_blocks import BLOCK_NODES
 from mktpipe.graph._louvain_spark import louvain_spark
 
 __all__ = ["louvain", "name_by_smallest_member"]
@@ -60,6 +61,7 @@ def louvain(
     min_gain: float = 1e-7,
     checkpoint_dir: str | None = None,
     igraph_max_edges: int = _local.DEFAULT_MAX_EDGES,
+    block_nodes: int = BLOCK_NODES,
 ) -> DataFrame:
     """Communities maximising modularity (with ``resolution``) of the undirected graph.
 
@@ -72,7 +74,9 @@ def louvain(
     after the last level it runs one refinement pass of vertex moves on the original graph.
     ``igraph_max_edges``: ``auto``'s limit for bringing the edges to the driver; the spark
     engine also runs its levels after the first on igraph once the graph of communities is
-    that small (0: never).
+    that small (0: never). ``block_nodes``: the spark engine's first level runs as sequential
+    Louvain in blocks of at most that many vertices, one task each (0: in synchronous rounds
+    over the whole graph, like the levels above it).
     ``modularity(edges, result, ...)`` measures the result on the same graph.
     """
     if engine not in ENGINES:
@@ -81,19 +85,20 @@ def louvain(
         raise ValueError(f"louvain method must be one of {METHODS}, got {method!r}")
     if resolution <= 0:
         raise ValueError(f"louvain resolution must be > 0, got {resolution}")
+    if block_nodes < 0:
+        raise ValueError(f"louvain block_nodes must be >= 0, got {block_nodes}")
     if max_levels < 1 or max_rounds < 1:
         raise ValueError(
             f"louvain max_levels and max_rounds must be >= 1, got {max_levels}, {max_rounds}"
         )
-    directed, vertices = prepare_edges(edges, src, dst, weight)
-    undirected = undirected_edges(directed)
+    undirected, vertices = prepare_undirected(edges, src, dst, weight)
     chosen = _choose_engine(undirected, vertices, engine, method, igraph_max_edges)
     log.info("louvain engine=%s method=%s (asked %s)", chosen, method, engine)
     if chosen == "igraph":
         return _louvain_igraph(undirected, vertices, resolution, seed, method)
     membership = louvain_spark(
         undirected, vertices, resolution, seed, max_levels, max_rounds, min_gain, checkpoint_dir,
-        local_max_edges=igraph_max_edges,
+        local_max_edges=igraph_max_edges, block_nodes=block_nodes,
     )
     return name_by_smallest_member(membership)
 

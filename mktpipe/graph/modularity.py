@@ -24,9 +24,8 @@ from mktpipe.graph._edges import (
     ID,
     SRC,
     WEIGHT,
-    prepare_edges,
+    prepare_undirected,
     require_columns,
-    undirected_edges,
 )
 
 
@@ -48,13 +47,13 @@ def modularity(
     absent from the graph are ignored). Output: the modularity, a float. Raises ValueError when
     a vertex has no community or several, or when the total edge weight is 0.
     """
-    directed, vertices = prepare_edges(edges, src, dst, weight)
+    undirected, vertices = prepare_undirected(edges, src, dst, weight)
     require_columns(communities, [id_col, community_col], "communities")
     partition = communities.select(
         F.col(id_col).alias(ID), F.col(community_col).alias(COMMUNITY)
     )
     check_partition(vertices, partition)
-    return modularity_of(undirected_edges(directed), partition, resolution)
+    return modularity_of(undirected, partition, resolution)
 
 
 def check_partition(vertices: DataFrame, partition: DataFrame) -> None:

@@ -306,12 +306,14 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         igraph_max_edges=g.igraph_max_edges)).persist()
     assignment = (scored.louvain if scored else louvain(
         edges, weight=WEIGHT, resolution=g.resolution, engine=g.louvain_engine, seed=g.seed,
-        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
+        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges,
+        block_nodes=g.louvain_block_nodes)).persist()
     q = scored.louvain_modularity if scored else modularity(
         real, assignment, weight=WEIGHT, resolution=g.resolution)
     eigen = (scored.eigenvector if scored else eigenvector_centrality(
         edges, weight=WEIGHT, max_iter=g.max_iter, engine=g.eigenvector_engine,
-        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
+        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges,
+        block_nodes=g.louvain_block_nodes)).persist()
     if scored and scored.paths is not None:
         paths = scored.paths
     elif g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources

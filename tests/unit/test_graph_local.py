@@ -88,6 +88,22 @@ def test_seeded_communities_do_not_depend_on_the_partitioning(spark, partitionin
     assert results[1] == results[0]
 
 
+def test_spark_louvain_blocks_do_not_depend_on_the_partitioning(spark, partitioning):
+    """The spark Louvain's first level in blocks: rows reach each block's task in the
+    shuffle's order, which follows the partitioning; the block numbers its vertices in id
+    order and sorts its edges before igraph sees them, so the same seed gives the same
+    communities (numbered in arrival order, 2 and 8 partitions gave different ones here)."""
+    graph = nx.karate_club_graph()
+    edges = spark.createDataFrame([(u, v, 1.0) for u, v in graph.edges()],
+                                  "src long, dst long, weight double")
+    results = []
+    for n in (2, 8):
+        partitioning(n)
+        results.append({r["id"]: r["community"] for r in louvain(
+            edges, weight="weight", engine="spark", seed=4, block_nodes=12).collect()})
+    assert len(results[0]) == 34 and results[1] == results[0]
+
+
 def test_local_graph_round_trip_maps_results_back_to_ids(spark):
     edges = spark.createDataFrame(
         [("a", "b", 1.0), ("b", "c", 2.0), ("x", "y", 0.5)],

@@ -10,6 +10,7 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 from sklearn.metrics import normalized_mutual_info_score
 
 from mktpipe.graph import louvain, modularity
+from mktpipe.graph._louvain_blocks import block_count
 from mktpipe.graph.metrics import nmi
 
 EDGE_SCHEMA = StructType(
@@ -156,11 +157,15 @@ def test_modularity_of_weightless_graph_is_an_error(spark):
 
 
 # --- louvain: quality gates ----------------------------------------------------------------
-@pytest.mark.parametrize("engine", ["igraph", "spark"])
-def test_karate_modularity_at_least_041(karate, engine):
+# spark: its first level in five blocks, and in synchronous rounds (block_nodes=0; one block,
+# the default for so small a graph, is igraph's Louvain on an executor)
+@pytest.mark.parametrize("engine,blocks", [("igraph", {}), ("spark", {"block_nodes": 8}),
+                                           ("spark", {"block_nodes": 0})],
+                         ids=["igraph", "spark-5-blocks", "spark-rounds"])
+def test_karate_modularity_at_least_041(karate, engine, blocks):
     graph, edges = karate
 
-    result = louvain(edges, engine=engine, seed=1)
+    result = louvain(edges, engine=engine, seed=1, **blocks)
     assignment = _communities(result)
 
     assert set(assignment) == set(graph.nodes)
@@ -213,8 +218,9 @@ def test_lfr_planted_partition_recovered(spark, mu):
     nodes = sorted(graph)
 
     by_engine = {
-        engine: _communities(louvain(edges, engine=engine, seed=3))
-        for engine in ("igraph", "spark")
+        engine: _communities(louvain(edges, engine=engine, seed=3, **blocks))
+        # spark: the first level in four blocks, each cut through the planted communities
+        for engine, blocks in (("igraph", {}), ("spark", {"block_nodes": len(nodes) // 4}))
     }
 
     for engine, assignment in by_engine.items():
@@ -222,6 +228,13 @@ def test_lfr_planted_partition_recovered(spark, mu):
         assert score >= 0.95, f"{engine}: NMI {score:.3f} against the planted partition"
     ig_q = _nx_modularity(graph, by_engine["igraph"])
     assert _nx_modularity(graph, by_engine["spark"]) >= 0.98 * ig_q
+
+
+def test_block_count_bounds_vertices_and_edges_per_block():
+    assert block_count(34, 78) == 1
+    assert block_count(100_000, 1_000_000) == 2  # 50,000 vertices a block
+    assert block_count(10_000, 3_000_000) == 3  # about a million edges a block
+    assert block_count(34, 78, block_nodes=8) == 5
 
 
 # --- louvain: conventions and edge cases ---------------------------------------------------
@@ -242,12 +255,14 @@ def test_igraph_isolated_and_self_loop_vertices_alone(spark):
     assert assignment == {1: 1, 2: 1, 3: 1, 10: 10, 11: 10, 12: 10, 20: 20, 30: 30}
 
 
-def test_spark_engine_string_ids_isolated_and_self_loop_vertices_alone(spark, config):
+@pytest.mark.parametrize("block_nodes", [3, 0])  # four blocks, synchronous rounds
+def test_spark_engine_string_ids_isolated_and_self_loop_vertices_alone(spark, config,
+                                                                       block_nodes):
     rows = [(str(s), None if d is None else str(d), w) for s, d, w in EDGE_CASE_ROWS]
     edges = spark.createDataFrame(rows, "a string, b string, weight double")
 
     result = louvain(edges, src="a", dst="b", weight="weight", engine="spark", seed=11,
-                     checkpoint_dir=str(config.paths.checkpoints))
+                     checkpoint_dir=str(config.paths.checkpoints), block_nodes=block_nodes)
 
     assert result.schema["id"].dataType == StringType()
     assert result.schema["community"].dataType == StringType()
