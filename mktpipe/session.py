@@ -16,6 +16,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -358,6 +360,23 @@ def capabilities(spark: SparkSession) -> Capabilities:
         s3a=flag("s3a"),
         reasons=reasons,
     )
+
+
+@contextmanager
+def temporary_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Each ``key: value`` of ``settings`` set in the session for the block; afterwards each
+    key has what it had before (unset again where it was not set)."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def from_pandas(spark: SparkSession, frame, schema=None) -> DataFrame:

@@ -25,6 +25,8 @@ from pyspark.sql.types import (
     NumericType,
 )
 
+from mktpipe.session import temporary_conf
+
 log = logging.getLogger(__name__)
 
 ID = "id"
@@ -232,14 +234,9 @@ def checkpoint_by(df: DataFrame, column: str, checkpoint_dir: str | None = None)
     adaptively as usual.
     """
     spark = df.sparkSession
-    key = "spark.sql.adaptive.enabled"
-    before = spark.conf.get(key)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    spark.conf.set(key, "false")
-    try:
+    with temporary_conf(spark, {"spark.sql.adaptive.enabled": "false"}):
         return checkpoint_now(df.repartition(partitions, column), checkpoint_dir)
-    finally:
-        spark.conf.set(key, before)
 
 
 def materialise(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:

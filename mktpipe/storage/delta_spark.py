@@ -11,11 +11,11 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from mktpipe.session import temporary_conf
 from mktpipe.storage import parquet_files as pf
 from mktpipe.storage.base import (
     DEFAULT_VACUUM_HOURS,
@@ -106,18 +106,9 @@ class DeltaSparkStore(TableStore):
         return int(self._dt(table).detail().select("numFiles").first()[0])
 
     # --- maintenance ---------------------------------------------------------------------
-    @contextmanager
     def _conf(self, key: str, value: str):
         """``key`` = ``value`` in the session for the block, then what it was before."""
-        previous = self.spark.conf.get(key, None)
-        self.spark.conf.set(key, value)
-        try:
-            yield
-        finally:
-            if previous is None:
-                self.spark.conf.unset(key)
-            else:
-                self.spark.conf.set(key, previous)
+        return temporary_conf(self.spark, {key: value})
 
     def optimize(self, table: str) -> int:
         with self._conf("spark.databricks.delta.optimize.maxFileSize",

@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from mktpipe.graph import _local, label_propagation, louvain, pagerank, path_centralities
+from mktpipe.session import temporary_conf
 
 
 def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
@@ -29,27 +30,19 @@ def test_dense_index_numbers_every_vertex_once_across_uneven_partitions(spark):
 
 @pytest.fixture
 def partitioning(spark):
-    """``partitioning(n)``: run the next queries with ``n`` shuffle partitions and AQE off (so
-    that they are not coalesced into one); the session's settings come back afterwards."""
-    keys = ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled")
-    saved = {k: spark.conf.get(k) for k in keys}
-
-    def use(n: int) -> None:
-        spark.conf.set(keys[0], str(n))
-        spark.conf.set(keys[1], "false")
-
-    yield use
-    for key, value in saved.items():
-        spark.conf.set(key, value)
+    """``with partitioning(n):`` runs the block's queries with ``n`` shuffle partitions and AQE
+    off (so that they are not coalesced into one); the session's settings come back after."""
+    return lambda n: temporary_conf(spark, {"spark.sql.shuffle.partitions": str(n),
+                                            "spark.sql.adaptive.enabled": "false"})
 
 
 def test_dense_index_is_the_id_order_whatever_the_partitioning(spark, partitioning):
     vertices = spark.createDataFrame([(f"u{i:03d}",) for i in (5, 999, 17, 3, 250, 40, 8)],
                                      "id string").repartition(3)
     for n in (1, 2, 5):
-        partitioning(n)
-        index, count = _local.dense_index(vertices)
-        got = {r["id"]: r["_vid"] for r in index.collect()}
+        with partitioning(n):
+            index, count = _local.dense_index(vertices)
+            got = {r["id"]: r["_vid"] for r in index.collect()}
         assert got == {v: i for i, v in enumerate(sorted(got))} and count == 7, n
 
 
@@ -78,11 +71,11 @@ def test_seeded_communities_do_not_depend_on_the_partitioning(spark, partitionin
     edges = spark.read.parquet(path)  # from files, as the stage reads its tables
     results = []
     for n in (2, 8):
-        partitioning(n)
-        louvain_ = {r["id"]: r["community"] for r in
-                    louvain(edges, weight="weight", engine="igraph", seed=1).collect()}
-        lpa = {r["id"]: r["community"] for r in
-               label_propagation(edges, weight="weight", engine="igraph", seed=1).collect()}
+        with partitioning(n):
+            louvain_ = {r["id"]: r["community"] for r in
+                        louvain(edges, weight="weight", engine="igraph", seed=1).collect()}
+            lpa = {r["id"]: r["community"] for r in
+                   label_propagation(edges, weight="weight", engine="igraph", seed=1).collect()}
         results.append((louvain_, lpa))
     assert len(results[0][0]) == 1000 and len(set(results[0][0].values())) > 5
     assert results[1] == results[0]
@@ -98,9 +91,9 @@ def test_spark_louvain_blocks_do_not_depend_on_the_partitioning(spark, partition
                                   "src long, dst long, weight double")
     results = []
     for n in (2, 8):
-        partitioning(n)
-        results.append({r["id"]: r["community"] for r in louvain(
-            edges, weight="weight", engine="spark", seed=4, block_nodes=12).collect()})
+        with partitioning(n):
+            results.append({r["id"]: r["community"] for r in louvain(
+                edges, weight="weight", engine="spark", seed=4, block_nodes=12).collect()})
     assert len(results[0]) == 34 and results[1] == results[0]
 
 

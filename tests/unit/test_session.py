@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mktpipe.config import load_config
-from mktpipe.session import build_conf, capabilities, detect_capabilities, from_pandas
+from mktpipe.session import (
+    build_conf,
+    capabilities,
+    detect_capabilities,
+    from_pandas,
+    temporary_conf,
+)
 
 
 def _config(**spark):
@@ -149,3 +157,14 @@ def test_from_pandas_keeps_the_rows_out_of_the_plan(spark):
     assert sorted(map(tuple, df.collect())) == [(0, 0.25), (1, 0.125), (2, 0.5)]
     # and it joins like any frame
     assert df.join(df.select("vid"), "vid").count() == 3
+
+
+def test_temporary_conf_restores_set_values_and_unsets_new_keys(spark):
+    key, fresh = "spark.sql.shuffle.partitions", "spark.mktpipe.test.temporary"
+    before = spark.conf.get(key)
+    with pytest.raises(RuntimeError):
+        with temporary_conf(spark, {key: "7", fresh: "x"}):
+            assert (spark.conf.get(key), spark.conf.get(fresh)) == ("7", "x")
+            raise RuntimeError("the block fails: the settings still come back")
+    assert spark.conf.get(key) == before
+    assert spark.conf.get(fresh, None) is None
