@@ -152,7 +152,7 @@ class GraphConfig(_Section):
     louvain_engine: Literal["auto", "spark", "igraph"] = "auto"
     # spark Louvain: its first level as sequential Louvain in blocks of at most this many
     # vertices, in parallel (0: synchronous rounds over the whole graph)
-    louvain_block_nodes: int = Field(50_000, ge=0)
+    louvain_block_nodes: int = Field(250_000, ge=0)
     lpa_engine: Literal["auto", "spark", "igraph"] = "auto"  # label propagation
     lpa_max_iter: int = Field(20, ge=1)
     components_engine: Literal["auto", "spark", "igraph"] = "auto"

@@ -12,7 +12,16 @@ vertices with all their edges, and the neighbours outside it as far as those edg
 igraph's multilevel runs on it in a pandas UDF (one task a block, C speed), and the block keeps
 the communities of its own vertices (a community is named by its smallest own member, so
 labels from different blocks never collide). The whole level is one Spark job; a block's
-memory is bounded by ``BLOCK_NODES`` vertices and ``BLOCK_EDGES`` edges.
+memory is bounded by ``BLOCK_NODES`` vertices and ``BLOCK_EDGES`` edges (about 150 bytes an
+edge in the Python worker: igraph's graph, the weights, pandas' columns).
+
+Fewer, larger blocks are better. The blocks are a hash of the id, blind to the graph, so with
+``b`` blocks only ``1/b`` of a vertex's neighbours share its block: the others are leaves of
+its block's graph, and a community that igraph builds around them falls apart into pieces once
+it is restricted to the block's own vertices. Measured on bench/graph.py's graph at 3 M edges:
+2 blocks gave a first level of modularity 0.39 and the final result igraph's (0.7883, 2.4x its
+time); 6 blocks gave 0.03, and the levels above had to do the work in synchronous rounds
+(7.5x). So the bounds are memory bounds, set high: a graph that fits one task is one block.
 
 Cutting a community between blocks leaves two pieces of it; the next level (on the graph of
 these communities) merges them, as it merges any two communities, and the final refinement
@@ -38,8 +47,8 @@ from pyspark.sql import functions as F
 from mktpipe.graph._edges import COMMUNITY
 from mktpipe.graph._local import edge_order
 
-BLOCK_NODES = 50_000  # vertices a block owns at most
-BLOCK_EDGES = 1_000_000  # undirected edges of a block's graph, about, at most
+BLOCK_NODES = 250_000  # vertices a block owns at most
+BLOCK_EDGES = 2_000_000  # undirected edges of a block's graph, about, at most
 
 
 def block_count(nodes: int, pairs: int, block_nodes: int = BLOCK_NODES,

@@ -232,8 +232,9 @@ def test_lfr_planted_partition_recovered(spark, mu):
 
 def test_block_count_bounds_vertices_and_edges_per_block():
     assert block_count(34, 78) == 1
-    assert block_count(100_000, 1_000_000) == 2  # 50,000 vertices a block
-    assert block_count(10_000, 3_000_000) == 3  # about a million edges a block
+    assert block_count(100_000, 1_000_000) == 1
+    assert block_count(600_000, 1_000_000) == 3  # 250,000 vertices a block
+    assert block_count(100_000, 5_000_000) == 3  # about 2 M edges a block
     assert block_count(34, 78, block_nodes=8) == 5
 
 
