@@ -109,7 +109,9 @@ def _block_communities(resolution: float, seed: int):
                 weights=weight.tolist(), resolution=resolution, return_levels=True)
         finally:
             ig.set_random_number_generator(random)
-        membership = np.asarray(levels[0].membership)[own]
+        # no level when no move improves (igraph returns none for a graph without edges)
+        first_level = levels[0].membership if levels else np.arange(len(ids))
+        membership = np.asarray(first_level)[own]
         members = ids[own]  # in id order: the first of each community is its smallest
         first = pd.Series(members).groupby(membership, sort=False).transform("first")
         return pd.DataFrame({"node": members, COMMUNITY: first.to_numpy()})

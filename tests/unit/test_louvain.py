@@ -238,6 +238,24 @@ def test_block_count_bounds_vertices_and_edges_per_block():
     assert block_count(34, 78, block_nodes=8) == 5
 
 
+def test_a_block_keeps_its_own_vertices_named_by_their_smallest_member():
+    """The blocks' pandas UDF alone: block 0 owns 1, 2, 3 (a triangle) and 5, and gets their
+    edges, in the shuffle's order; 10 and 11 belong to block 1 and reach it through the edges
+    3-10 and 5-11. Only block 0's vertices come back, each named by its community's smallest
+    member in block 0 (5 may share a community with 11, but is named 5)."""
+    import pandas as pd
+
+    from mktpipe.graph._louvain_blocks import _block_communities
+
+    rows = [(1, 2), (2, 3), (1, 3), (3, 10), (5, 11)]
+    block = pd.DataFrame({
+        "_b": 0, "u": [u for u, _ in rows], "v": [v for _, v in rows], "w": 1.0,
+        "_bv": [0 if v < 10 else 1 for _, v in rows]})
+    got = _block_communities(1.0, 7)(block.sample(frac=1.0, random_state=3))
+
+    assert dict(zip(got["node"], got["community"])) == {1: 1, 2: 1, 3: 1, 5: 5}
+
+
 # --- louvain: conventions and edge cases ---------------------------------------------------
 EDGE_CASE_ROWS = [
     (1, 2, 1.0), (2, 3, 1.0), (3, 1, 1.0),  # triangle
