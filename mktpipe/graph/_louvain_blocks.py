@@ -12,8 +12,9 @@ vertices with all their edges, and the neighbours outside it as far as those edg
 igraph's multilevel runs on it in a pandas UDF (one task a block, C speed), and the block keeps
 the communities of its own vertices (a community is named by its smallest own member, so
 labels from different blocks never collide). The whole level is one Spark job; a block's
-memory is bounded by ``BLOCK_NODES`` vertices and ``BLOCK_EDGES`` edges (about 150 bytes an
-edge in the Python worker: igraph's graph, the weights, pandas' columns).
+memory is bounded by ``BLOCK_NODES`` vertices and ``BLOCK_EDGES`` edges (an estimate, not
+measured: about 150 bytes an edge in the Python worker, for igraph's graph, the weights and
+pandas' columns).
 
 Fewer, larger blocks are better. The blocks are a hash of the id, blind to the graph, so with
 ``b`` blocks only ``1/b`` of a vertex's neighbours share its block: the others are leaves of
