@@ -312,8 +312,7 @@ def _score(ctx: StageContext, snapshot_date: dt.date, edges: DataFrame, users: D
         real, assignment, weight=WEIGHT, resolution=g.resolution)
     eigen = (scored.eigenvector if scored else eigenvector_centrality(
         edges, weight=WEIGHT, max_iter=g.max_iter, engine=g.eigenvector_engine,
-        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges,
-        block_nodes=g.louvain_block_nodes)).persist()
+        checkpoint_dir=checkpoints, igraph_max_edges=g.igraph_max_edges)).persist()
     if scored and scored.paths is not None:
         paths = scored.paths
     elif g.path_centralities:  # betweenness and closeness from g.path_sources sampled sources
