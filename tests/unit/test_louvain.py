@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 
 import networkx as nx
+import pandas as pd
 import pytest
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 from sklearn.metrics import normalized_mutual_info_score
 
 from mktpipe.graph import louvain, modularity
-from mktpipe.graph._louvain_blocks import block_count
+from mktpipe.graph._louvain_blocks import _block_communities, block_count
 from mktpipe.graph.metrics import nmi
 
 EDGE_SCHEMA = StructType(
@@ -243,10 +244,6 @@ def test_a_block_keeps_its_own_vertices_named_by_their_smallest_member():
     edges, in the shuffle's order; 10 and 11 belong to block 1 and reach it through the edges
     3-10 and 5-11. Only block 0's vertices come back, each named by its community's smallest
     member in block 0 (5 may share a community with 11, but is named 5)."""
-    import pandas as pd
-
-    from mktpipe.graph._louvain_blocks import _block_communities
-
     rows = [(1, 2), (2, 3), (1, 3), (3, 10), (5, 11)]
     block = pd.DataFrame({
         "_b": 0, "u": [u for u, _ in rows], "v": [v for _, v in rows], "w": 1.0,
