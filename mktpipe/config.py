@@ -88,6 +88,11 @@ class SparkConfig(_Section):
     packages: list[str] = Field(default_factory=list)
     # extra Spark settings passed through as-is (e.g. {"spark.executor.memory": "4g"})
     conf: dict[str, str] = Field(default_factory=dict)
+    # native query engine: comet runs the queries it supports on Apache DataFusion Comet when
+    # its jar is present (`make jars`), auto the same, none (default) Spark's own JVM engine
+    accelerator: Literal["none", "comet", "auto"] = "none"
+    # off-heap memory the native engine works in (spark.memory.offHeap.size), per JVM
+    accelerator_memory: str = "2g"
 
 
 class StorageConfig(_Section):

@@ -67,7 +67,22 @@ def backends(config: Config) -> list[tuple[str, str, str]]:
     else:
         rows.append(("object storage", "local and hdfs:// paths only for Spark (pyarrow and "
                      "delta-rs reach s3:// without the jar)", caps.reasons["s3a"]))
+    rows.append(query_engine(config, caps))
     return rows
+
+
+def query_engine(config: Config, caps) -> tuple[str, str, str]:
+    """The doctor's row for spark.accelerator: which engine runs the queries, and why."""
+    wanted = config.spark.accelerator
+    if wanted != "none" and caps.comet:
+        return ("query engine", "Apache DataFusion Comet (native) where it supports the plan, "
+                "Spark elsewhere", f"spark.accelerator is {wanted}; {caps.reasons['comet']}")
+    if wanted == "none":
+        why = ("spark.accelerator is none" + ("; the Comet jar is there: set it to comet or "
+                                              "auto to use it" if caps.comet else ""))
+    else:
+        why = f"spark.accelerator is {wanted} but {caps.reasons['comet']}"
+    return ("query engine", "Spark's own (JVM)", why)
 
 
 def report(config: Config) -> str:

@@ -36,23 +36,30 @@ JAR_PATTERNS = {
         r"^graphframes-(spark(?P<spark>\d+)_)?2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
     "spark_nlp": re.compile(r"^spark-nlp(-[a-z0-9]+)?_2\.1[23]-(?P<version>[\d.]+).*\.jar$"),
     "s3a": re.compile(r"^hadoop-aws-(?P<version>[\d.]+)\.jar$"),
+    "comet": re.compile(
+        r"^comet-spark-spark(?P<spark>\d+\.\d+)_2\.1[23]-(?P<version>[\d.]+)\.jar$"),
 }
 JAR_NAMES = {
     "delta_spark": "delta-spark_<spark>_2.13-<version>.jar (+ delta-storage-<version>.jar)",
     "graphframes": "graphframes-spark4_2.13-<version>.jar",
     "spark_nlp": "spark-nlp_2.13-<version>.jar",
     "s3a": "hadoop-aws-<version>.jar (+ the AWS SDK v2 modules)",
+    "comet": "comet-spark-spark<spark>_2.13-<version>.jar",
 }
 # the `make jars` profile (jvm/pom.xml) that resolves each capability
 JAR_PROFILES = {"delta_spark": "delta", "graphframes": "graphframes", "spark_nlp": "sparknlp",
-                "s3a": "s3"}
+                "s3a": "s3", "comet": "comet"}
 # Maven coordinate prefixes that provide each capability through spark.packages
 PACKAGE_PREFIXES = {
     "delta_spark": "io.delta:delta-spark",
     "graphframes": "io.graphframes:graphframes",
     "spark_nlp": "com.johnsnowlabs.nlp:spark-nlp",
     "s3a": "org.apache.hadoop:hadoop-aws",
+    "comet": "org.apache.datafusion:comet-spark",
 }
+# Apache DataFusion Comet (spark.accelerator): its plugin, its shuffle, and where it says so
+COMET_PLUGIN = "org.apache.spark.CometPlugin"
+COMET_SHUFFLE = "org.apache.spark.sql.comet.execution.shuffle.CometShuffleManager"
 _CONF_PREFIX = "spark.mktpipe.capability."
 # files a local master lists in the driver before it starts a listing job (Spark: 32)
 LOCAL_LISTING_THRESHOLD = 1024
@@ -74,6 +81,7 @@ class Capabilities:
     graphframes: bool = False
     spark_nlp: bool = False
     s3a: bool = False  # Spark reads and writes s3:// paths (hadoop-aws)
+    comet: bool = False  # the Comet jar is there (used when spark.accelerator asks for it)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -199,10 +207,50 @@ def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
             reasons["delta_spark"] = (
                 "delta-spark jar found but no delta-storage jar beside it; using delta-rs"
             )
-    extra_jars = [str(p) for p, auto in candidates if not auto and p.exists()]
+    # Comet's jar goes on the class path only when the accelerator is on (build_conf)
+    extra_jars = [str(p) for p, auto in candidates if not auto and p.exists()
+                  and not JAR_PATTERNS["comet"].match(p.name)]
     if not any(found.values()):
         extra_jars = [str(p) for p in _configured_jars(config)]
     return Capabilities(reasons=reasons, **found), list(dict.fromkeys(extra_jars))
+
+
+def comet_jar(config: Config) -> Path | None:
+    """The Comet jar for this Spark line in the configured jars (None where there is none,
+    or where it is in a folder Spark puts on its class path itself)."""
+    own = jars_dir(config)
+    paths = list(_configured_jars(config))
+    if own is not None:
+        paths += [Path(p) for p in sorted(glob.glob(str(own / "*.jar")))]
+    return next((p for p in paths if JAR_PATTERNS["comet"].match(p.name) and p.exists()
+                 and _wrong_spark_line("comet", p) is None), None)
+
+
+def accelerator_conf(config: Config, caps: Capabilities) -> dict[str, str]:
+    """The settings that run queries on Comet, where ``spark.accelerator`` asks for it and its
+    jar is there; empty otherwise. Comet runs the operators and expressions it supports in
+    native code (Apache DataFusion, Arrow batches, its own shuffle) and leaves the rest to
+    Spark, which gives the same results (a test checks on the daily and feature tables)."""
+    wanted = config.spark.accelerator
+    if wanted == "none":
+        return {}
+    if not caps.comet:
+        if wanted == "comet":
+            log.warning("spark.accelerator is comet but %s; running on Spark's own engine",
+                        caps.reasons.get("comet", "no Comet jar"))
+        return {}
+    conf = {
+        "spark.plugins": COMET_PLUGIN,
+        "spark.shuffle.manager": COMET_SHUFFLE,
+        # Comet works in Spark's off-heap memory, beside the JVM heap (spark.driver_memory)
+        "spark.memory.offHeap.enabled": "true",
+        "spark.memory.offHeap.size": config.spark.accelerator_memory,
+    }
+    jar = comet_jar(config)
+    if jar is not None:  # its shuffle manager is loaded before spark.jars are
+        conf["spark.driver.extraClassPath"] = str(jar)
+        conf["spark.executor.extraClassPath"] = str(jar)
+    return conf
 
 
 # --- object storage: Spark's view of the environment's S3 settings -------------------------
@@ -292,6 +340,7 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
         # is for huge logs): as many as a shuffle, so a read of a small table on local[2]
         # takes about 1 s instead of 4
         conf["spark.databricks.delta.snapshotPartitions"] = str(config.spark.shuffle_partitions)
+    conf.update(accelerator_conf(config, caps))
     for key, value in config.spark.conf.items():
         if key != "spark.jars":
             conf[key] = value
@@ -303,6 +352,7 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
         ("graphframes", caps.graphframes),
         ("spark_nlp", caps.spark_nlp),
         ("s3a", caps.s3a),
+        ("comet", caps.comet),
     ):
         conf[_CONF_PREFIX + name] = str(ok).lower()
         conf[_CONF_PREFIX + name + ".reason"] = caps.reasons.get(name, "")
@@ -358,6 +408,7 @@ def capabilities(spark: SparkSession) -> Capabilities:
         graphframes=flag("graphframes"),
         spark_nlp=flag("spark_nlp"),
         s3a=flag("s3a"),
+        comet=flag("comet"),
         reasons=reasons,
     )
 
@@ -377,6 +428,19 @@ def temporary_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+@contextmanager
+def accelerator_off(spark: SparkSession) -> Iterator[None]:
+    """Spark's own engine for the queries of the block where Comet is loaded (no change
+    otherwise). Ingest uses it: its scratch copy keeps the raw text of lines that are not
+    valid UTF-8 (they go to quarantine), and Comet's Parquet reader refuses such strings
+    ("encountered non UTF-8 data"), where Spark reads them as they are."""
+    if COMET_PLUGIN not in (spark.conf.get("spark.plugins", "") or ""):
+        yield
+        return
+    with temporary_conf(spark, {"spark.comet.enabled": "false"}):
+        yield
 
 
 def from_pandas(spark: SparkSession, frame, schema=None) -> DataFrame:

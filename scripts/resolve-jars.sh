@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 POM=jvm/pom.xml
 OUT=${1:-jars}
-PROFILES=(delta graphframes sparknlp s3)
+PROFILES=(delta graphframes sparknlp s3 comet)
 MVN=${MVN:-mvn}
 read -r -a MVN_EXTRA <<< "${MVN_ARGS:-}"
 declare -A FALLBACK=(
@@ -19,13 +19,14 @@ declare -A FALLBACK=(
   [graphframes]="PageRank uses igraph / DataFrame power iteration; no GraphFrames components or LPA"
   [sparknlp]="sentiment uses the VADER / Spanish lexicon backend"
   [s3]="Spark cannot read or write s3:// paths (local and hdfs:// paths work)"
+  [comet]="spark.accelerator has no native engine to use; Spark runs every query on its own"
 )
 
 if [ -n "${MKTPIPE_SKIP_JARS:-}" ]; then
   echo "jars: MKTPIPE_SKIP_JARS is set; every capability uses its embedded default"; exit 0
 fi
 if ! command -v "$MVN" >/dev/null 2>&1; then
-  echo "jars: $MVN not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}; ${FALLBACK[s3]}"
+  echo "jars: $MVN not found on PATH; embedded defaults: ${FALLBACK[delta]}; ${FALLBACK[graphframes]}; ${FALLBACK[sparknlp]}; ${FALLBACK[s3]}; ${FALLBACK[comet]}"
   exit 0
 fi
 mkdir -p "$OUT"

@@ -27,6 +27,7 @@ from mktpipe.errors import CountMismatchError
 from mktpipe.ingest import landing
 from mktpipe.ingest.validate import DETAIL, REASON, Rules, classify, parse_raw, typed_columns
 from mktpipe.quality.manifest import StageResult
+from mktpipe.session import accelerator_off
 from mktpipe.stage import StageContext, span, stage
 from mktpipe.storage import TableStore
 
@@ -351,7 +352,9 @@ def run_ingest_dates(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     result.started_at = now.isoformat(timespec="seconds")
     result.details["dates"] = [d.isoformat() for d in dates]
     for source in INGEST_ORDER:
-        counts = ingest_source(ctx.spark, ctx.store, ctx.config, source, dates, ctx.run_id, now)
+        with accelerator_off(ctx.spark):  # Comet's reader refuses the scratch's raw bytes
+            counts = ingest_source(ctx.spark, ctx.store, ctx.config, source, dates,
+                                   ctx.run_id, now)
         result.details[source] = counts
         result.rows_in += counts["read"]
         result.rows_out += counts["written"]

@@ -28,7 +28,8 @@ def test_without_maven_one_line_says_what_falls_back(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
     assert "not found on PATH" in lines[0]
-    for fallback in ("delta-rs", "DataFrame power iteration", "VADER", "s3://"):
+    for fallback in ("delta-rs", "DataFrame power iteration", "VADER", "s3://",
+                     "native engine"):
         assert fallback in lines[0]
     assert not (tmp_path / "jars").exists()  # nothing was attempted
 
@@ -43,7 +44,8 @@ def test_unreachable_repository_falls_back_per_extension(tmp_path):
     done = _resolve(tmp_path / "jars", MVN_ARGS=f"-s {settings}")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert [line.split()[1] for line in lines] == ["delta", "graphframes", "sparknlp", "s3"]
+    assert [line.split()[1] for line in lines] == ["delta", "graphframes", "sparknlp", "s3",
+                                                   "comet"]
     assert all("not resolved" in line for line in lines)
     assert "delta-rs" in lines[0] and "VADER" in lines[2] and "s3://" in lines[3]
     assert not list((tmp_path / "jars").glob("*.jar"))

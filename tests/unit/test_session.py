@@ -168,3 +168,50 @@ def test_temporary_conf_restores_set_values_and_unsets_new_keys(spark):
             raise RuntimeError("the block fails: the settings still come back")
     assert spark.conf.get(key) == before
     assert spark.conf.get(fresh, None) is None
+
+
+def test_comet_runs_the_queries_only_where_the_accelerator_asks_and_its_jar_is_there(
+        tmp_path, caplog):
+    from mktpipe.doctor import query_engine
+    from mktpipe.session import COMET_PLUGIN, COMET_SHUFFLE, spark_line
+
+    jar = tmp_path / f"comet-spark-spark{spark_line()}_2.13-1.2.0.jar"
+    jar.write_bytes(b"")
+    (tmp_path / "hadoop-aws-3.4.2.jar").write_bytes(b"")
+
+    def conf_for(accelerator, folder=tmp_path, **spark):
+        config = _config(jars_dir=str(folder), accelerator=accelerator, **spark)
+        caps, extra = detect_capabilities(config)
+        return caps, build_conf(config, caps, extra), config
+
+    caps, conf, config = conf_for("none")
+    assert caps.comet is True and str(jar) in caps.reasons["comet"]
+    assert "spark.plugins" not in conf and "spark.shuffle.manager" not in conf
+    assert str(jar) not in conf["spark.jars"]  # not even on the class path
+    assert "set it to comet or auto" in query_engine(config, caps)[2]
+    for accelerator in ("comet", "auto"):
+        caps, conf, config = conf_for(accelerator, accelerator_memory="3g")
+        assert conf["spark.plugins"] == COMET_PLUGIN
+        assert conf["spark.shuffle.manager"] == COMET_SHUFFLE
+        assert (conf["spark.memory.offHeap.enabled"], conf["spark.memory.offHeap.size"]) == (
+            "true", "3g")
+        assert conf["spark.driver.extraClassPath"] == str(jar)
+        assert conf["spark.executor.extraClassPath"] == str(jar)
+        assert query_engine(config, caps)[1].startswith("Apache DataFusion Comet")
+    # the config's own Spark settings still win
+    _, conf, _ = conf_for("auto", conf={"spark.memory.offHeap.size": "5g"})
+    assert conf["spark.memory.offHeap.size"] == "5g"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    caps, conf, config = conf_for("comet", folder=empty)
+    assert caps.comet is False and "make jars" in caps.reasons["comet"]
+    assert "spark.plugins" not in conf
+    assert "running on Spark's own engine" in caplog.text
+    assert query_engine(config, caps)[1] == "Spark's own (JVM)"
+
+    other = "9.9" if spark_line() != "9.9" else "9.8"
+    jar.rename(tmp_path / f"comet-spark-spark{other}_2.13-1.2.0.jar")
+    caps, conf, _ = conf_for("auto")
+    assert caps.comet is False and f"built for Spark {other}" in caps.reasons["comet"]
+    assert "spark.plugins" not in conf
