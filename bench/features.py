@@ -19,6 +19,7 @@ independent implementation of the definitions in ``mktpipe.features.columns`` (i
 
     .venv/bin/python bench/features.py                      # 1000 and 4000 users x 60 days
     .venv/bin/python bench/features.py --users 500,2000 --days 30 --repeats 3
+    MKTPIPE__SPARK__ACCELERATOR=comet .venv/bin/python bench/features.py   # on Comet
 
 Timings are the best of ``--repeats`` runs (the first run of a process also pays the JVM's
 warm-up). The machine's load average is printed with them: on a shared machine, compare ratios
@@ -48,7 +49,7 @@ from mktpipe.features import customer, run_daily_range, run_features
 from mktpipe.generate import generate
 from mktpipe.ingest import landing
 from mktpipe.ingest.stage import run_ingest_dates
-from mktpipe.session import get_spark
+from mktpipe.session import COMET_PLUGIN, get_spark
 from mktpipe.storage.delta_rs import DeltaRsStore
 
 WINDOWS = (7, 30, 90)
@@ -269,6 +270,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     config = load_config("local")
     spark = get_spark(config)
+    engine = ("comet" if COMET_PLUGIN in (spark.conf.get("spark.plugins", "") or "")
+              else "spark")  # spark.accelerator: comet / auto, where its jar is there
     root = Path(tempfile.mkdtemp(prefix="mktpipe-bench-features-"))
     try:
         rows = [measure(spark, config, root, int(n), args.days, args.repeats)
@@ -278,7 +281,7 @@ def main(argv=None) -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(f"\nfeatures stage, {args.days} days, Spark master {config.spark.master}, "
-          f"{os.cpu_count()} cores, best of {args.repeats}, load average "
+          f"query engine {engine}, {os.cpu_count()} cores, best of {args.repeats}, load average "
           f"{os.getloadavg()[0]:.1f}")
     head = (f"{'users':>6} {'events':>8} {'user-days':>9} {'daily s':>8} {'features s':>10} "
             f"{'spark s':>8} {'us/event':>8} {'duckdb s':>8} {'spark/duckdb':>12} "
