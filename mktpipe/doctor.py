@@ -75,8 +75,12 @@ def query_engine(config: Config, caps) -> tuple[str, str, str]:
     """The doctor's row for spark.accelerator: which engine runs the queries, and why."""
     wanted = config.spark.accelerator
     if wanted != "none" and caps.comet:
+        why = f"spark.accelerator is {wanted}; {caps.reasons['comet']}"
+        if config.storage.backend != "delta-rs" and caps.delta_spark:
+            why += ("; but the Delta tables are read through delta-spark, whose scans Comet "
+                    "does not run (their queries stay on Spark): set storage.backend: delta-rs")
         return ("query engine", "Apache DataFusion Comet (native) where it supports the plan, "
-                "Spark elsewhere", f"spark.accelerator is {wanted}; {caps.reasons['comet']}")
+                "Spark elsewhere", why)
     if wanted == "none":
         why = ("spark.accelerator is none" + ("; the Comet jar is there: set it to comet or "
                                               "auto to use it" if caps.comet else ""))

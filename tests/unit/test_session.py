@@ -198,6 +198,11 @@ def test_comet_runs_the_queries_only_where_the_accelerator_asks_and_its_jar_is_t
         assert conf["spark.driver.extraClassPath"] == str(jar)
         assert conf["spark.executor.extraClassPath"] == str(jar)
         assert query_engine(config, caps)[1].startswith("Apache DataFusion Comet")
+        assert "delta-spark" not in query_engine(config, caps)[2]  # no delta-spark jar here
+    (tmp_path / "delta-spark_2.13-4.4.0.jar").write_bytes(b"")
+    (tmp_path / "delta-storage-4.4.0.jar").write_bytes(b"")
+    caps, _, config = conf_for("auto")
+    assert "set storage.backend: delta-rs" in query_engine(config, caps)[2]
     # the config's own Spark settings still win
     _, conf, _ = conf_for("auto", conf={"spark.memory.offHeap.size": "5g"})
     assert conf["spark.memory.offHeap.size"] == "5g"
