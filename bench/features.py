@@ -49,7 +49,7 @@ from mktpipe.features import customer, run_daily_range, run_features
 from mktpipe.generate import generate
 from mktpipe.ingest import landing
 from mktpipe.ingest.stage import run_ingest_dates
-from mktpipe.session import COMET_PLUGIN, get_spark
+from mktpipe.session import comet_active, get_spark
 from mktpipe.storage.delta_rs import DeltaRsStore
 
 WINDOWS = (7, 30, 90)
@@ -270,8 +270,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     config = load_config("local")
     spark = get_spark(config)
-    engine = ("comet" if COMET_PLUGIN in (spark.conf.get("spark.plugins", "") or "")
-              else "spark")  # spark.accelerator: comet / auto, where its jar is there
+    engine = "comet" if comet_active(spark) else "spark"  # spark.accelerator took effect
     root = Path(tempfile.mkdtemp(prefix="mktpipe-bench-features-"))
     try:
         rows = [measure(spark, config, root, int(n), args.days, args.repeats)

@@ -13,7 +13,13 @@ from importlib import metadata
 
 from mktpipe import blas
 from mktpipe.config import Config
-from mktpipe.session import detect_capabilities, jar_inventory, jars_dir, spark_line
+from mktpipe.session import (
+    detect_capabilities,
+    jar_inventory,
+    jars_dir,
+    spark_line,
+    uses_delta_spark,
+)
 
 PACKAGES = ("pyspark", "deltalake", "delta-spark", "pandas", "pyarrow", "numpy",
             "xgboost-cpu", "graphframes-py", "spark-nlp", "vaderSentiment", "igraph",
@@ -76,7 +82,7 @@ def query_engine(config: Config, caps) -> tuple[str, str, str]:
     wanted = config.spark.accelerator
     if wanted != "none" and caps.comet:
         why = f"spark.accelerator is {wanted}; {caps.reasons['comet']}"
-        if config.storage.backend != "delta-rs" and caps.delta_spark:
+        if uses_delta_spark(config, caps):
             why += ("; but the Delta tables are read through delta-spark, whose scans Comet "
                     "does not run (their queries stay on Spark): set storage.backend: delta-rs")
         return ("query engine", "Apache DataFusion Comet (native) where it supports the plan, "

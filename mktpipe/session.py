@@ -167,12 +167,7 @@ def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
     """
     found: dict[str, bool] = {}
     reasons: dict[str, str] = {}
-    own = jars_dir(config)
-    candidates: list[tuple[Path, bool]] = [(p, False) for p in _configured_jars(config)]
-    for folder in _jar_dirs(config):
-        loaded_by_spark = folder != own
-        for path in sorted(glob.glob(str(folder / "*.jar"))):
-            candidates.append((Path(path), loaded_by_spark))
+    candidates = _jar_candidates(config)
     searched = ", ".join(str(d) for d in _jar_dirs(config)) or "(none)"
     for name, pattern in JAR_PATTERNS.items():
         hits = [p for p, _ in candidates if pattern.match(p.name) and p.exists()]
@@ -215,15 +210,29 @@ def detect_capabilities(config: Config) -> tuple[Capabilities, list[str]]:
     return Capabilities(reasons=reasons, **found), list(dict.fromkeys(extra_jars))
 
 
+def _jar_candidates(config: Config) -> list[tuple[Path, bool]]:
+    """(path, on Spark's class path already) for every jar configured or in a searched
+    folder: the configured ``spark.jars``, the jars folder, ``$SPARK_HOME/jars`` and
+    pyspark's own (the last two Spark loads itself)."""
+    own = jars_dir(config)
+    candidates = [(p, False) for p in _configured_jars(config)]
+    for folder in _jar_dirs(config):
+        candidates += [(Path(p), folder != own) for p in sorted(glob.glob(str(folder / "*.jar")))]
+    return candidates
+
+
 def comet_jar(config: Config) -> Path | None:
     """The Comet jar for this Spark line in the configured jars (None where there is none,
     or where it is in a folder Spark puts on its class path itself)."""
-    own = jars_dir(config)
-    paths = list(_configured_jars(config))
-    if own is not None:
-        paths += [Path(p) for p in sorted(glob.glob(str(own / "*.jar")))]
-    return next((p for p in paths if JAR_PATTERNS["comet"].match(p.name) and p.exists()
+    return next((p for p, loaded_by_spark in _jar_candidates(config)
+                 if not loaded_by_spark and JAR_PATTERNS["comet"].match(p.name) and p.exists()
                  and _wrong_spark_line("comet", p) is None), None)
+
+
+def uses_delta_spark(config: Config, caps: Capabilities) -> bool:
+    """Whether the Delta tables go through delta-spark (its jar is there and
+    ``storage.backend`` is auto or delta-spark) rather than delta-rs."""
+    return caps.delta_spark and config.storage.backend in ("auto", "delta-spark")
 
 
 def accelerator_conf(config: Config, caps: Capabilities) -> dict[str, str]:
@@ -330,8 +339,7 @@ def build_conf(config: Config, caps: Capabilities, extra_jars: list[str]) -> dic
     jars = [j for j in config.spark.conf.get("spark.jars", "").split(",") if j] + extra_jars
     if jars:
         conf["spark.jars"] = ",".join(dict.fromkeys(jars))
-    use_delta_spark = caps.delta_spark and config.storage.backend in ("auto", "delta-spark")
-    if use_delta_spark:
+    if uses_delta_spark(config, caps):
         conf["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
         conf["spark.sql.catalog.spark_catalog"] = (
             "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -430,13 +438,18 @@ def temporary_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator
                 spark.conf.set(key, value)
 
 
+def comet_active(spark: SparkSession) -> bool:
+    """Whether ``spark`` was started with Comet's plugin (spark.accelerator took effect)."""
+    return COMET_PLUGIN in (spark.conf.get("spark.plugins", "") or "")
+
+
 @contextmanager
 def accelerator_off(spark: SparkSession) -> Iterator[None]:
     """Spark's own engine for the queries of the block where Comet is loaded (no change
     otherwise). Ingest uses it: its scratch copy keeps the raw text of lines that are not
     valid UTF-8 (they go to quarantine), and Comet's Parquet reader refuses such strings
     ("encountered non UTF-8 data"), where Spark reads them as they are."""
-    if COMET_PLUGIN not in (spark.conf.get("spark.plugins", "") or ""):
+    if not comet_active(spark):
         yield
         return
     with temporary_conf(spark, {"spark.comet.enabled": "false"}):

@@ -155,7 +155,8 @@ def ingest_source(
         landing.check_csv_headers(source, files)
     rules = rules_from_config(config, now)
     rows = _prepare(spark, store, config, source, files, run_id, now, rules)
-    with store.scratch(f"ingest-{source}") as scratch:
+    # Comet's Parquet reader refuses the scratch's raw text of non-UTF-8 lines: Spark's here
+    with accelerator_off(spark), store.scratch(f"ingest-{source}") as scratch:
         rows.write.mode("error").parquet(f"{scratch}/rows")  # the one pass over the files
         parsed_s = time.monotonic() - started
         result = _write_source(store, source, dates, spark.read.parquet(f"{scratch}/rows"),
@@ -352,9 +353,7 @@ def run_ingest_dates(ctx: StageContext, dates: list[dt.date]) -> StageResult:
     result.started_at = now.isoformat(timespec="seconds")
     result.details["dates"] = [d.isoformat() for d in dates]
     for source in INGEST_ORDER:
-        with accelerator_off(ctx.spark):  # Comet's reader refuses the scratch's raw bytes
-            counts = ingest_source(ctx.spark, ctx.store, ctx.config, source, dates,
-                                   ctx.run_id, now)
+        counts = ingest_source(ctx.spark, ctx.store, ctx.config, source, dates, ctx.run_id, now)
         result.details[source] = counts
         result.rows_in += counts["read"]
         result.rows_out += counts["written"]

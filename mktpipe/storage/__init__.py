@@ -34,7 +34,7 @@ __all__ = [
 
 def choose_backend(spark: SparkSession, config: Config) -> tuple[str, str]:
     """The storage backend to use and why."""
-    from mktpipe.session import capabilities
+    from mktpipe.session import capabilities, uses_delta_spark
 
     caps = capabilities(spark)
     wanted = config.storage.backend
@@ -46,7 +46,7 @@ def choose_backend(spark: SparkSession, config: Config) -> tuple[str, str]:
         )
     if wanted == "delta-rs":
         return "delta-rs", "storage.backend is delta-rs"
-    if caps.delta_spark:
+    if uses_delta_spark(config, caps):
         return "delta-spark", caps.reasons.get("delta_spark", "jar present")
     return "delta-rs", "embedded default (" + caps.reasons.get("delta_spark", "no Delta jar") + ")"
 
